@@ -1,0 +1,324 @@
+"""Colour classes: quantised a*b* bins, the one place that builds them and decodes them.
+
+Two presets:
+
+- ``seed104``: the first seed's 15x15 grid on normalised a*b* (``u = (ab + 128) / 255``), a value
+  in cell ``round(u_a * 14) * 15 + round(u_b * 14)``; 104 cells are kept and a 105th "no class"
+  bucket takes every other cell. The seed's list holds 105 cell numbers for its 105 output
+  channels; the 105th channel is the bucket, so its cell (190) falls in the bucket too. One centre definition serves encoder and decoder alike: cell
+  ``(i, j)`` has its centre at ``u = (i / 14, j / 14)``, the value the encoder rounds to. (The
+  seed's own decoder put it at ``i / 15 + 1/30``, up to half a cell away.)
+- ``zhang313``: Zhang et al.'s bins on an a*b* grid of 10: the 313 grid points closest to the
+  a*b* projection of the sRGB gamut. Every cell that an sRGB colour falls in is among them; the
+  rest widen the rim by up to 13.25 units, so a net can still say "as saturated as possible".
+
+Every model, metric and app decodes a distribution over bins with :meth:`ColorBins.decode`,
+the annealed mean of Zhang et al.: ``softmax(logits / T)`` then the expectation of the centres;
+T -> 0 gives the mode, T = 1 the mean. The first seed's temperature t (bigger is sharper) is
+T = 1 / t here.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable
+
+import torch
+
+from colorizer.lab import ab_to_unit, rgb_to_lab
+
+SEED104_CELLS = (
+    25, 26, 27, 40, 41, 42, 51, 52, 53, 54, 55, 56, 57, 64, 65, 66, 67, 68, 69, 70, 71, 72, 79,
+    80, 81, 82, 83, 84, 85, 86, 87, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 108, 109, 110,
+    111, 112, 113, 114, 115, 116, 117, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 136,
+    137, 138, 139, 140, 141, 142, 143, 144, 145, 146, 147, 150, 151, 152, 153, 154, 155, 156,
+    157, 158, 159, 160, 165, 166, 167, 168, 169, 170, 171, 172, 173, 174, 175, 180, 182, 183,
+    184, 185, 186, 187, 188, 189, 190,
+)  # fmt: skip
+
+# Resolution of the lookup tables that map a*b* to classes: one table cell per Lab unit over
+# [-128, 128). Encoding a pixel is then a single gather, whatever the number of bins.
+_LUT_MIN = -128.0
+_LUT_SIZE = 256
+
+
+class ColorBins:
+    """A set of a*b* bin centres, optionally with a "no class" bucket.
+
+    Args:
+        centers: (Q, 2) a*b* centres in Lab units. For a set with a null bucket, its row is
+            ignored by decoding and soft encoding.
+        name: preset name, recorded in checkpoints.
+        null_index: index of the "no class" bucket, or None.
+        cell_to_class: for seed104-style grids, the (225,) class of each cell of the 15x15 grid
+            on normalised a*b*; hard encoding is then the seed's exact rounding rule instead of
+            nearest-centre.
+    """
+
+    def __init__(
+        self,
+        centers: torch.Tensor,
+        name: str = "custom",
+        null_index: int | None = None,
+        cell_to_class: torch.Tensor | None = None,
+    ) -> None:
+        centers = torch.as_tensor(centers, dtype=torch.float32).detach().cpu()
+        if centers.dim() != 2 or centers.shape[1] != 2 or len(centers) < 2:
+            raise ValueError(
+                f"centers must have shape (Q, 2) with Q >= 2; got {tuple(centers.shape)}"
+            )
+        if null_index is not None and not 0 <= null_index < len(centers):
+            raise ValueError(f"null_index {null_index} is outside 0..{len(centers) - 1}")
+        self.centers = centers
+        self.name = name
+        self.null_index = null_index
+        self._cell_to_class = (
+            None if cell_to_class is None else torch.as_tensor(cell_to_class).long()
+        )
+        self._device_cache: dict[tuple[str, torch.dtype], dict[str, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_centers(cls, centers: torch.Tensor, name: str = "custom") -> ColorBins:
+        return cls(centers, name=name)
+
+    def to_dict(self) -> dict:
+        """Tensors and primitives only, so a checkpoint loads with weights_only=True."""
+        d = {"name": self.name, "centers": self.centers.clone(), "null_index": self.null_index}
+        if self._cell_to_class is not None:
+            d["cell_to_class"] = self._cell_to_class.clone()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ColorBins:
+        if d.get("name") in PRESETS:
+            preset = get_bins(d["name"])
+            if torch.equal(preset.centers, torch.as_tensor(d["centers"], dtype=torch.float32)):
+                return preset
+        return cls(d["centers"], name=d.get("name", "custom"), null_index=d.get("null_index"),
+                   cell_to_class=d.get("cell_to_class"))  # fmt: skip
+
+    def __repr__(self) -> str:
+        null = f", null_index={self.null_index}" if self.null_index is not None else ""
+        return f"ColorBins(name={self.name!r}, num_classes={self.num_classes}{null})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ColorBins)
+            and self.null_index == other.null_index
+            and torch.equal(self.centers, other.centers)
+        )
+
+    __hash__ = None  # mutable-ish tensors inside; compare by value only
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.centers)
+
+    @property
+    def colour_mask(self) -> torch.Tensor:
+        """(Q,) bool: True for real colours, False for the null bucket."""
+        mask = torch.ones(self.num_classes, dtype=torch.bool)
+        if self.null_index is not None:
+            mask[self.null_index] = False
+        return mask
+
+    # ------------------------------------------------------------------ lookup tables
+    @functools.cached_property
+    def _lut_knn(self) -> torch.Tensor:
+        # (256, 256, K_MAX): the K_MAX nearest real centres of every integer a*b* point. A pixel
+        # is at most 0.5 units from its table point, so for well-separated bins the set of its k
+        # nearest centres is the table's; the weights below use exact distances.
+        return self._nearest_table(min(20, int(self.colour_mask.sum())))
+
+    def _nearest_table(self, k: int) -> torch.Tensor:
+        grid = torch.arange(_LUT_SIZE, dtype=torch.float32) + _LUT_MIN
+        pts = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).view(-1, 2)
+        d = torch.cdist(pts, self.centers)  # (65536, Q)
+        d[:, ~self.colour_mask] = float("inf")
+        idx = d.topk(k, dim=1, largest=False).indices  # (65536, k), nearest first
+        return idx.view(_LUT_SIZE, _LUT_SIZE, k)
+
+    def _on(
+        self, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> dict[str, torch.Tensor]:
+        key = (str(device), dtype)
+        if key not in self._device_cache:
+            self._device_cache[key] = {
+                "centers": self.centers.to(device, dtype),
+                "mask": self.colour_mask.to(device),
+            }
+        return self._device_cache[key]
+
+    @staticmethod
+    def _lut_index(ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ij = (ab - _LUT_MIN).round().long().clamp_(0, _LUT_SIZE - 1)
+        return ij[:, 0], ij[:, 1]
+
+    # ------------------------------------------------------------------ encoding
+    def encode_hard(self, ab: torch.Tensor) -> torch.Tensor:
+        """(B, 2, H, W) a*b* -> (B, H, W) int64 class of each pixel."""
+        _check_ab(ab)
+        if self._cell_to_class is not None:
+            g = torch.round(ab_to_unit(ab.float()).clamp(0, 1) * 14).long()  # (B, 2, H, W)
+            return self._cell_to_class.to(ab.device)[g[:, 0] * 15 + g[:, 1]]
+        idx, _ = self._nearest(ab, 1)
+        return idx[..., 0]
+
+    def _nearest(self, ab: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k nearest real centres of every pixel, exactly: candidates come from the table at
+        the pixel's integer point (4 spare ones cover ties and the 0.5-unit rounding), exact
+        squared distances pick among them. Returns (B, H, W, k) indices and squared distances."""
+        table = self._lut_knn
+        ia, ib = self._lut_index(ab)
+        cand = table.to(ab.device)[ia, ib, : min(k + 4, table.shape[-1])]  # (B, H, W, k+4)
+        centers = self._on(ab.device)["centers"]
+        d2 = (centers[cand] - ab.float().permute(0, 2, 3, 1).unsqueeze(-2)).pow(2).sum(-1)
+        d2, order = d2.topk(k, dim=-1, largest=False)  # (B, H, W, k)
+        return cand.gather(-1, order), d2
+
+    def encode_soft(self, ab: torch.Tensor, k: int = 5, sigma: float = 5.0) -> torch.Tensor:
+        """(B, 2, H, W) a*b* -> (B, Q, H, W) soft targets: the k nearest centres weighted by a
+        Gaussian of their distance (Zhang et al.: k = 5, sigma = 5), summing to 1 per pixel."""
+        _check_ab(ab)
+        if not 1 <= k <= self._lut_knn.shape[-1] - 4:
+            raise ValueError(f"k must be in 1..{self._lut_knn.shape[-1] - 4}; got {k}")
+        nn_idx, d2 = self._nearest(ab, k)  # (B, H, W, k)
+        w = torch.softmax(-d2 / (2.0 * sigma * sigma), dim=-1)
+        B, _, H, W = ab.shape
+        out = ab.new_zeros((B, H, W, self.num_classes), dtype=torch.float32)
+        out.scatter_(-1, nn_idx, w)
+        return out.permute(0, 3, 1, 2)  # (B, Q, H, W)
+
+    # ------------------------------------------------------------------ decoding
+    def probabilities(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """The annealed distribution softmax(logits / T) over real colours, (B, Q, H, W).
+
+        T <= 0 (or tiny) gives the one-hot mode. The null bucket, if any, gets zero mass.
+        """
+        _check_logits(logits, self.num_classes)
+        x = logits.float()
+        mask = self._on(x.device)["mask"].view(1, -1, 1, 1)
+        x = x.masked_fill(~mask, float("-inf"))
+        if temperature <= 1e-4:
+            idx = x.argmax(dim=1, keepdim=True)
+            return torch.zeros_like(x).scatter_(1, idx, 1.0)
+        return torch.softmax(x / temperature, dim=1)
+
+    def decode(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """THE decode: (B, Q, H, W) logits -> (B, 2, H, W) a*b*, annealed mean at temperature T."""
+        p = self.probabilities(logits, temperature)
+        centers = self._on(p.device)["centers"]
+        return torch.einsum("bqhw,qc->bchw", p, centers)  # (B, 2, H, W)
+
+    def entropy(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, Q, H, W) logits -> (B, H, W) entropy of softmax(logits) over real colours,
+        divided by log(number of colours) so that 0 is certain and 1 is uniform."""
+        p = self.probabilities(logits, 1.0)
+        logp = torch.log(p.clamp_min(1e-12))
+        n = int(self._on(p.device)["mask"].sum())
+        return -(p * logp).sum(1) / math.log(n)
+
+
+def _check_ab(ab: torch.Tensor) -> None:
+    if ab.dim() != 4 or ab.shape[1] != 2:
+        raise ValueError(f"ab must have shape (B, 2, H, W); got {tuple(ab.shape)}")
+
+
+def _check_logits(logits: torch.Tensor, q: int) -> None:
+    if logits.dim() != 4 or logits.shape[1] != q:
+        raise ValueError(f"logits must have shape (B, {q}, H, W); got {tuple(logits.shape)}")
+
+
+# ---------------------------------------------------------------------- presets
+def _seed104() -> ColorBins:
+    ij = torch.tensor(SEED104_CELLS[:104])  # the 105th listed slot is the null bucket
+    unit = torch.stack([ij // 15, ij % 15], -1).float() / 14.0  # centre = what round(u*14) hits
+    centers = torch.cat([unit * 255.0 - 128.0, torch.zeros(1, 2)])  # (105, 2), null last
+    # Hard encoding exactly as the seed's code: round(u * 14) on each axis, unkept cells -> null.
+    cell_to_class = torch.full((225,), 104, dtype=torch.long)
+    cell_to_class[ij] = torch.arange(104)
+    return ColorBins(centers, name="seed104", null_index=104, cell_to_class=cell_to_class)
+
+
+def srgb_gamut_ab(steps: int = 129) -> torch.Tensor:
+    """(N, 2) a*b* of points on the surface of the sRGB cube: its a*b* projection covers the
+    whole gamut's projection, at a fraction of the cost of sampling the solid cube."""
+    v = torch.linspace(0, 1, steps)
+    u, w = torch.meshgrid(v, v, indexing="ij")
+    u, w = u.reshape(-1), w.reshape(-1)
+    faces = []
+    for axis in range(3):
+        for value in (0.0, 1.0):
+            cols = [u, w]
+            cols.insert(axis, torch.full_like(u, value))
+            faces.append(torch.stack(cols, 0))
+    rgb = torch.cat(faces, 1).view(3, 1, -1)  # (3, 1, N)
+    return rgb_to_lab(rgb)[1:].reshape(2, -1).T  # (N, 2)
+
+
+def _zhang313() -> ColorBins:
+    g = torch.arange(-110, 111, 10, dtype=torch.float32)
+    grid = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).view(-1, 2)  # (529, 2)
+    dist = torch.cdist(grid, srgb_gamut_ab()).min(1).values  # distance to the gamut
+    keep = dist.argsort()[:313].sort().values  # grid order: a major, b minor
+    return ColorBins(grid[keep], name="zhang313")
+
+
+PRESETS = {"seed104": _seed104, "zhang313": _zhang313}
+
+
+@functools.cache
+def get_bins(name: str) -> ColorBins:
+    """A preset by name (built once per process)."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown bins {name!r}; presets: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+# ---------------------------------------------------------------------- prior and weights
+def class_prior(bins: ColorBins, ab_batches: Iterable[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+    """Empirical class distribution (Q,) of the pixels of an iterable of (B, 2, H, W) a*b*."""
+    if isinstance(ab_batches, torch.Tensor):
+        ab_batches = [ab_batches]
+    counts = torch.zeros(bins.num_classes, dtype=torch.float64)
+    for ab in ab_batches:
+        cls = bins.encode_hard(ab).flatten()
+        counts += torch.bincount(cls, minlength=bins.num_classes).double().cpu()
+    total = counts.sum()
+    if total == 0:
+        raise ValueError("class_prior got no pixels")
+    return (counts / total).float()
+
+
+def smooth_prior(prior: torch.Tensor, bins: ColorBins, sigma: float) -> torch.Tensor:
+    """Gaussian smoothing of a prior over the a*b* plane (Zhang et al.: sigma = 5)."""
+    if sigma <= 0:
+        return prior
+    c = bins.centers
+    kernel = torch.exp(-torch.cdist(c, c).pow(2) / (2 * sigma * sigma))  # (Q, Q)
+    mask = bins.colour_mask
+    kernel = kernel * mask.view(1, -1) * mask.view(-1, 1)  # the null bucket smooths with nothing
+    if bins.null_index is not None:
+        kernel[bins.null_index, bins.null_index] = 1.0
+    kernel = kernel / kernel.sum(0, keepdim=True)  # each class spreads its mass, keeps the total
+    return kernel @ prior.float()
+
+
+def rebalance_weights(
+    prior: torch.Tensor, lam: float = 0.5, sigma: float = 5.0, bins: ColorBins | None = None
+) -> torch.Tensor:
+    """Class weights w_q proportional to 1 / ((1 - lam) p_q + lam / Q), scaled so E_p[w] = 1.
+
+    lam = 1 gives uniform weights (no rebalancing), lam = 0 the inverse prior. The prior is
+    smoothed with a Gaussian of ``sigma`` over the bin centres first when ``bins`` is given.
+    """
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1]; got {lam}")
+    p = prior.float()
+    if bins is not None:
+        p = smooth_prior(p, bins, sigma)
+    q = len(p)
+    w = 1.0 / ((1.0 - lam) * p + lam / q).clamp_min(1e-12)
+    return w / (p * w).sum()

@@ -1,0 +1,121 @@
+"""sRGB <-> CIELAB (D65, 2 degree observer) in torch, batched, on any device.
+
+Matches ``skimage.color.rgb2lab`` / ``lab2rgb`` to a few hundredths of a Lab unit in float32.
+Tensors keep their channels at dim -3: RGB (..., 3, H, W) in [0, 1]; Lab (..., 3, H, W) with
+L in [0, 100] and a*, b* in Lab units (roughly -128..127).
+"""
+
+from __future__ import annotations
+
+import torch
+
+# sRGB primaries -> XYZ (the matrix skimage uses), and the D65 white point.
+_XYZ_FROM_RGB = torch.tensor(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ],
+    dtype=torch.float64,
+)
+_RGB_FROM_XYZ = torch.linalg.inv(_XYZ_FROM_RGB)
+_WHITE_D65 = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
+
+# CIE constants, written as skimage writes them so that both agree at the knee of each curve.
+_EPS = 0.008856
+_KAPPA = 7.787
+_F_KNEE = 0.2068966
+
+
+def _mix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Apply a 3x3 colour matrix over the channel dim (-3) without moving channels last."""
+    m = m.to(device=x.device, dtype=x.dtype)
+    # (..., 3, H, W) -> (..., 3, H, W): out[c] = sum_k m[c, k] * x[k]
+    return torch.einsum("ck,...khw->...chw", m, x)
+
+
+def _check(x: torch.Tensor, name: str) -> None:
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise ValueError(f"{name} must have shape (..., 3, H, W); got {tuple(x.shape)}")
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1], (..., 3, H, W) -> CIELAB (..., 3, H, W)."""
+    _check(rgb, "rgb")
+    if not rgb.is_floating_point():
+        raise TypeError("rgb_to_lab expects a float tensor in [0, 1]")
+    rgb = rgb.clamp(0.0, 1.0)
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
+    xyz = _mix(_XYZ_FROM_RGB, linear)
+    xyz = xyz / _WHITE_D65.to(xyz.device, xyz.dtype).view(3, 1, 1)
+    f = torch.where(xyz > _EPS, xyz.clamp_min(_EPS).pow(1.0 / 3.0), _KAPPA * xyz + 16.0 / 116.0)
+    fx, fy, fz = f.unbind(-3)
+    L = 116.0 * fy - 16.0
+    a = 500.0 * (fx - fy)
+    b = 200.0 * (fy - fz)
+    return torch.stack([L, a, b], dim=-3)
+
+
+def _lab_to_linear(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
+    """Linear (unclipped) sRGB of L, a, b stacked along ``dim``."""
+    fy = (L + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = (fy - b / 200.0).clamp_min(0.0)  # skimage's rule: negative Z is set to zero
+    f = torch.stack([fx, fy, fz], dim=dim)
+    xyz = torch.where(f > _F_KNEE, f.pow(3), (f - 16.0 / 116.0) / _KAPPA)
+    shape = [1] * xyz.dim()
+    shape[dim] = 3
+    xyz = xyz * _WHITE_D65.to(xyz.device, xyz.dtype).view(shape)
+    if dim == -1:
+        m = _RGB_FROM_XYZ.to(xyz.device, xyz.dtype)
+        return xyz @ m.T
+    return _mix(_RGB_FROM_XYZ, xyz)
+
+
+def lab_to_rgb(lab: torch.Tensor, gamut: str = "chroma") -> torch.Tensor:
+    """CIELAB (..., 3, H, W) -> sRGB in [0, 1].
+
+    L is clamped to [0, 100]. Colours outside the sRGB gamut are brought inside by
+    ``gamut="chroma"`` (default): their chroma is scaled down (bisection, a few steps) until they
+    fit, which keeps each pixel's lightness and hue, so a colorized photo keeps the L it was
+    given and black stays black whatever a*b* a model predicted. ``gamut="clip"`` clips each RGB
+    channel as skimage does. Pixels already in gamut get the same value either way.
+    """
+    _check(lab, "lab")
+    if gamut not in ("chroma", "clip"):
+        raise ValueError(f"gamut must be 'chroma' or 'clip'; got {gamut!r}")
+    L, a, b = lab.unbind(-3)
+    L = L.clamp(0.0, 100.0)
+    linear = _lab_to_linear(L, a, b, dim=-3)
+    if gamut == "chroma":
+        tol = 1e-4
+        out = ((linear < -tol) | (linear > 1 + tol)).any(dim=-3)  # (..., H, W)
+        if bool(out.any()):
+            Lo, ao, bo = L[out], a[out], b[out]  # (N,) each: only the offending pixels
+            lo = torch.zeros_like(Lo)  # chroma scale known to fit (grey always does)
+            hi = torch.ones_like(Lo)  # chroma scale known not to fit
+            for _ in range(14):  # 2^-14 of the chroma: far below one Lab unit
+                mid = (lo + hi) / 2
+                lin = _lab_to_linear(Lo, ao * mid, bo * mid, dim=-1)  # (N, 3)
+                fits = ((lin >= -tol) & (lin <= 1 + tol)).all(-1)
+                lo = torch.where(fits, mid, lo)
+                hi = torch.where(fits, hi, mid)
+            linear.movedim(-3, -1)[out] = _lab_to_linear(Lo, ao * lo, bo * lo, dim=-1)
+    linear = linear.clamp(0.0, 1.0)
+    rgb = torch.where(linear > 0.0031308, 1.055 * linear.pow(1.0 / 2.4) - 0.055, 12.92 * linear)
+    return rgb.clamp(0.0, 1.0)
+
+
+def rgb_to_l(rgb: torch.Tensor) -> torch.Tensor:
+    """Lightness L in [0, 100] of sRGB (..., 3, H, W) -> (..., 1, H, W)."""
+    return rgb_to_lab(rgb)[..., :1, :, :]
+
+
+def ab_to_unit(ab: torch.Tensor) -> torch.Tensor:
+    """a*b* in Lab units -> the seeds' [0, 1] scaling, (ab + 128) / 255."""
+    return (ab + 128.0) / 255.0
+
+
+def ab_from_unit(unit: torch.Tensor) -> torch.Tensor:
+    """The seeds' [0, 1] scaling -> a*b* in Lab units."""
+    return unit * 255.0 - 128.0

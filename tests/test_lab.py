@@ -1,0 +1,116 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from skimage import color, data
+
+from colorizer.lab import ab_from_unit, ab_to_unit, lab_to_rgb, rgb_to_l, rgb_to_lab
+
+
+def _to_chw(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1).float()
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_rgb_to_lab_matches_skimage_on_real_photos(name):
+    rgb = getattr(data, name)() / 255.0
+    ours = rgb_to_lab(_to_chw(rgb)).permute(1, 2, 0).numpy()
+    assert np.abs(ours - color.rgb2lab(rgb)).max() < 0.05
+
+
+def test_rgb_to_lab_matches_skimage_on_random_and_extreme_colours():
+    rng = np.random.default_rng(0)
+    rgb = rng.random((40, 50, 3))
+    rgb[0, :8] = [
+        [0, 0, 0],
+        [1, 1, 1],
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+        [1, 1, 0],
+        [0, 1, 1],
+        [1, 0, 1],
+    ]
+    rgb[1, :5] = np.array([0.04045, 0.0031308, 1e-4, 0.5, 0.999])[:, None]  # near the knees
+    ours = rgb_to_lab(_to_chw(rgb)).permute(1, 2, 0).numpy()
+    assert np.abs(ours - color.rgb2lab(rgb)).max() < 0.05
+
+
+def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
+    rng = np.random.default_rng(1)
+    lab = np.stack(
+        [rng.random((32, 32)) * 100, rng.normal(0, 60, (32, 32)), rng.normal(0, 60, (32, 32))], -1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skimage warns about the negative Z it clips
+        ref = color.lab2rgb(lab)
+    ours = lab_to_rgb(_to_chw(lab), gamut="clip").permute(1, 2, 0).numpy()
+    assert ours.min() >= 0 and ours.max() <= 1
+    assert np.abs(ours - ref).max() < 1e-3
+    # the default gamut mapping changes only the colours skimage had to clip
+    mapped = lab_to_rgb(_to_chw(lab)).permute(1, 2, 0).numpy()
+    in_gamut = np.abs(color.rgb2lab(ref) - lab).max(-1) < 0.05
+    assert 0 < in_gamut.sum() < in_gamut.size
+    assert np.abs(mapped - ref)[in_gamut].max() < 1e-3
+
+
+def test_chroma_gamut_mapping_keeps_lightness_and_hue():
+    rng = np.random.default_rng(2)
+    lab = torch.stack(
+        [
+            torch.from_numpy(rng.random((24, 24)) * 100),
+            *torch.from_numpy(rng.normal(0, 90, (2, 24, 24))),
+        ]
+    ).float()
+    back = rgb_to_lab(lab_to_rgb(lab))
+    assert (back[0] - lab[0]).abs().max() < 0.2  # lightness kept
+    chroma_in = lab[1:].norm(dim=0)
+    chroma_out = back[1:].norm(dim=0)
+    assert (chroma_out <= chroma_in + 0.2).all()  # chroma only ever reduced
+    coloured = chroma_out > 5
+    cos = (lab[1:] * back[1:]).sum(0)[coloured] / (chroma_in * chroma_out)[coloured]
+    assert cos.min() > 0.99  # hue kept
+
+
+def test_round_trip_and_batching():
+    rgb = torch.rand(2, 3, 3, 16, 16)  # two leading batch dims
+    lab = rgb_to_lab(rgb)
+    assert lab.shape == rgb.shape
+    assert torch.allclose(lab_to_rgb(lab), rgb, atol=2e-4)
+    assert torch.allclose(rgb_to_l(rgb), lab[..., :1, :, :])
+    # per-image conversion equals batched conversion
+    assert torch.allclose(rgb_to_lab(rgb[1, 2]), lab[1, 2], atol=1e-5)
+
+
+def test_extreme_lab_is_clipped_sensibly():
+    lab = torch.tensor([[-10.0, 0, 0], [150.0, 0, 0], [50.0, 500, -500], [0.0, 80, 80]]).T
+    rgb = lab_to_rgb(lab.view(3, 4, 1))
+    assert torch.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
+    assert torch.allclose(rgb[:, 0], torch.zeros(3))  # L below 0 stays black
+    assert torch.allclose(rgb[:, 1], torch.ones(3), atol=1e-5)  # L above 100 stays white
+    assert torch.allclose(
+        rgb[:, 3], torch.zeros(3), atol=3e-3
+    )  # L = 0 is black (< one 8-bit step) whatever a*b*
+
+
+def test_unit_scaling_round_trip():
+    ab = torch.tensor([-128.0, 0.0, 127.0])
+    assert torch.allclose(ab_to_unit(ab), torch.tensor([0.0, 128 / 255, 1.0]))
+    assert torch.allclose(ab_from_unit(ab_to_unit(ab)), ab)
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError, match="3, H, W"):
+        rgb_to_lab(torch.rand(4, 16, 16))
+    with pytest.raises(TypeError):
+        rgb_to_lab(torch.randint(0, 255, (3, 4, 4)))
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu():
+    rgb = torch.rand(2, 3, 64, 64)
+    cpu = rgb_to_lab(rgb)
+    gpu = rgb_to_lab(rgb.cuda()).cpu()
+    assert torch.allclose(cpu, gpu, atol=1e-3)
+    assert torch.allclose(lab_to_rgb(cpu), lab_to_rgb(cpu.cuda()).cpu(), atol=1e-4)
