@@ -1,0 +1,397 @@
+"""Inference: a loaded model that colorizes photos of any size, one or a whole folder.
+
+    colorizer = Colorizer("eccv16")                 # a registry name, a checkpoint path or a module
+    rgb = colorizer.colorize("photo.jpg")           # PIL RGB, same size as the input
+    rgb, u = colorizer.colorize(img, temperature=0.2, return_uncertainty=True)
+    report = colorize_many(colorizer, ["folder/"], "out/")
+
+The pipeline is Zhang et al.'s: the network sees the photo resized to its ``input_size``
+(bicubic on RGB, then L), predicts a*b* at low resolution, and the a*b* are upsampled
+(bilinear) to the ORIGINAL size and joined with the original full-resolution L. So the output
+keeps every detail of the input's lightness whatever the network's resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from tqdm.auto import tqdm
+
+from colorizer.imageio import ImageError, ImageSource, list_images, load_image, to_tensor
+from colorizer.lab import ab_from_unit, lab_to_rgb, rgb_to_lab
+
+log = logging.getLogger(__name__)
+
+# Full-resolution Lab work is done in horizontal strips of about this many pixels, so a 12 MP
+# (or 80 MP) photo never needs more than a few tens of MB of float temporaries at once.
+STRIP_PIXELS = 2_000_000
+
+GRAY = "gray"  # the built-in floor: a*b* = 0 everywhere
+
+
+class GrayModel(nn.Module):
+    """The "no colour" baseline: predicts a*b* = 0 (the input's own grey) for every pixel.
+
+    A regression model in the project's contract, so evaluation and the CLI treat it like any
+    other; it is the floor every trained model has to beat.
+    """
+
+    def __init__(self, input_size: tuple[int, int] = (256, 256)) -> None:
+        super().__init__()
+        self.kind = "regression"
+        self.bins = None
+        self.input_size = tuple(input_size)
+        self.default_temperature = 1.0
+        self.arch_name = GRAY
+        self.arch_args: dict[str, Any] = {"input_size": self.input_size}
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        # unit scaling: ab_from_unit(128 / 255) = 0
+        return torch.full_like(L, 128.0 / 255.0).expand(-1, 2, -1, -1)
+
+
+def resolve_temperature(model: nn.Module, temperature: float | None) -> float:
+    """The temperature to decode with: the given one, else the model's default; checked > 0."""
+    t = float(getattr(model, "default_temperature", 1.0) if temperature is None else temperature)
+    if not np.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be a positive number; got {temperature}")
+    return t
+
+
+def output_to_ab(
+    model: nn.Module, out: torch.Tensor, temperature: float | None = None
+) -> torch.Tensor:
+    """A model's raw output -> a*b* in Lab units, (B, 2, h, w), float32.
+
+    classification: ``model.bins.decode(logits, T)`` (annealed mean); regression: the output is
+    in the seeds' unit scaling, ``ab_from_unit``.
+    """
+    kind = getattr(model, "kind", None)
+    if kind == "classification":
+        return model.bins.decode(out.float(), resolve_temperature(model, temperature))
+    if kind == "regression":
+        if out.dim() != 4 or out.shape[1] != 2:
+            raise ValueError(f"regression output must be (B, 2, h, w); got {tuple(out.shape)}")
+        return ab_from_unit(out.float())
+    raise ValueError(f"model.kind must be 'classification' or 'regression'; got {kind!r}")
+
+
+def predict_ab(model: nn.Module, L: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+    """THE prediction step shared by inference, training and evaluation.
+
+    L: (B, 1, H, W) lightness in [0, 100] at the model's working size -> (B, 2, h, w) a*b* in
+    Lab units (h, w = the model's output size, possibly smaller than H, W). Runs under the
+    caller's grad mode.
+    """
+    return output_to_ab(model, model(L), temperature)
+
+
+def resize_rows(x: torch.Tensor, r0: int, r1: int, out_h: int) -> torch.Tensor:
+    """Rows r0..r1 of a bilinear (align_corners=False) resize of ``x`` (C, h, W) to height out_h.
+
+    Exactly what ``F.interpolate(mode="bilinear")`` computes along the height, for a strip of
+    rows only: combined with a width-only interpolate first it lets a 12 MP a*b* map be built
+    strip by strip instead of all at once.
+    """
+    h = x.shape[-2]
+    scale = h / out_h
+    dst = torch.arange(r0, r1, device=x.device, dtype=torch.float64)
+    src = ((dst + 0.5) * scale - 0.5).clamp_min(0.0)
+    y0 = src.floor().long().clamp_max(h - 1)
+    y1 = (y0 + 1).clamp_max(h - 1)
+    lam = (src - y0.double()).to(x.dtype).view(1, -1, 1)
+    return x[:, y0] * (1.0 - lam) + x[:, y1] * lam  # (C, r1 - r0, W)
+
+
+@dataclass
+class Prediction:
+    """What the network said about one photo at its working resolution."""
+
+    ab: torch.Tensor  # (1, 2, h, w) Lab units
+    logits: torch.Tensor | None  # (1, Q, h, w) for classification models
+
+
+class Colorizer:
+    """A model loaded once, in eval mode, on the best device, ready to colorize photos.
+
+    Args:
+        model: a registry name (its weights are loaded), a checkpoint path, an ``nn.Module``
+            following the model contract, or ``"gray"`` (a*b* = 0 baseline).
+        device: "cpu", "cuda", ... (default: CUDA when present). CUDA runs under autocast fp16.
+        temperature: default decoding temperature for this colorizer (default: the model's).
+        weights_dir: where registry weights are looked up (default: weights/ or
+            $COLORIZER_WEIGHTS_DIR).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | nn.Module,
+        device: str | torch.device | None = None,
+        temperature: float | None = None,
+        weights_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model, self.name = load_model(model, weights_dir=weights_dir)
+        for attr in ("kind", "input_size"):
+            if not hasattr(self.model, attr):
+                raise ValueError(f"model {self.name} lacks the '{attr}' attribute of the contract")
+        self.model.to(self.device).eval()
+        self.temperature = (
+            None if temperature is None else resolve_temperature(self.model, temperature)
+        )
+        log.info("colorizer %s (%s) on %s", self.name, self.model.kind, self.device)
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    @property
+    def default_temperature(self) -> float:
+        return resolve_temperature(self.model, self.temperature)
+
+    # ------------------------------------------------------------------ the network
+    @torch.inference_mode()
+    def predict(self, L: torch.Tensor, temperature: float | None = None) -> Prediction:
+        """(B, 1, H, W) L at the working size -> a*b* (and logits) at the network's output size."""
+        L = L.to(self.device)
+        t = self.temperature if temperature is None else temperature
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
+            out = self.model(L)
+        out = out.float()  # decode in float32: softmax over 313 bins at fp16 loses the tails
+        ab = output_to_ab(self.model, out, t)
+        return Prediction(ab=ab, logits=out if self.model.kind == "classification" else None)
+
+    def working_l(self, img: Image.Image) -> torch.Tensor:
+        """The network's input for a photo: RGB resized (bicubic) to input_size, then L.
+
+        (1, 1, h, w). Resizing RGB and then taking L, as Zhang et al. do, rather than
+        resizing L: the two differ where colours meet.
+        """
+        h, w = self.model.input_size
+        small = img if img.size == (w, h) else img.resize((w, h), Image.Resampling.BICUBIC)
+        rgb = to_tensor(small).unsqueeze(0).to(self.device)  # (1, 3, h, w)
+        return rgb_to_lab(rgb)[:, :1]
+
+    # ------------------------------------------------------------------ full pipeline
+    @torch.inference_mode()
+    def colorize(
+        self,
+        image: ImageSource,
+        temperature: float | None = None,
+        return_uncertainty: bool = False,
+    ) -> Image.Image | tuple[Image.Image, np.ndarray | None]:
+        """Colorize one photo of any mode and size; returns an RGB PIL image of the same size.
+
+        With ``return_uncertainty`` also returns (H, W) float32 in [0, 1]: the normalised
+        entropy of the predicted colour distribution, upsampled to full size (None for
+        regression models, which predict no distribution).
+        """
+        img = load_image(image)
+        t = None if temperature is None else resolve_temperature(self.model, temperature)
+        pred = self.predict(self.working_l(img), t)
+        out = self.compose(img, pred.ab[0])
+        if not return_uncertainty:
+            return out
+        if pred.logits is None:
+            return out, None
+        ent = self.model.bins.entropy(pred.logits)  # (1, h, w)
+        return out, upsample_map(ent, img.size[1], img.size[0])
+
+    def compose(self, img: Image.Image, ab: torch.Tensor) -> Image.Image:
+        """Join the full-resolution L of ``img`` with ``ab`` (2, h, w) upsampled to its size."""
+        width, height = img.size
+        # Width first, once, on the small map: (2, h, w) -> (2, h, W). Rows follow per strip.
+        abw = F.interpolate(
+            ab[None].float(), size=(ab.shape[-2], width), mode="bilinear", align_corners=False
+        )[0]
+        src = np.array(img, dtype=np.uint8)  # (H, W, 3), writable for torch.from_numpy
+        out = np.empty_like(src)
+        rows = max(1, STRIP_PIXELS // width)
+        for r0 in range(0, height, rows):
+            r1 = min(height, r0 + rows)
+            rgb = torch.from_numpy(src[r0:r1]).to(self.device).permute(2, 0, 1).float().div_(255.0)
+            lab = rgb_to_lab(rgb)  # (3, r, W)
+            lab[1:] = resize_rows(abw, r0, r1, height)  # keep L, replace a*b*
+            strip = lab_to_rgb(lab).mul_(255.0).round_().to(torch.uint8)  # (3, r, W)
+            out[r0:r1] = strip.permute(1, 2, 0).cpu().numpy()
+        return Image.fromarray(out, "RGB")
+
+
+def upsample_map(m: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """(1, h, w) map -> (height, width) float32 numpy, bilinear, clipped to [0, 1]."""
+    mw = F.interpolate(
+        m[None].float(), size=(m.shape[-2], width), mode="bilinear", align_corners=False
+    )[0]
+    out = np.empty((height, width), dtype=np.float32)
+    rows = max(1, STRIP_PIXELS // width)
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        out[r0:r1] = resize_rows(mw, r0, r1, height)[0].clamp_(0.0, 1.0).cpu().numpy()
+    return out
+
+
+def uncertainty_image(u: np.ndarray, cmap: str = "magma") -> Image.Image:
+    """(H, W) uncertainty in [0, 1] -> colour-mapped RGB image (dark = confident)."""
+    import matplotlib
+
+    if u.ndim != 2:
+        raise ValueError(f"uncertainty map must be (H, W); got {u.shape}")
+    lut = (matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).round()
+    idx = (np.clip(np.nan_to_num(u), 0.0, 1.0) * 255.0).round().astype(np.intp)
+    return Image.fromarray(lut.astype(np.uint8)[idx], "RGB")
+
+
+def load_model(
+    model: str | os.PathLike | nn.Module, weights_dir: str | os.PathLike | None = None
+) -> tuple[nn.Module, str]:
+    """(module, display name) for a registry name, a checkpoint path, "gray" or a module."""
+    if isinstance(model, nn.Module):
+        return model, str(getattr(model, "arch_name", type(model).__name__))
+    if model == GRAY:
+        return GrayModel(), GRAY
+    from colorizer.models import ModelError, create_model, list_models
+
+    spec = os.fspath(model)
+    if spec in list_models():
+        return create_model(spec, pretrained=True, weights_dir=weights_dir), spec
+    path = Path(spec)
+    if path.is_file() or path.suffix in (".pt", ".pth"):
+        from colorizer.checkpoint import load_checkpoint
+
+        loaded, _meta = load_checkpoint(path)
+        return loaded, path.stem
+    raise ModelError(
+        f"unknown model {spec!r}: not a registered model ({', '.join(list_models())}, {GRAY}) "
+        "nor a checkpoint file"
+    )
+
+
+# ---------------------------------------------------------------------- folders
+@dataclass
+class ColorizeReport:
+    """What colorize_many did: (input, output) pairs written and (input, reason) pairs skipped."""
+
+    done: list[tuple[Path, Path]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return f"{len(self.done)} colorized, {len(self.skipped)} skipped in {self.seconds:.1f} s"
+
+
+def plan_outputs(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    recursive: bool = True,
+) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """Expand files and folders into (input, output) pairs; missing inputs come back as skipped.
+
+    A file ``x.jpg`` goes to ``out_dir/x.png``; a photo inside a given folder keeps its path
+    relative to that folder (``in/a/x.jpg`` -> ``out_dir/a/x.png``). Two inputs that would share
+    an output name get ``-2``, ``-3``, ... suffixes instead of overwriting each other.
+    """
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    out_root = Path(out_dir)
+    pairs: list[tuple[Path, Path]] = []
+    skipped: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    taken: set[Path] = set()
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = [
+                (f, f.relative_to(p).parent) for f in list_images(p, recursive, exclude=[out_root])
+            ]
+        elif p.is_file():
+            found = [(p, Path())]
+        else:
+            skipped.append((p, "no such file or folder"))
+            continue
+        for f, rel in found:
+            key = f.resolve()
+            if key in seen:
+                continue
+            seen.add(key)
+            target = out_root / rel / f"{f.stem}.png"
+            n = 2
+            while target.resolve() in taken:
+                target = out_root / rel / f"{f.stem}-{n}.png"
+                n += 1
+            taken.add(target.resolve())
+            pairs.append((f, target))
+    return pairs, skipped
+
+
+def _save_atomic(img: Image.Image, path: Path) -> None:
+    """Write a PNG via a temp file + rename, so an interrupted run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def colorize_many(
+    colorizer: Colorizer,
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    temperature: float | None = None,
+    uncertainty: bool = False,
+    overwrite: bool = False,
+    recursive: bool = True,
+    progress: bool = True,
+) -> ColorizeReport:
+    """Colorize files and folders into ``out_dir`` as ``<stem>.png``.
+
+    Unreadable files are skipped with their reason, never fatal. An input is never
+    overwritten; an existing output only with ``overwrite=True`` (otherwise skipped, which
+    also makes an interrupted run resumable). With ``uncertainty`` a colour-mapped
+    ``<stem>_uncertainty.png`` is written next to each output (classification models).
+    """
+    start = time.perf_counter()
+    if not isinstance(inputs, str | os.PathLike):
+        inputs = list(inputs)
+    pairs, skipped = plan_outputs(inputs, out_dir, recursive)
+    report = ColorizeReport(skipped=skipped)
+    input_set = {src.resolve() for src, _ in pairs}
+    for src, dst in tqdm(pairs, desc="colorize", unit="img", disable=not progress):
+        extra = dst.with_name(f"{dst.stem}_uncertainty.png")
+        if dst.resolve() in input_set or (uncertainty and extra.resolve() in input_set):
+            report.skipped.append((src, f"output {dst} would overwrite an input"))
+            continue
+        if dst.exists() and not overwrite:
+            report.skipped.append((src, f"output {dst} exists (pass overwrite to replace it)"))
+            continue
+        try:
+            result = colorizer.colorize(
+                src, temperature=temperature, return_uncertainty=uncertainty
+            )
+        except ImageError as e:
+            report.skipped.append((src, str(e)))
+            log.warning("skipped %s", e)
+            continue
+        rgb, u = result if uncertainty else (result, None)
+        _save_atomic(rgb, dst)
+        if u is not None:
+            _save_atomic(uncertainty_image(u), extra)
+        report.done.append((src, dst))
+    report.seconds = time.perf_counter() - start
+    log.info("%s", report.summary())
+    return report
