@@ -114,3 +114,8 @@ def test_cuda_matches_cpu():
     gpu = rgb_to_lab(rgb.cuda()).cpu()
     assert torch.allclose(cpu, gpu, atol=1e-3)
     assert torch.allclose(lab_to_rgb(cpu), lab_to_rgb(cpu.cuda()).cpu(), atol=1e-4)
+
+
+def test_uint8_input_matches_float_input():
+    u8 = torch.from_numpy(data.coffee()).permute(2, 0, 1).contiguous()
+    assert torch.allclose(rgb_to_lab(u8), rgb_to_lab(u8.float() / 255), atol=1e-3)
