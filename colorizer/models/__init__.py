@@ -1,0 +1,283 @@
+"""Model registry: every colorization network the project knows, by name.
+
+    model = create_model("colornet", widths=(24, 48, 96, 192))   # random init, overrides
+    model = create_model("eccv16", pretrained=True)              # Zhang et al.'s released weights
+    model = create_model("landscape")                            # a shipped checkpoint
+    list_models(); model_info("cunet")
+
+A family module registers builders with ``@register_model``. An entry either builds an
+architecture (``create_model`` passes its default args merged with the overrides to the
+builder) or names a shipped checkpoint (``register_checkpoint``): then the architecture comes
+from the file itself and ``create_model`` loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+# Where shipped checkpoints live: $COLORIZER_WEIGHTS_DIR, else the repository's weights/ folder.
+WEIGHTS_ENV = "COLORIZER_WEIGHTS_DIR"
+_REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module] | None
+    family: str
+    weights: str | None  # file name inside the weights dir, or None
+    default_temperature: float | None
+    description: str
+    default_args: dict[str, Any] = field(default_factory=dict)
+    checkpoint: bool = False  # True: the architecture comes from the weights file
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+class ModelError(ValueError):
+    """Unknown model name, bad overrides, or missing weights for a model that needs them."""
+
+
+def register_model(
+    name: str,
+    *,
+    weights: str | None = None,
+    default_temperature: float | None = None,
+    family: str | None = None,
+    default_args: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering ``builder(**kwargs) -> nn.Module`` under ``name``.
+
+    ``default_args`` are passed to the builder unless overridden in ``create_model``;
+    ``family`` defaults to the builder's module name (``colorizer.models.cunet`` -> ``cunet``);
+    the description defaults to the first line of the builder's docstring.
+    """
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} is registered twice")
+        doc = (builder.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = ModelEntry(
+            name=name,
+            builder=builder,
+            family=family or builder.__module__.rsplit(".", 1)[-1],
+            weights=weights,
+            default_temperature=default_temperature,
+            description=description or (doc[0] if doc else ""),
+            default_args=dict(default_args or {}),
+        )
+        return builder
+
+    return decorate
+
+
+def register_checkpoint(name: str, *, weights: str, description: str) -> None:
+    """Register a shipped checkpoint: ``create_model(name)`` loads ``weights`` from the
+    weights dir and rebuilds whatever architecture the file stores."""
+    if name in _REGISTRY:
+        raise ValueError(f"model name {name!r} is registered twice")
+    _REGISTRY[name] = ModelEntry(
+        name=name,
+        builder=None,
+        family="checkpoint",
+        weights=weights,
+        default_temperature=None,
+        description=description,
+        checkpoint=True,
+    )
+
+
+def _entry(name: str) -> ModelEntry:
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def list_models() -> list[str]:
+    """All registered names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def default_weights_dir() -> Path:
+    """$COLORIZER_WEIGHTS_DIR if set, else the repository's ``weights/`` folder."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env) if env else _REPO_WEIGHTS
+
+
+def expected_weights_path(name: str, weights_dir: str | os.PathLike | None = None) -> Path | None:
+    """Where the weights file of ``name`` is expected inside the weights dir (None: no weights)."""
+    entry = _entry(name)
+    if entry.weights is None:
+        return None
+    return Path(weights_dir or default_weights_dir()) / entry.weights
+
+
+def find_weights(name: str, weights_dir: str | os.PathLike | None = None) -> Path | None:
+    """Path of the weights file of ``name`` if it is present locally, else None.
+
+    eccv16 is also looked up in torch hub's cache, where the official code downloads it.
+    Nothing is downloaded here.
+    """
+    entry = _entry(name)
+    if entry.weights is None:
+        return None
+    candidates = [expected_weights_path(name, weights_dir)]
+    if entry.family == "eccv16":
+        from colorizer.models.eccv16 import hub_cache_path
+
+        candidates.append(hub_cache_path())
+    for path in candidates:
+        if path is not None and path.is_file():
+            return path
+    return None
+
+
+def model_info(name: str, weights_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What a registry entry is: name, family, default_args, weights, default_temperature,
+    description, plus weights_path (where found, or where expected) and weights_present."""
+    entry = _entry(name)
+    found = find_weights(name, weights_dir)
+    expected = expected_weights_path(name, weights_dir)
+    return {
+        "name": entry.name,
+        "family": entry.family,
+        "default_args": dict(entry.default_args),
+        "weights": entry.weights,
+        "default_temperature": entry.default_temperature,
+        "description": entry.description,
+        "weights_path": str(found or expected) if (found or expected) else None,
+        "weights_present": found is not None,
+        "from_checkpoint": entry.checkpoint,
+    }
+
+
+def create_model(
+    name: str,
+    *,
+    pretrained: bool = False,
+    weights_dir: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Build model ``name`` with its default args updated by ``overrides``.
+
+    pretrained=True loads the entry's weights file (eccv16 through its official-weights
+    loader, which may download; others through ``load_checkpoint``) and returns the model in
+    eval mode. Entries that are shipped checkpoints (``landscape``, ``street``) always load
+    their file, since their architecture is stored in it.
+    """
+    entry = _entry(name)
+    if entry.checkpoint:
+        if overrides:
+            raise ModelError(
+                f"model {name!r} is a trained checkpoint whose architecture is stored in its "
+                f"weights file; it takes no overrides (got {sorted(overrides)})"
+            )
+        return _load_shipped(entry, weights_dir)
+
+    args = dict(entry.default_args)
+    if entry.default_temperature is not None:  # registry's value reaches arch_args, too
+        args["default_temperature"] = entry.default_temperature
+    args.update(overrides)
+    try:
+        model = entry.builder(**args)  # type: ignore[misc]
+    except TypeError as e:  # an unknown or ill-typed override: say which model and which args
+        raise ModelError(f"cannot build {name!r} with args {args}: {e}") from e
+    # Every model sets arch_name/arch_args in __init__; the registry name is more precise and
+    # create_model(arch_name, **arch_args) rebuilds the same network either way.
+    model.arch_name = name
+
+    if pretrained:
+        if entry.weights is None:
+            raise ModelError(
+                f"model {name!r} has no pretrained weights; train one (python -m training) and "
+                "load the checkpoint with colorizer.checkpoint.load_checkpoint"
+            )
+        if entry.family == "eccv16":
+            from colorizer.models.eccv16 import load_eccv16_weights
+
+            model.load_state_dict(load_eccv16_weights(weights_dir=weights_dir), strict=True)
+        else:
+            model = _load_weights_into(entry, model, weights_dir)
+            if "default_temperature" in overrides:  # an explicit override beats the file's value
+                model.default_temperature = float(overrides["default_temperature"])
+        model.eval()
+    return model
+
+
+def _missing_weights_error(entry: ModelEntry, weights_dir: str | os.PathLike | None) -> ModelError:
+    where = expected_weights_path(entry.name, weights_dir)
+    return ModelError(
+        f"weights file for model {entry.name!r} is missing: expected {where} "
+        f"(set ${WEIGHTS_ENV} or pass weights_dir= to look elsewhere). "
+        "Train it with `python -m training` or copy the shipped file there."
+    )
+
+
+def _load_shipped(entry: ModelEntry, weights_dir: str | os.PathLike | None) -> nn.Module:
+    from colorizer.checkpoint import load_checkpoint
+
+    path = find_weights(entry.name, weights_dir)
+    if path is None:
+        raise _missing_weights_error(entry, weights_dir)
+    model, _meta = load_checkpoint(path)
+    return model
+
+
+def _load_weights_into(
+    entry: ModelEntry, model: nn.Module, weights_dir: str | os.PathLike | None
+) -> nn.Module:
+    from colorizer.checkpoint import load_checkpoint
+
+    path = find_weights(entry.name, weights_dir)
+    if path is None:
+        raise _missing_weights_error(entry, weights_dir)
+    loaded, _meta = load_checkpoint(path)
+    if loaded.arch_args != model.arch_args:
+        log.warning(
+            "%s: checkpoint %s was built with %s, not %s; using the checkpoint's architecture",
+            entry.name,
+            path,
+            loaded.arch_args,
+            model.arch_args,
+        )
+    return loaded
+
+
+# Shipped checkpoints trained by `python -m training`; their architecture lives in the file.
+register_checkpoint(
+    "landscape",
+    weights="landscape.pt",
+    description="Our model trained on landscape photos (shipped checkpoint weights/landscape.pt)",
+)
+register_checkpoint(
+    "street",
+    weights="street.pt",
+    description="Our model trained on street photos (shipped checkpoint weights/street.pt)",
+)
+
+# Importing the family modules fills the registry.
+from colorizer.models import colornet, cunet, eccv16, streetside  # noqa: E402, F401
+
+__all__ = [
+    "ModelEntry",
+    "ModelError",
+    "create_model",
+    "default_weights_dir",
+    "expected_weights_path",
+    "find_weights",
+    "list_models",
+    "model_info",
+    "register_checkpoint",
+    "register_model",
+]
