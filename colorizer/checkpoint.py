@@ -1,0 +1,327 @@
+"""Checkpoints: one self-describing file per trained model.
+
+A checkpoint is a dict of tensors and primitives, so it loads with
+``torch.load(weights_only=True)`` (no arbitrary code runs when opening a file)::
+
+    format="colorizer-checkpoint", version=1,
+    arch, arch_args            # create_model(arch, **arch_args) rebuilds the network
+    bins                       # ColorBins.to_dict() or None (regression)
+    default_temperature        # tuned decode temperature
+    state_dict, half           # weights (fp16 when half=True; loading casts back to fp32)
+    train, metrics             # how it was trained (data, command, config, ...) and its scores
+    ...extra                   # resume files add optimizer, scheduler, epoch, step, rng
+
+``save_checkpoint`` writes atomically: a temp file in the same folder, fsync, os.replace, so a
+crash mid-write never leaves a half file under the real name. ``load_checkpoint`` raises
+``CheckpointError`` with a message that says what is wrong with the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+FORMAT = "colorizer-checkpoint"
+VERSION = 1
+_RESERVED = {
+    "format",
+    "version",
+    "arch",
+    "arch_args",
+    "bins",
+    "default_temperature",
+    "state_dict",
+    "half",
+    "train",
+    "metrics",
+}
+_PRIMITIVES = (str, int, float, bool, type(None), torch.Tensor, torch.dtype, torch.Size)
+
+
+class CheckpointError(Exception):
+    """A checkpoint file is missing, unreadable, foreign or does not fit its architecture."""
+
+
+# ---------------------------------------------------------------------- saving
+def _check_safe(obj: Any, where: str) -> None:
+    """Refuse at save time what weights_only=True would refuse at load time."""
+    if isinstance(obj, _PRIMITIVES):
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str | int):
+                raise TypeError(f"{where}: key {k!r} is a {type(k).__name__}; use str or int keys")
+            _check_safe(v, f"{where}[{k!r}]")
+        return
+    if isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            _check_safe(v, f"{where}[{i}]")
+        return
+    hint = " (use str(path))" if isinstance(obj, os.PathLike) else ""
+    raise TypeError(
+        f"{where} is a {type(obj).__name__}, which torch.load(weights_only=True) cannot read; "
+        f"store tensors, numbers, strings, lists and dicts only{hint}"
+    )
+
+
+def checkpoint_dict(
+    model: nn.Module,
+    *,
+    default_temperature: float | None = None,
+    train: dict | None = None,
+    metrics: dict | None = None,
+    extra: dict | None = None,
+    half: bool = False,
+) -> dict[str, Any]:
+    """The dict ``save_checkpoint`` writes (tensors copied to CPU)."""
+    for attr in ("arch_name", "arch_args", "kind"):
+        if not hasattr(model, attr):
+            raise TypeError(
+                f"model has no {attr!r}: only models from colorizer.models.create_model can be "
+                "checkpointed (the file must say how to rebuild the network)"
+            )
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if half and v.dtype == torch.float32:
+            v = v.half()  # ships at half the size; loading casts back to fp32
+        state[k] = v.clone()
+    bins = getattr(model, "bins", None)
+    ckpt: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "arch": model.arch_name,
+        "arch_args": dict(model.arch_args),
+        "bins": bins.to_dict() if bins is not None else None,
+        "default_temperature": float(
+            default_temperature
+            if default_temperature is not None
+            else getattr(model, "default_temperature", 1.0)
+        ),
+        "state_dict": state,
+        "half": bool(half),
+        "train": dict(train or {}),
+        "metrics": dict(metrics or {}),
+    }
+    clash = _RESERVED & set(extra or {})
+    if clash:
+        raise ValueError(f"extra may not override checkpoint fields {sorted(clash)}")
+    ckpt.update(extra or {})
+    for key, value in ckpt.items():
+        if key != "state_dict":
+            _check_safe(value, key)
+    return ckpt
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    default_temperature: float | None = None,
+    train: dict | None = None,
+    metrics: dict | None = None,
+    extra: dict | None = None,
+    half: bool = False,
+) -> Path:
+    """Write ``model`` and its metadata to ``path`` atomically; returns the path."""
+    path = Path(path)
+    ckpt = checkpoint_dict(
+        model,
+        default_temperature=default_temperature,
+        train=train,
+        metrics=metrics,
+        extra=extra,
+        half=half,
+    )
+    atomic_torch_save(ckpt, path)
+    log.info("saved checkpoint %s (%s, %.1f MB)", path, ckpt["arch"], path.stat().st_size / 1e6)
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save to a temp file beside ``path``, fsync, then os.replace onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------- loading
+def _describe_bytes(path: Path) -> str:
+    """A short guess at what a file that torch cannot read is."""
+    head = path.read_bytes()[:512]
+    if not head:
+        return "it is empty (0 bytes)"
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a zip archive (the torch format) but unreadable: truncated or corrupt"
+    if head[:1] == b"\x80":
+        return "it is a plain Python pickle, not a torch file"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"it is unrecognised binary data (starts with {head[:8].hex(' ')})"
+    first = text.strip().splitlines()[0][:60] if text.strip() else ""
+    return f"it is a text file (starts with {first!r})"
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load and validate a checkpoint dict (also resume files) without building a model."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint path is not a file: {path}")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # weights_only refused something: a pickle of arbitrary Python objects.
+        detail = next((ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln), "")
+        what = _describe_bytes(path)
+        if "zip archive" in what:
+            what = "it is a torch file holding Python objects other than tensors"
+        raise CheckpointError(
+            f"{path} is not a colorizer checkpoint: {what}"
+            + (f" ({detail})" if detail else "")
+            + "; refusing to unpickle it"
+        ) from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {_describe_bytes(path)} ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'})"
+        ) from e
+    _check_format(obj, path)
+    return obj
+
+
+def _check_format(obj: Any, path: Path) -> None:
+    if not isinstance(obj, dict):
+        raise CheckpointError(
+            f"{path} is not a colorizer checkpoint: it holds a {type(obj).__name__}, not a dict"
+        )
+    if obj.get("format") == FORMAT:
+        version = obj.get("version")
+        if not isinstance(version, int) or version > VERSION:
+            raise CheckpointError(
+                f"{path} is a colorizer checkpoint of version {version!r}; this code reads "
+                f"versions up to {VERSION}: update the project"
+            )
+        for key in ("arch", "arch_args", "state_dict"):
+            if key not in obj:
+                raise CheckpointError(f"{path} is a colorizer checkpoint without {key!r}")
+        return
+    keys = list(obj)
+    if keys and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        hint = ""
+        if "model_out.weight" in obj and "model1.0.weight" in obj:
+            hint = (
+                ": it looks like Zhang et al.'s official eccv16 weights; load them with "
+                "colorizer.models.eccv16.load_eccv16_weights(path) or create_model('eccv16', "
+                "pretrained=True) after putting the file in weights/"
+            )
+        raise CheckpointError(
+            f"{path} is a plain state dict of {len(keys)} tensors (keys like "
+            f"{', '.join(map(str, keys[:3]))}), not a colorizer checkpoint: it does not say "
+            f"which architecture it belongs to{hint}"
+        )
+    raise CheckpointError(
+        f"{path} is not a colorizer checkpoint: a dict without format={FORMAT!r} (keys: "
+        f"{', '.join(map(str, keys[:8]))}{', ...' if len(keys) > 8 else ''})"
+    )
+
+
+def _state_dict_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    """A readable list of missing/unexpected keys and shape mismatches, or None if it fits."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return None
+
+    def few(items: list[str]) -> str:
+        return ", ".join(items[:6]) + (f", ... ({len(items)} in all)" if len(items) > 6 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing keys: {few(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys: {few(unexpected)}")
+    if shapes:
+        parts.append(f"shape mismatches: {few(shapes)}")
+    return "; ".join(parts)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes, load its weights, put it in eval mode.
+
+    Returns (model, meta): meta is the checkpoint without its state dict, plus ``path``.
+    """
+    from colorizer.bins import ColorBins
+    from colorizer.models import ModelError, create_model, list_models
+
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    arch, arch_args = ckpt["arch"], ckpt["arch_args"]
+    if arch not in list_models():
+        raise CheckpointError(
+            f"{path} was saved from architecture {arch!r}, which this code does not know "
+            f"(known: {', '.join(list_models())})"
+        )
+    try:
+        model = create_model(arch, **arch_args)
+    except (ModelError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot rebuild {arch!r} from its arch_args: {e}") from e
+    state = ckpt["state_dict"]
+    problem = _state_dict_mismatch(model, state)
+    if problem:
+        raise CheckpointError(f"{path} does not fit architecture {arch!r} {arch_args}: {problem}")
+    model.load_state_dict(state, strict=True)  # copy_ casts fp16 weights back to fp32
+
+    if ckpt.get("bins") is not None and getattr(model, "bins", None) is not None:
+        bins = ColorBins.from_dict(ckpt["bins"])
+        if bins.num_classes != model.bins.num_classes:
+            raise CheckpointError(
+                f"{path}: its bins have {bins.num_classes} classes but {arch!r} outputs "
+                f"{model.bins.num_classes}"
+            )
+        model.bins = bins
+    if ckpt.get("default_temperature") is not None:
+        model.default_temperature = float(ckpt["default_temperature"])
+    model.to(device).eval()
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    meta["path"] = str(path)
+    return model, meta
