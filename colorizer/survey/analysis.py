@@ -1,0 +1,554 @@
+"""Analysis of a votes CSV: shares, intervals, tests, position bias, exclusions, BT scores.
+
+Pairwise mode (the first seed's survey):
+- per photo, the share of votes each system won (the seed's table);
+- per pair of systems, the overall share with a 95 % Wilson interval and an exact two-sided
+  binomial test against 50 % (scipy.stats.binomtest);
+- Bradley-Terry scores with participant-bootstrap intervals when there are more than two systems.
+
+Turing mode (Zhang et al.'s colorization Turing test): the fooled rate per system, i.e. the
+share of trials where the colorization was taken for the real photo (50 % is the ceiling).
+
+Always: left/right position bias, a participants table, and exclusions: participants who
+fail more than ``max_catch_failures`` catch trials and single votes faster than
+``min_response_ms``. Catch trials never count towards a system.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .design import REAL
+from .votes import VOTE_FIELDS
+
+log = logging.getLogger(__name__)
+
+Z95 = float(stats.norm.ppf(0.975))
+
+
+class AnalysisError(ValueError):
+    """The votes file cannot be analysed as it is; the message lists the problems."""
+
+
+@dataclass
+class AnalysisConfig:
+    min_response_ms: float = 300.0  # faster votes are taken as clicks without looking
+    max_catch_failures: int = 0  # participants failing more catch trials are excluded
+    bootstrap: int = 1000  # participant resamples for the BT intervals
+    seed: int = 0
+    drop_malformed: bool = False  # report and skip bad rows instead of stopping
+    bt_prior: float = 0.5  # pseudo-wins each way per compared pair: keeps BT scores finite
+
+
+@dataclass
+class AnalysisResult:
+    mode: str
+    votes: pd.DataFrame  # every valid vote with an "excluded" reason column ("" = counted)
+    per_photo: pd.DataFrame
+    overall: pd.DataFrame
+    position: pd.DataFrame
+    participants: pd.DataFrame
+    bt: pd.DataFrame | None
+    malformed: list[str] = field(default_factory=list)
+    markdown: str = ""
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials (nan, nan for n = 0)."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def binom_p(k: int, n: int, p: float = 0.5) -> float:
+    """Exact two-sided binomial test p-value (nan for n = 0)."""
+    if n <= 0:
+        return math.nan
+    return float(stats.binomtest(int(k), int(n), p, alternative="two-sided").pvalue)
+
+
+def bradley_terry(
+    wins: np.ndarray, prior: float = 0.5, iters: int = 10000, tol: float = 1e-10
+) -> np.ndarray:
+    """Bradley-Terry log-strengths (mean 0) from wins[i, j] = times i beat j.
+
+    Hunter's (2004) MM iteration. ``prior`` adds that many wins each way to every pair that
+    was compared at all, so a system that won (or lost) every vote gets a finite score.
+    Pairs never compared stay uninformative; a disconnected comparison graph is an error.
+    """
+    w = np.asarray(wins, dtype=float).copy()
+    s = w.shape[0]
+    n_pair = w + w.T
+    compared = n_pair > 0
+    w = w + prior * compared
+    n_pair = w + w.T
+    # Connectivity check: BT compares only within a connected component.
+    seen, todo = {0}, [0]
+    while todo:
+        i = todo.pop()
+        for j in np.nonzero(compared[i])[0]:
+            if j not in seen:
+                seen.add(int(j))
+                todo.append(int(j))
+    if len(seen) != s:
+        raise AnalysisError("Bradley-Terry needs every system linked by compared pairs")
+    total_wins = w.sum(axis=1)
+    p = np.ones(s)
+    for _ in range(iters):
+        denom = (n_pair / (p[:, None] + p[None, :])).sum(axis=1)
+        new = total_wins / denom
+        new /= np.exp(np.mean(np.log(new)))  # fix the scale: geometric mean 1
+        if np.max(np.abs(new - p)) < tol:
+            p = new
+            break
+        p = new
+    return np.log(p)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_votes(path: str | Path, drop_malformed: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """Read and validate a votes CSV -> (votes, problems).
+
+    Every row is checked (field count, choice, chosen side, numbers, flags, duplicate
+    participant/trial). Problems are an error unless ``drop_malformed``; then they are
+    returned (and written to the report) and those rows skipped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AnalysisError(f"{path}: no such votes file")
+    problems: list[str] = []
+    good: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    with open(path, newline="", encoding="utf-8") as f:
+        text = f.read()
+    if text and not text.endswith("\n"):
+        problems.append(
+            f"{path}: last line is incomplete (torn write); the server cuts it on start"
+        )
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if header != VOTE_FIELDS:
+        raise AnalysisError(f"{path}: header is {header}, expected {VOTE_FIELDS}")
+    for lineno, rec in enumerate(reader, start=2):
+        where = f"{path}:{lineno}"
+        if len(rec) != len(VOTE_FIELDS):
+            problems.append(f"{where}: {len(rec)} fields, expected {len(VOTE_FIELDS)}")
+            continue
+        r = dict(zip(VOTE_FIELDS, rec, strict=True))
+        bad = _row_problem(r)
+        if bad is None and (r["participant"], r["trial"]) in seen:
+            bad = f"duplicate vote of participant {r['participant']} on trial {r['trial']}"
+        if bad is not None:
+            problems.append(f"{where}: {bad}")
+            continue
+        seen.add((r["participant"], r["trial"]))
+        good.append(r)
+    if problems and not drop_malformed:
+        shown = "\n  ".join(problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise AnalysisError(
+            f"{len(problems)} malformed vote row(s) (pass --drop-malformed to skip them):\n  {shown}{more}"
+        )
+    for p in problems:
+        log.warning("skipped: %s", p)
+    df = pd.DataFrame(good, columns=VOTE_FIELDS)
+    df["position"] = df["position"].astype(int)
+    df["response_ms"] = df["response_ms"].astype(float)
+    df["is_catch"] = df["is_catch"].astype(int).astype(bool)
+    return df, problems
+
+
+def _row_problem(r: dict) -> str | None:
+    if not r["participant"] or not r["trial"] or not r["photo"]:
+        return "empty participant, trial or photo"
+    if r["choice"] not in ("left", "right"):
+        return f"choice {r['choice']!r} is not left/right"
+    side = r["left_system"] if r["choice"] == "left" else r["right_system"]
+    if r["chosen_system"] != side:
+        return f"chosen_system {r['chosen_system']!r} is not the {r['choice']} system {side!r}"
+    if r["left_system"] == r["right_system"]:
+        return "the same system on both sides"
+    try:
+        rt = float(r["response_ms"])
+        pos = int(r["position"])
+    except ValueError:
+        return f"response_ms {r['response_ms']!r} or position {r['position']!r} is not a number"
+    if not math.isfinite(rt) or rt < 0 or pos < 0:
+        return "negative or non-finite response_ms/position"
+    if r["is_catch"] not in ("0", "1"):
+        return f"is_catch {r['is_catch']!r} is not 0/1"
+    if r["kind"] not in ("pair", "turing", "catch") or (r["kind"] == "catch") != (
+        r["is_catch"] == "1"
+    ):
+        return f"kind {r['kind']!r} does not match is_catch {r['is_catch']!r}"
+    if r["mode"] not in ("pairwise", "turing"):
+        return f"mode {r['mode']!r} is not pairwise/turing"
+    if r["kind"] in ("catch", "turing"):
+        expect = "1" if r["chosen_system"] == REAL else "0"
+        if r["correct"] != expect:
+            return f"correct {r['correct']!r} does not match the chosen system"
+    return None
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+def _exclusions(df: pd.DataFrame, cfg: AnalysisConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    catch = df[df["is_catch"]]
+    failed = (catch["correct"] != "1").groupby(catch["participant"]).sum()
+    bad_people = set(failed[failed > cfg.max_catch_failures].index)
+    reason = np.where(
+        df["participant"].isin(bad_people),
+        "failed catch trials",
+        np.where(df["response_ms"] < cfg.min_response_ms, "too fast", ""),
+    )
+    df = df.assign(excluded=reason)
+    g = df.groupby("participant")
+    people = pd.DataFrame(
+        {
+            "votes": g.size(),
+            "catch_votes": g["is_catch"].sum().astype(int),
+            "catch_failed": failed.reindex(g.size().index, fill_value=0).astype(int),
+            "too_fast": g["response_ms"].apply(lambda s: int((s < cfg.min_response_ms).sum())),
+            "median_response_ms": g["response_ms"].median().round(1),
+            "counted_votes": g.apply(
+                lambda x: int(((x["excluded"] == "") & ~x["is_catch"]).sum()), include_groups=False
+            ),
+        }
+    )
+    people["excluded"] = people.index.isin(bad_people)
+    return df, people.reset_index()
+
+
+def _share_row(label: dict, k: int, n: int) -> dict:
+    lo, hi = wilson_interval(k, n)
+    return {
+        **label,
+        "n": n,
+        "k": k,
+        "share": k / n if n else math.nan,
+        "ci95_lo": lo,
+        "ci95_hi": hi,
+        "binom_p": binom_p(k, n),
+    }
+
+
+def _pairwise(main: pd.DataFrame, cfg: AnalysisConfig):
+    systems = sorted(set(main["left_system"]) | set(main["right_system"]))
+    # Long form: one row per (vote, system on screen) with a win flag.
+    long = pd.concat(
+        [
+            main.assign(system=main["left_system"], win=main["choice"] == "left"),
+            main.assign(system=main["right_system"], win=main["choice"] == "right"),
+        ]
+    )
+    g = long.groupby(["photo", "system"])["win"].agg(["sum", "count"]).unstack("system")
+    per_photo = pd.DataFrame(index=g.index)
+    per_photo["votes"] = main.groupby("photo").size()
+    for s in systems:
+        per_photo[f"{s}_wins"] = g["sum"][s].fillna(0).astype(int) if s in g["sum"] else 0
+        per_photo[f"{s}_share_pct"] = (100 * g["sum"][s] / g["count"][s]).round(1)
+    per_photo = per_photo.sort_values(f"{systems[0]}_share_pct", ascending=False).reset_index()
+
+    rows = []
+    for x, y in combinations(systems, 2):
+        pair = main[main["left_system"].isin([x, y]) & main["right_system"].isin([x, y])]
+        rows.append(
+            _share_row(
+                {"system": x, "versus": y}, int((pair["chosen_system"] == x).sum()), len(pair)
+            )
+        )
+    overall = pd.DataFrame(rows)
+
+    bt = None
+    if len(systems) > 2:
+        bt = _bt_table(main, systems, cfg)
+    return per_photo, overall, bt
+
+
+def _wins_matrices(main: pd.DataFrame, systems: list[str]) -> tuple[list[str], np.ndarray]:
+    """Per-participant wins matrices (P, S, S) so a participant bootstrap is a sum."""
+    idx = {s: i for i, s in enumerate(systems)}
+    people = sorted(main["participant"].unique())
+    pidx = {p: i for i, p in enumerate(people)}
+    w = np.zeros((len(people), len(systems), len(systems)))
+    loser = np.where(main["choice"] == "left", main["right_system"], main["left_system"])
+    for p, win, lose in zip(main["participant"], main["chosen_system"], loser, strict=True):
+        w[pidx[p], idx[win], idx[lose]] += 1
+    return people, w
+
+
+def _bt_table(main: pd.DataFrame, systems: list[str], cfg: AnalysisConfig) -> pd.DataFrame:
+    people, w = _wins_matrices(main, systems)
+    score = bradley_terry(w.sum(axis=0), cfg.bt_prior)
+    rng = np.random.default_rng(cfg.seed)
+    boots = []
+    for _ in range(cfg.bootstrap):
+        # Resample participants, not votes: one person's votes are not independent.
+        pick = rng.integers(0, len(people), len(people))
+        try:
+            boots.append(bradley_terry(w[pick].sum(axis=0), cfg.bt_prior))
+        except AnalysisError:
+            continue  # a resample that lost a link between systems says nothing
+    b = np.array(boots) if boots else np.full((1, len(systems)), np.nan)
+    table = pd.DataFrame(
+        {
+            "system": systems,
+            "bt_score": score,
+            "ci95_lo": np.percentile(b, 2.5, axis=0),
+            "ci95_hi": np.percentile(b, 97.5, axis=0),
+            # Elo-like scale: 400 points = 10:1 odds, mean 1000.
+            "elo": 1000 + 400 * score / math.log(10),
+            "wins": [int(w[:, i, :].sum()) for i in range(len(systems))],
+            "comparisons": [int(w[:, i, :].sum() + w[:, :, i].sum()) for i in range(len(systems))],
+        }
+    )
+    table.attrs["bootstrap"] = len(boots)
+    return table.sort_values("bt_score", ascending=False).reset_index(drop=True)
+
+
+def _turing(main: pd.DataFrame):
+    fake = np.where(main["left_system"] == REAL, main["right_system"], main["left_system"])
+    main = main.assign(system=fake, fooled=main["chosen_system"] != REAL)
+    rows = [
+        _share_row({"system": s}, int(grp["fooled"].sum()), len(grp))
+        for s, grp in main.groupby("system")
+    ]
+    rows.append(_share_row({"system": "(all)"}, int(main["fooled"].sum()), len(main)))
+    overall = pd.DataFrame(rows).rename(columns={"k": "fooled", "share": "fooled_rate"})
+    per_photo = (
+        main.groupby(["photo", "system"])["fooled"]
+        .agg(["sum", "count"])
+        .reset_index()
+        .rename(columns={"sum": "fooled", "count": "votes"})
+    )
+    per_photo["fooled_pct"] = (100 * per_photo["fooled"] / per_photo["votes"]).round(1)
+    return per_photo.sort_values(["system", "fooled_pct"], ascending=[True, False]), overall
+
+
+def analyze(
+    df: pd.DataFrame, cfg: AnalysisConfig | None = None, malformed: list[str] | None = None
+) -> AnalysisResult:
+    """All tables from validated votes (see :func:`load_votes`)."""
+    cfg = cfg or AnalysisConfig()
+    if df.empty:
+        raise AnalysisError("no votes to analyse")
+    modes = sorted(df["mode"].unique())
+    if len(modes) != 1:
+        raise AnalysisError(f"votes from several modes {modes}; analyse them separately")
+    if df["survey"].nunique() != 1:
+        log.warning(
+            "votes from %d different surveys (trial sets) are pooled", df["survey"].nunique()
+        )
+    mode = modes[0]
+    df, people = _exclusions(df, cfg)
+    main = df[(df["excluded"] == "") & ~df["is_catch"]]
+    if main.empty:
+        raise AnalysisError("every vote is excluded or a catch trial; loosen the thresholds")
+    if mode == "pairwise":
+        per_photo, overall, bt = _pairwise(main, cfg)
+    else:
+        per_photo, overall = _turing(main)
+        bt = None
+    position = pd.DataFrame(
+        [_share_row({"side": "left"}, int((main["choice"] == "left").sum()), len(main))]
+    )
+    res = AnalysisResult(mode, df, per_photo, overall, position, people, bt, list(malformed or []))
+    res.markdown = to_markdown(res, cfg)
+    return res
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _fmt_p(p: float) -> str:
+    return "n/a" if not math.isfinite(p) else (f"{p:.2e}" if p < 1e-3 else f"{p:.3f}")
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in r]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def to_markdown(res: AnalysisResult, cfg: AnalysisConfig, command: str = "") -> str:
+    df = res.votes
+    n_ex_people = int(res.participants["excluded"].sum())
+    out = [f"# Survey analysis ({res.mode})", ""]
+    if command:
+        out += [f"Command: `{command}`", ""]
+    out += [
+        f"- votes: {len(df)} valid rows from {df['participant'].nunique()} participants "
+        f"({int(df['is_catch'].sum())} catch-trial votes)",
+        f"- excluded: {n_ex_people} participant(s) failing more than {cfg.max_catch_failures} "
+        f"catch trial(s) ({int((df['excluded'] == 'failed catch trials').sum())} votes); "
+        f"{int((df['excluded'] == 'too fast').sum())} vote(s) faster than {cfg.min_response_ms:g} ms",
+        f"- counted: {int(((df['excluded'] == '') & ~df['is_catch']).sum())} votes",
+    ]
+    if res.malformed:
+        out.append(f"- malformed rows skipped: {len(res.malformed)}")
+        out += [f"  - {m}" for m in res.malformed[:20]]
+    out.append("")
+    pos = res.position.iloc[0]
+    out += [
+        "## Position bias",
+        "",
+        f"Left photo chosen in {_pct(pos['share'])} of {pos['n']} counted votes "
+        f"(95 % Wilson {_pct(pos['ci95_lo'])} to {_pct(pos['ci95_hi'])}, "
+        f"exact binomial p = {_fmt_p(pos['binom_p'])} against 50 %).",
+        "",
+    ]
+    if res.mode == "pairwise":
+        out += ["## Overall share", ""]
+        for _, r in res.overall.iterrows():
+            out.append(
+                f"- **{r['system']}** preferred over {r['versus']} in {r['k']} of {r['n']} votes = "
+                f"{_pct(r['share'])} (95 % Wilson {_pct(r['ci95_lo'])} to {_pct(r['ci95_hi'])}; "
+                f"exact binomial p = {_fmt_p(r['binom_p'])} against 50 %)"
+            )
+        out += ["", _md_table(res.overall), ""]
+        if res.bt is not None:
+            out += [
+                "## Bradley-Terry scores",
+                "",
+                f"Log-strength (mean 0), 95 % interval from {res.bt.attrs.get('bootstrap', 0)} "
+                "participant bootstrap resamples; elo = 1000 + 400 log10(strength).",
+                "",
+                _md_table(res.bt),
+                "",
+            ]
+        out += ["## Per photo (share of votes, %)", "", _md_table(res.per_photo), ""]
+    else:
+        out += ["## Fooled rate (colorization taken for the real photo; 50 % is the ceiling)", ""]
+        out += [_md_table(res.overall), "", "## Per photo", "", _md_table(res.per_photo), ""]
+    out += ["## Participants", "", _md_table(res.participants), ""]
+    return "\n".join(out)
+
+
+def write_report(
+    res: AnalysisResult, out_dir: str | Path, cfg: AnalysisConfig, command: str = ""
+) -> list[Path]:
+    """Markdown + CSV tables + matplotlib plots under ``out_dir``; returns the files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+
+    def csv_(name: str, table: pd.DataFrame) -> None:
+        p = out / name
+        table.to_csv(p, index=False)
+        files.append(p)
+
+    csv_("per_photo.csv", res.per_photo)
+    csv_("overall.csv", res.overall)
+    csv_("position.csv", res.position)
+    csv_("participants.csv", res.participants)
+    if res.bt is not None:
+        csv_("bradley_terry.csv", res.bt)
+    if res.malformed:
+        p = out / "malformed.txt"
+        p.write_text("\n".join(res.malformed) + "\n")
+        files.append(p)
+
+    # Per-photo plot: share of the first system (pairwise) or fooled rate (turing).
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(res.per_photo) + 2), 3.5))
+    if res.mode == "pairwise":
+        col = [c for c in res.per_photo.columns if c.endswith("_share_pct")][0]
+        ax.bar(res.per_photo["photo"].astype(str), res.per_photo[col])
+        ax.set_ylabel(col.replace("_share_pct", "") + " share of votes (%)")
+    else:
+        lab = res.per_photo["photo"].astype(str) + "\n" + res.per_photo["system"].astype(str)
+        ax.bar(lab, res.per_photo["fooled_pct"])
+        ax.set_ylabel("fooled (%)")
+    ax.axhline(50, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(0, 100)
+    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "per_photo.png", dpi=120)
+    plt.close(fig)
+    files.append(out / "per_photo.png")
+
+    # Overall plot with 95 % intervals.
+    fig, ax = plt.subplots(figsize=(5, 0.5 * len(res.overall) + 1.5))
+    o = res.overall
+    labels = (o["system"] + " vs " + o["versus"]) if res.mode == "pairwise" else o["system"]
+    share = o["share"] if res.mode == "pairwise" else o["fooled_rate"]
+    ax.errorbar(
+        100 * share,
+        range(len(o)),
+        xerr=[100 * (share - o["ci95_lo"]), 100 * (o["ci95_hi"] - share)],
+        fmt="o",
+        capsize=4,
+    )
+    ax.set_yticks(range(len(o)), labels)
+    ax.axvline(50, color="grey", lw=0.8, ls="--")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of votes (%)" if res.mode == "pairwise" else "fooled rate (%)")
+    fig.tight_layout()
+    fig.savefig(out / "overall.png", dpi=120)
+    plt.close(fig)
+    files.append(out / "overall.png")
+
+    if res.bt is not None:
+        fig, ax = plt.subplots(figsize=(5, 0.5 * len(res.bt) + 1.5))
+        b = res.bt
+        ax.errorbar(
+            b["bt_score"],
+            range(len(b)),
+            xerr=[b["bt_score"] - b["ci95_lo"], b["ci95_hi"] - b["bt_score"]],
+            fmt="o",
+            capsize=4,
+        )
+        ax.set_yticks(range(len(b)), b["system"])
+        ax.set_xlabel("Bradley-Terry log-strength (95 % bootstrap interval)")
+        fig.tight_layout()
+        fig.savefig(out / "bradley_terry.png", dpi=120)
+        plt.close(fig)
+        files.append(out / "bradley_terry.png")
+
+    md = out / "summary.md"
+    md.write_text(to_markdown(res, cfg, command))
+    files.append(md)
+    return files
+
+
+def analyze_file(
+    votes: str | Path, out_dir: str | Path, cfg: AnalysisConfig | None = None, command: str = ""
+) -> AnalysisResult:
+    """load_votes -> analyze -> write_report; the CLI's `analyze`."""
+    cfg = cfg or AnalysisConfig()
+    df, problems = load_votes(votes, drop_malformed=cfg.drop_malformed)
+    res = analyze(df, cfg, problems)
+    res.markdown = to_markdown(res, cfg, command)
+    write_report(res, out_dir, cfg, command)
+    log.info("analysis of %d votes written to %s", len(df), out_dir)
+    return res

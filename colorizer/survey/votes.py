@@ -1,0 +1,210 @@
+"""The vote store: one CSV row per vote, durable before the vote is acknowledged.
+
+Design (why): a survey's votes are the only thing that cannot be recomputed, so
+
+- one writer (this object) holds a process lock and an exclusive ``flock`` on the file, so
+  two servers can never interleave rows in one file;
+- every row is written with a single ``write`` of a complete line, then ``flush`` and
+  ``os.fsync`` BEFORE the caller acknowledges the vote: an acknowledged vote survives a
+  killed process (and a power cut, as far as the disk honours fsync);
+- a process killed in the middle of a write can leave at most one torn last line (no
+  newline yet). On start-up that line is cut off (logged, with its bytes) and the
+  complete rows are loaded, so participants continue where they were and a second vote
+  for the same (participant, trial) is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+VOTE_FIELDS = [
+    "vote_id",  # participant:trial, unique
+    "survey",  # manifest survey_id
+    "mode",  # pairwise | turing
+    "participant",
+    "trial",
+    "kind",  # pair | turing | catch
+    "photo",
+    "position",  # 0-based place in the participant's order
+    "left_system",
+    "right_system",
+    "choice",  # left | right
+    "chosen_system",
+    "response_ms",  # measured by the server: trial shown -> vote received
+    "is_catch",  # 0 | 1
+    "correct",  # catch/turing: 1 if the real photo was picked, else 0; pair: empty
+    "shown_at",  # ISO-8601 UTC
+    "voted_at",  # ISO-8601 UTC
+    "app_version",
+]
+
+
+class VoteStoreError(RuntimeError):
+    """The votes file cannot be used; the message says why and what to do."""
+
+
+class DuplicateVote(ValueError):
+    """This participant already voted on this trial."""
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    rows: int
+    torn_bytes: int  # bytes cut from a torn last line (0 if none)
+
+
+def _format_row(row: dict) -> bytes:
+    missing = [f for f in VOTE_FIELDS if f not in row]
+    if missing:
+        raise ValueError(f"vote row lacks {missing}")
+    extra = sorted(set(row) - set(VOTE_FIELDS))
+    if extra:
+        raise ValueError(f"vote row has unknown fields {extra}")
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([row[f] for f in VOTE_FIELDS])
+    line = buf.getvalue()
+    if line.count("\n") != 1:  # a newline inside a field would break torn-line repair
+        raise ValueError("vote fields must not contain newlines")
+    return line.encode("utf-8")
+
+
+def repair_and_read(path: Path) -> tuple[list[dict], RepairReport]:
+    """Cut a torn last line off ``path`` (in place) and return its complete rows.
+
+    A row in the middle with the wrong number of fields is not a torn write: it is
+    reported as an error rather than dropped.
+    """
+    data = path.read_bytes()
+    torn = 0
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        torn = len(data) - cut
+        log.warning(
+            "%s: torn last line (%d bytes, killed mid-write?) cut off: %r",
+            path,
+            torn,
+            data[cut:][:200],
+        )
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
+        data = data[:cut]
+    header = (",".join(VOTE_FIELDS) + "\n").encode()
+    if not data:
+        return [], RepairReport(0, torn)
+    if not data.startswith(header):
+        first = data.split(b"\n", 1)[0][:200]
+        raise VoteStoreError(
+            f"{path}: header is not a votes header ({first!r}); use another --votes file"
+        )
+    rows = []
+    reader = csv.reader(io.StringIO(data[len(header) :].decode("utf-8")))
+    for i, rec in enumerate(reader, start=2):
+        if len(rec) != len(VOTE_FIELDS):
+            raise VoteStoreError(
+                f"{path}:{i}: {len(rec)} fields, expected {len(VOTE_FIELDS)}; the file was edited "
+                "or corrupted in the middle - fix or move that line, nothing was changed"
+            )
+        rows.append(dict(zip(VOTE_FIELDS, rec, strict=True)))
+    return rows, RepairReport(len(rows), torn)
+
+
+class VoteStore:
+    """Append-only, fsync'ed CSV of votes; the single writer of its file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # Open (creating if needed) and take the inter-process lock before reading, so a
+        # second server on the same file fails here instead of truncating the first's row.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            os.close(fd)
+            raise VoteStoreError(f"{self.path} is in use by another survey server") from e
+        self._f = os.fdopen(fd, "ab", buffering=0)
+        try:
+            rows, self.repair = repair_and_read(self.path)
+            if self.path.stat().st_size == 0:
+                self._write((",".join(VOTE_FIELDS) + "\n").encode())
+                _fsync_dir(self.path.parent)
+        except BaseException:
+            self._f.close()
+            raise
+        self._rows = rows
+        self._keys = {(r["participant"], r["trial"]) for r in rows}
+        self._by_participant: dict[str, set[str]] = {}
+        for r in rows:
+            self._by_participant.setdefault(r["participant"], set()).add(r["trial"])
+        if len(self._keys) != len(rows):
+            log.warning("%s: holds duplicate (participant, trial) rows", self.path)
+        log.info("votes %s: %d existing votes loaded", self.path, len(rows))
+
+    def _write(self, line: bytes) -> None:
+        n = self._f.write(line)
+        if n != len(line):  # unbuffered raw write; short writes are rare but possible
+            raise OSError(f"short write to {self.path}: {n} of {len(line)} bytes")
+        os.fsync(self._f.fileno())
+
+    def append(self, row: dict) -> None:
+        """Write one vote durably; raises DuplicateVote if (participant, trial) exists."""
+        line = _format_row(row)
+        key = (str(row["participant"]), str(row["trial"]))
+        with self._lock:
+            if self._f.closed:
+                raise VoteStoreError(f"{self.path} is closed")
+            if key in self._keys:
+                raise DuplicateVote(f"participant {key[0]} already voted on trial {key[1]}")
+            self._write(line)
+            self._keys.add(key)
+            self._by_participant.setdefault(key[0], set()).add(key[1])
+            self._rows.append({f: str(row[f]) for f in VOTE_FIELDS})
+
+    def has(self, participant: str, trial: str) -> bool:
+        with self._lock:
+            return (participant, trial) in self._keys
+
+    def voted_trials(self, participant: str) -> set[str]:
+        with self._lock:
+            return set(self._by_participant.get(participant, ()))
+
+    def rows(self) -> list[dict]:
+        with self._lock:
+            return list(self._rows)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._rows)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._f.closed:
+                fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+                self._f.close()
+
+    def __enter__(self) -> VoteStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _fsync_dir(folder: Path) -> None:
+    # A new file's directory entry is only durable once the directory is synced.
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,364 @@
+"""Blinded realism survey: prepare it, host it, analyse the votes.
+
+    python survey.py prepare --photos DIR --system ours=weights/colornet.pt \\
+        --system zhang=zhang_outputs/ --out surveys/s1 [--catch 4] [--mode pairwise|turing]
+    python survey.py serve --survey surveys/s1 --votes results/votes.csv \\
+        [--host 0.0.0.0 --port 7861 --admin-password X --exposure-ms 0 --max-trials 0]
+    python survey.py analyze results/votes.csv --out results/survey/
+
+The rules (tokens, which vote counts, durability) live in colorizer.survey; this file only
+builds the web app over them. See docs/survey.md.
+"""
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+log = logging.getLogger("survey")
+
+CSS = """
+@keyframes survey-hide { to { visibility: hidden; } }
+.survey-pair { display: flex; gap: 12px; justify-content: center; }
+.survey-pair figure { margin: 0; flex: 1; text-align: center; }
+.survey-pair img { max-width: 100%; max-height: 70vh; border-radius: 4px; }
+"""
+
+CONSENT = """
+## Which photo looks real?
+
+You will see pairs of colour photographs, one pair at a time, and answer one question about
+each pair by clicking the button under the photo you pick. There are no right or wrong
+answers for most pairs; go with your first impression. It takes a few minutes.
+
+**What is stored:** your clicks, which pair you saw, on which side, and how long you took,
+under a random participant number. Nothing else about you (no name, no e-mail, no IP address)
+is stored. You can stop at any time; the answers given so far are kept. To continue later,
+keep the page address (it carries your participant number).
+"""
+
+# After start/resume, put the token in the page address so a reload or a later visit
+# continues the same participant.
+TOKEN_TO_URL_JS = """
+(token) => {
+  if (token) {
+    const u = new URL(window.location.href);
+    u.searchParams.set("t", token);
+    window.history.replaceState(null, "", u.toString());
+  }
+}
+"""
+
+
+def pair_html(d: dict) -> str:
+    """The two photos of a trial; the exposure limit is a CSS animation so no JS is needed."""
+    if d.get("status") != "trial":
+        return ""
+    hide = ""
+    if d.get("exposure_ms"):
+        hide = f' style="animation: survey-hide 0s linear {int(d["exposure_ms"])}ms forwards"'
+    # The trial id in the markup restarts the animation even when images repeat.
+    return (
+        f'<div class="survey-pair" data-trial="{d["trial"]}">'
+        f'<figure><img src="{d["left"]}" alt="left photo"{hide}></figure>'
+        f'<figure><img src="{d["right"]}" alt="right photo"{hide}></figure></div>'
+    )
+
+
+def build_blocks(session):
+    """The participant app: consent -> trials -> thanks, plus named API endpoints."""
+    import gradio as gr
+
+    with gr.Blocks(title="Photo survey") as blocks:
+        token = gr.Textbox(visible="hidden", elem_id="survey-token")
+        trial = gr.Textbox(visible="hidden", elem_id="survey-trial")
+        with gr.Column(visible=True) as consent_col:
+            gr.Markdown(CONSENT)
+            agree = gr.Checkbox(label="I have read this and agree to take part", value=False)
+            start = gr.Button("Start", variant="primary", elem_id="survey-start")
+        with gr.Column(visible=False) as trial_col:
+            progress = gr.Markdown(elem_id="survey-progress")
+            question = gr.Markdown(elem_id="survey-question")
+            pair = gr.HTML(elem_id="survey-pair")
+            with gr.Row():
+                left = gr.Button("Left photo", variant="primary", elem_id="survey-left")
+                right = gr.Button("Right photo", variant="primary", elem_id="survey-right")
+        with gr.Column(visible=False) as done_col:
+            thanks = gr.Markdown(elem_id="survey-thanks")
+        message = gr.Markdown(elem_id="survey-message")
+
+        outputs = [
+            token,
+            trial,
+            consent_col,
+            trial_col,
+            done_col,
+            progress,
+            question,
+            pair,
+            thanks,
+            message,
+        ]
+
+        def render(d: dict):
+            status = d["status"]
+            show_consent = status == "error" and not d.get("token")
+            return (
+                d.get("token", ""),
+                d.get("trial", ""),
+                gr.update(visible=show_consent),
+                gr.update(visible=status == "trial"),
+                gr.update(visible=status == "done"),
+                f"Photo pair {d['index']} of {d['total']}" if status == "trial" else "",
+                f"### {d['question']}" if status == "trial" else "",
+                pair_html(d),
+                d.get("message", "") if status == "done" else "",
+                d.get("message", "") if status != "done" else "",
+            )
+
+        def on_load(request: gr.Request):
+            t = request.query_params.get("t") if request is not None else None
+            if t:
+                return render(session.resume(t))
+            return render({"status": "error", "token": "", "message": ""})
+
+        def on_start(consent: bool):
+            return render(session.start(consent))
+
+        def on_left(tok: str, tr: str):
+            return render(session.vote(tok, tr, "left"))
+
+        def on_right(tok: str, tr: str):
+            return render(session.vote(tok, tr, "right"))
+
+        private = {"api_visibility": "private", "show_progress": "hidden"}
+        blocks.load(on_load, None, outputs, **private)
+        start.click(on_start, agree, outputs, trigger_mode="once", **private).then(
+            None, token, None, js=TOKEN_TO_URL_JS, api_visibility="private"
+        )
+        # trigger_mode="once" drops clicks while a vote is in flight; the server ignores
+        # any repeat anyway (same trial, same participant).
+        left.click(on_left, [token, trial], outputs, trigger_mode="once", **private)
+        right.click(on_right, [token, trial], outputs, trigger_mode="once", **private)
+
+        # Named API endpoints for gradio_client; each returns a dict with neutral fields only.
+        def api_start(consent: bool) -> dict:
+            """Give consent; returns a participant token and the first trial."""
+            return session.start(consent)
+
+        def api_resume(token: str) -> dict:
+            """Current trial of a participant (after a reload or a later visit)."""
+            return session.resume(token)
+
+        def api_vote(token: str, trial: str, choice: str) -> dict:
+            """Vote 'left' or 'right' on the trial shown; returns the next trial."""
+            return session.vote(token, trial, choice)
+
+        def api_admin(password: str) -> dict:
+            """Live counts for the organiser (needs --admin-password)."""
+            return session.admin(password)
+
+        gr.api(api_start, api_name="start")
+        gr.api(api_resume, api_name="resume")
+        gr.api(api_vote, api_name="vote")
+        gr.api(api_admin, api_name="admin")
+    return blocks
+
+
+def build_admin_blocks(session):
+    """Password-protected live counts, mounted at /admin; participants never reach it."""
+    import gradio as gr
+
+    with gr.Blocks(title="Survey admin") as blocks:
+        gr.Markdown("## Survey admin: live counts")
+        pw = gr.Textbox(label="Admin password", type="password")
+        show = gr.Button("Show counts")
+        out = gr.JSON()
+        show.click(lambda p: session.admin(p), pw, out, api_visibility="private")
+    return blocks
+
+
+def create_app(session):
+    """FastAPI app: /img/<neutral name> for the photos, the survey at /, admin at /admin."""
+    import gradio as gr
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import FileResponse
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    manifest = session.manifest
+
+    @app.get("/img/{name}")
+    def image(name: str):
+        # Only manifest images, by their neutral name; the folder path never appears in a URL.
+        if name not in manifest.images:
+            raise HTTPException(status_code=404)
+        return FileResponse(
+            manifest.image_path(name),
+            media_type="image/png",
+            headers={"Cache-Control": "private, max-age=86400"},
+        )
+
+    blocks = build_blocks(session)
+    blocks.queue(default_concurrency_limit=16)
+    admin = build_admin_blocks(session)
+    app = gr.mount_gradio_app(app, admin, path="/admin", footer_links=[])
+    app = gr.mount_gradio_app(app, blocks, path="/", css=CSS, footer_links=[])
+    return app
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from colorizer.survey.design import PrepareConfig, parse_system, prepare_survey
+
+    cfg = PrepareConfig(
+        photos=Path(args.photos),
+        systems=[parse_system(s) for s in args.system],
+        out=Path(args.out),
+        mode=args.mode,
+        catch=args.catch,
+        max_side=args.max_side,
+        seed=args.seed,
+        force=args.force,
+        device=args.device,
+        command=shlex.join(sys.argv),
+    )
+    m = prepare_survey(cfg, progress=tqdm)
+    print(f"{len(m.trials)} trials over {len(m.photos)} photos written to {args.out}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from colorizer.survey import Manifest, SurveySession, VoteStore
+
+    manifest = Manifest.load(args.survey)
+    store = VoteStore(args.votes)
+    if store.repair.torn_bytes:
+        log.warning(
+            "repaired %s: cut a torn last line of %d bytes", args.votes, store.repair.torn_bytes
+        )
+    session = SurveySession(
+        manifest,
+        store,
+        admin_password=args.admin_password,
+        exposure_ms=args.exposure_ms,
+        max_trials=args.max_trials,
+    )
+    app = create_app(session)
+    log.info(
+        "survey %s (%d trials, %d votes so far) at http://%s:%d/",
+        args.survey,
+        len(manifest.trials),
+        len(store),
+        args.host,
+        args.port,
+    )
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        store.close()
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from colorizer.survey.analysis import AnalysisConfig, analyze_file
+
+    cfg = AnalysisConfig(
+        min_response_ms=args.min_response_ms,
+        max_catch_failures=args.max_catch_failures,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        drop_malformed=args.drop_malformed,
+    )
+    result = analyze_file(args.votes, args.out, cfg, command=shlex.join(sys.argv))
+    print(result.markdown)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    a = sub.add_parser("prepare", help="colorize photos with each system into a blinded survey")
+    a.add_argument("--photos", required=True, help="folder of ground-truth colour photos")
+    a.add_argument(
+        "--system",
+        action="append",
+        required=True,
+        metavar="NAME=SOURCE",
+        help="model name, checkpoint path, or folder of ready-made outputs (by stem)",
+    )
+    a.add_argument("--out", required=True, help="survey folder to write")
+    a.add_argument("--mode", choices=["pairwise", "turing"], default="pairwise")
+    a.add_argument("--catch", type=int, default=0, help="number of catch trials")
+    a.add_argument("--max-side", type=int, default=512, help="downscale shown photos (0 = keep)")
+    a.add_argument("--seed", type=int, default=None)
+    a.add_argument("--device", default=None)
+    a.add_argument("--force", action="store_true", help="replace an existing --out")
+    a.set_defaults(fn=cmd_prepare)
+
+    s = sub.add_parser("serve", help="host the survey")
+    s.add_argument("--survey", required=True)
+    s.add_argument("--votes", default="results/votes.csv")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7861)
+    s.add_argument("--admin-password", default=None)
+    s.add_argument("--exposure-ms", type=int, default=0, help="hide photos after N ms (0 = never)")
+    s.add_argument(
+        "--max-trials",
+        type=int,
+        default=0,
+        help="non-catch trials per participant, drawn at random (0 = all)",
+    )
+    s.set_defaults(fn=cmd_serve)
+
+    z = sub.add_parser("analyze", help="analyse a votes CSV")
+    z.add_argument("votes")
+    z.add_argument("--out", default="results/survey")
+    z.add_argument(
+        "--min-response-ms",
+        type=float,
+        default=300.0,
+        help="exclude votes answered faster than this",
+    )
+    z.add_argument(
+        "--max-catch-failures",
+        type=int,
+        default=0,
+        help="exclude participants failing more catch trials than this",
+    )
+    z.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for BT scores")
+    z.add_argument("--seed", type=int, default=0)
+    z.add_argument(
+        "--drop-malformed",
+        action="store_true",
+        help="report and skip malformed rows instead of stopping",
+    )
+    z.set_defaults(fn=cmd_analyze)
+
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from colorizer.survey import SurveyError, VoteStoreError
+
+    errors: tuple[type[Exception], ...] = (SurveyError, VoteStoreError)
+    if args.cmd == "analyze":
+        from colorizer.survey.analysis import AnalysisError
+
+        errors += (AnalysisError,)
+    try:
+        args.fn(args)
+    except errors as e:
+        log.error("%s", e)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
