@@ -1,0 +1,205 @@
+"""Vote store and survey preparation, without a server."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from colorizer.survey import (
+    VOTE_FIELDS,
+    DuplicateVote,
+    Manifest,
+    PrepareConfig,
+    SurveyError,
+    SurveySession,
+    VoteStore,
+    VoteStoreError,
+    participant_order,
+    prepare_survey,
+)
+from colorizer.survey.design import parse_system, sample_photos, wrong_colors
+
+
+def row(participant: str, trial: str, **kw) -> dict:
+    r = {f: "" for f in VOTE_FIELDS}
+    r.update(participant=participant, trial=trial, vote_id=f"{participant}:{trial}", **kw)
+    return r
+
+
+def test_store_appends_refuses_duplicates_and_reloads(tmp_path):
+    p = tmp_path / "votes.csv"
+    with VoteStore(p) as s:
+        s.append(row("a", "t1", choice="left"))
+        s.append(row("a", "t2"))
+        s.append(row("b", "t1"))
+        with pytest.raises(DuplicateVote):
+            s.append(row("a", "t1", choice="right"))
+        # Only one writer per file: a second server on it fails clearly.
+        with pytest.raises(VoteStoreError, match="in use"):
+            VoteStore(p)
+    with VoteStore(p) as s:
+        assert len(s) == 3 and s.voted_trials("a") == {"t1", "t2"}
+        with pytest.raises(DuplicateVote):
+            s.append(row("b", "t1"))
+    lines = p.read_text().splitlines()
+    assert lines[0] == ",".join(VOTE_FIELDS) and len(lines) == 4
+
+
+def test_store_repairs_torn_last_line(tmp_path, caplog):
+    p = tmp_path / "votes.csv"
+    with VoteStore(p) as s:
+        s.append(row("a", "t1"))
+        s.append(row("a", "t2"))
+    good = p.read_bytes()
+    p.write_bytes(good + b"a:t3,s1,pairwise,a,t3,pa")  # killed mid-write
+    with caplog.at_level("WARNING"), VoteStore(p) as s:
+        assert s.repair.torn_bytes == len(b"a:t3,s1,pairwise,a,t3,pa")
+        assert len(s) == 2 and not s.has("a", "t3")
+        s.append(row("a", "t3"))  # the torn vote can be cast again
+    assert "torn" in caplog.text
+    assert p.read_bytes().startswith(good) and p.read_bytes().count(b"\n") == 4
+
+
+def test_store_refuses_foreign_or_corrupt_files(tmp_path):
+    p = tmp_path / "other.csv"
+    p.write_text("name,age\nx,1\n")
+    with pytest.raises(VoteStoreError, match="header"):
+        VoteStore(p)
+    assert p.read_text() == "name,age\nx,1\n"  # untouched
+    q = tmp_path / "votes.csv"
+    with VoteStore(q) as s:
+        s.append(row("a", "t1"))
+    q.write_text(q.read_text() + "broken,row\n")
+    with pytest.raises(VoteStoreError, match=":3:"):
+        VoteStore(q)
+    with pytest.raises(ValueError, match="newline"):
+        with VoteStore(tmp_path / "v2.csv") as s:
+            s.append(row("a", "t\n1"))
+
+
+def make_outputs(tmp_path: Path, n: int = 4) -> tuple[Path, Path, Path]:
+    photos = tmp_path / "photos"
+    sample_photos(photos, n, size=64)
+    a, b = tmp_path / "out_a", tmp_path / "out_b"
+    for folder, fn in ((a, lambda im: im.convert("L").convert("RGB")), (b, wrong_colors)):
+        folder.mkdir()
+        for ph in sorted(photos.iterdir()):
+            # A different size on purpose: prepare resizes outputs to the photo.
+            fn(Image.open(ph).convert("RGB")).resize((32, 32)).save(folder / (ph.stem + ".jpg"))
+    return photos, a, b
+
+
+def test_prepare_from_folders_is_blinded(tmp_path):
+    photos, a, b = make_outputs(tmp_path)
+    cfg = PrepareConfig(
+        photos, [("sysalpha", str(a)), ("sysbeta", str(b))], tmp_path / "s", catch=3, seed=1
+    )
+    m = prepare_survey(cfg)
+    files = sorted((tmp_path / "s" / "images").iterdir())
+    assert len(files) == 4 * 3 + 3  # truth + 2 systems per photo, 3 catch images
+    for f in files:
+        assert len(f.stem) == 16 and all(c in "0123456789abcdef" for c in f.stem)
+        assert Image.open(f).size == (64, 64)
+    kinds = Counter(t.kind for t in m.trials)
+    assert kinds == {"pair": 4, "catch": 3}
+    assert {t.id for t in m.trials} == {t.id for t in Manifest.load(tmp_path / "s").trials}
+    m2 = Manifest.load(tmp_path / "s")
+    assert m2.images == m.images and m2.survey_id == m.survey_id
+    # Catch image really differs from the truth.
+    c = next(t for t in m.trials if t.kind == "catch")
+    t_img = Image.open(m2.image_path(c.a.image)).convert("HSV")
+    w_img = Image.open(m2.image_path(c.b.image)).convert("HSV")
+    assert t_img.tobytes() != w_img.tobytes()
+
+
+def test_prepare_errors_leave_nothing(tmp_path):
+    photos, a, b = make_outputs(tmp_path)
+    next(b.iterdir()).unlink()
+    out = tmp_path / "s"
+    cfg = PrepareConfig(photos, [("x", str(a)), ("y", str(b))], out)
+    with pytest.raises(SurveyError, match="no output"):
+        prepare_survey(cfg)
+    assert not out.exists() and not list(tmp_path.glob(".survey-*"))
+    with pytest.raises(SurveyError, match="two"):
+        prepare_survey(PrepareConfig(photos, [("x", str(a))], out))
+    with pytest.raises(SurveyError, match="reserved"):
+        parse_system("real=foo")
+    with pytest.raises(SurveyError, match="NAME=SOURCE"):
+        parse_system("foo")
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(SurveyError, match="not empty"):
+        prepare_survey(PrepareConfig(photos, [("x", str(a)), ("z", str(a))], out))
+    assert (out / "keep.txt").read_text() == "mine"
+    with pytest.raises(SurveyError, match="not a survey"):
+        Manifest.load(tmp_path)
+
+
+def test_prepare_with_a_model_checkpoint_in_turing_mode(tmp_path):
+    from colorizer.checkpoint import save_checkpoint
+    from colorizer.models import create_model
+
+    photos = tmp_path / "photos"
+    sample_photos(photos, 2, size=48)
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, create_model("colornet_tiny"))
+    m = prepare_survey(
+        PrepareConfig(
+            photos, [("ours", str(ckpt)), ("gray", "gray")], tmp_path / "s", mode="turing"
+        )
+    )
+    assert Counter(t.kind for t in m.trials) == {"turing": 4}
+    assert all(t.a.system == "real" for t in m.trials)
+    assert {v["system"] for v in m.images.values()} == {"real", "ours", "gray"}
+    with pytest.raises(SurveyError, match="nosuchmodel"):
+        prepare_survey(
+            PrepareConfig(photos, [("x", "nosuchmodel")], tmp_path / "s2", mode="turing")
+        )
+
+
+def test_participant_order_is_balanced_and_stable(tmp_path):
+    photos, a, b = make_outputs(tmp_path, n=5)
+    m = prepare_survey(
+        PrepareConfig(photos, [("x", str(a)), ("y", str(b))], tmp_path / "s", catch=2)
+    )
+    o1 = participant_order(m, "p1")
+    assert [(p.trial.id, p.a_left) for p in o1] == [
+        (p.trial.id, p.a_left) for p in participant_order(m, "p1")
+    ]
+    assert sorted(p.trial.id for p in o1) == sorted(t.id for t in m.trials)
+    orders = [participant_order(m, f"p{i}") for i in range(40)]
+    assert len({tuple(p.trial.id for p in o) for o in orders}) > 30  # own random order
+    for o in orders:  # 7 trials: 3 or 4 with side a on the left
+        assert sum(p.a_left for p in o) in (3, 4)
+    sub = participant_order(m, "p1", max_trials=2)
+    assert Counter(p.trial.kind for p in sub) == {"pair": 2, "catch": 2}
+
+
+def test_session_rules_without_a_server(tmp_path):
+    photos, a, b = make_outputs(tmp_path, n=2)
+    m = prepare_survey(PrepareConfig(photos, [("x", str(a)), ("y", str(b))], tmp_path / "s"))
+    with VoteStore(tmp_path / "v.csv") as store:
+        s = SurveySession(m, store, admin_password="pw")
+        assert s.start(False)["status"] == "error"
+        d = s.start(True)
+        tok, t1 = d["token"], d["trial"]
+        assert s.vote(tok + "x", t1, "left")["status"] == "error"  # forged token
+        assert s.vote(tok, t1, "up")["status"] == "error"
+        other = next(t.id for t in m.trials if t.id != t1)
+        stale = s.vote(tok, other, "left")  # not the shown trial: nothing recorded
+        assert not stale["recorded"] and stale["trial"] == t1 and len(store) == 0
+        d2 = s.vote(tok, t1, "left")
+        assert d2["recorded"] and d2["trial"] == other and len(store) == 1
+        again = s.vote(tok, t1, "right")  # double click
+        assert not again["recorded"] and again["trial"] == other and len(store) == 1
+        assert s.resume(tok)["trial"] == other
+        # A restarted server (new session object) continues the same participant.
+        s2 = SurveySession(m, store, admin_password="pw")
+        assert s2.resume(tok)["trial"] == other
+        assert s2.vote(tok, other, "right")["status"] == "done"
+        assert s2.admin("nope")["ok"] is False
+        adm = s2.admin("pw")
+        assert adm["votes"] == 2 and adm["finished"] == 1 and sum(adm["wins"].values()) == 2
+        assert json.dumps(s2.start(True)).find('"x"') == -1
