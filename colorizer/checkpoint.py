@@ -22,7 +22,6 @@ import logging
 import os
 import pickle
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +203,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except pickle.UnpicklingError as e:
         # weights_only refused something: a pickle of arbitrary Python objects.
         detail = next((ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln), "")
+        detail = detail.split(" was not an allowed")[0].removeprefix("WeightsUnpickler error: ")
         what = _describe_bytes(path)
         if "zip archive" in what:
             what = "it is a torch file holding Python objects other than tensors"
@@ -212,7 +212,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             + (f" ({detail})" if detail else "")
             + "; refusing to unpickle it"
         ) from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
+    except Exception as e:  # garbage makes torch's reader fail in many ways (IndexError, ...)
         raise CheckpointError(
             f"cannot read checkpoint {path}: {_describe_bytes(path)} ({type(e).__name__}: "
             f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'})"

@@ -1,0 +1,243 @@
+"""Checkpoints: round trips, fp16 shipping, atomic writes, and a clear error for every bad file."""
+
+from __future__ import annotations
+
+import fractions
+import pickle
+import zipfile
+
+import pytest
+import torch
+
+from colorizer.bins import get_bins
+from colorizer.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    atomic_torch_save,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from colorizer.models import create_model
+
+TINY = ["cunet_tiny", "eccv16_tiny", "streetside_tiny", "colornet_tiny"]
+
+
+def lightness(h: int = 32, w: int = 32) -> torch.Tensor:
+    return torch.rand(2, 1, h, w, generator=torch.Generator().manual_seed(0)) * 100
+
+
+def trained(name: str, **overrides) -> torch.nn.Module:
+    """A tiny model whose BN statistics and weights differ from a fresh one's."""
+    torch.manual_seed(1)
+    model = create_model(name, **overrides).train()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+        model(lightness())  # moves BN running stats
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_round_trip_every_family(tmp_path, name):
+    model = trained(name)
+    train = {"data": "landscapes", "command": "python -m training train", "epochs": 3}
+    path = save_checkpoint(
+        tmp_path / "m.pt", model, default_temperature=0.37, train=train, metrics={"auc": 0.9}
+    )
+    loaded, meta = load_checkpoint(path)
+    assert type(loaded) is type(model) and not loaded.training
+    assert loaded.arch_name == name and loaded.arch_args == model.arch_args
+    assert meta["format"] == FORMAT and meta["train"] == train and meta["metrics"] == {"auc": 0.9}
+    assert meta["path"] == str(path) and "state_dict" not in meta
+    assert loaded.default_temperature == 0.37
+    if model.bins is not None:
+        assert loaded.bins == model.bins
+    L = lightness()
+    with torch.no_grad():
+        assert torch.equal(loaded(L), model(L))
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def test_bins_come_back_from_the_file(tmp_path):
+    model = trained("colornet_tiny", bins="seed104")
+    loaded, meta = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model))
+    assert loaded.bins == get_bins("seed104") and loaded.bins.null_index == 104
+    assert meta["bins"]["name"] == "seed104"
+    assert meta["default_temperature"] == model.default_temperature  # the model's own value
+
+
+def test_half_ships_smaller_and_loads_as_fp32(tmp_path):
+    model = trained("colornet_tiny")
+    full = save_checkpoint(tmp_path / "full.pt", model)
+    half = save_checkpoint(tmp_path / "half.pt", model, half=True)
+    raw = read_checkpoint(half)
+    assert raw["half"] is True and raw["state_dict"]["head.weight"].dtype == torch.float16
+    assert raw["state_dict"]["stem.1.num_batches_tracked"].dtype == torch.int64
+    assert half.stat().st_size < 0.75 * full.stat().st_size
+    loaded, _ = load_checkpoint(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    L = lightness()
+    with torch.no_grad():
+        a, b = model(L), loaded(L)
+    assert not torch.equal(a, b) and torch.allclose(a, b, atol=2e-2, rtol=1e-2)
+
+
+def test_resume_extras_round_trip(tmp_path):
+    model = trained("streetside_tiny")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(lightness()).mean().backward()
+    opt.step()
+    extra = {
+        "optimizer": opt.state_dict(),
+        "epoch": 4,
+        "step": 1234,
+        "rng": {"torch": torch.get_rng_state()},
+    }
+    path = save_checkpoint(tmp_path / "resume.pt", model, extra=extra)
+    raw = read_checkpoint(path)
+    assert raw["epoch"] == 4 and raw["step"] == 1234
+    assert torch.equal(raw["rng"]["torch"], extra["rng"]["torch"])
+    opt2 = torch.optim.Adam(create_model("streetside_tiny").parameters(), lr=1e-3)
+    opt2.load_state_dict(raw["optimizer"])
+    assert opt2.state_dict()["state"][0]["step"] == 1
+
+
+def test_save_refuses_what_weights_only_cannot_load(tmp_path):
+    import numpy as np
+
+    model = trained("colornet_tiny")
+    target = tmp_path / "m.pt"
+    save_checkpoint(target, model, metrics={"v": 1})
+    with pytest.raises(TypeError, match=r"train\['config'\]\['rng'\] is a ndarray"):
+        save_checkpoint(target, model, train={"config": {"rng": np.zeros(3)}})
+    with pytest.raises(TypeError, match=r"use str\(path\)"):
+        save_checkpoint(target, model, train={"data": tmp_path})
+    with pytest.raises(ValueError, match="may not override"):
+        save_checkpoint(target, model, extra={"state_dict": {}})
+    with pytest.raises(TypeError, match="only models from colorizer.models"):
+        save_checkpoint(target, torch.nn.Linear(2, 2))
+    # the earlier good file is untouched and nothing temporary is left behind
+    assert read_checkpoint(target)["metrics"] == {"v": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "m.pt"
+    save_checkpoint(target, trained("colornet_tiny"), metrics={"v": 1})
+    before = target.read_bytes()
+    # A real failure half-way through torch.save: a big tensor is written, then a lambda
+    # cannot be pickled.
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        atomic_torch_save({"a": torch.zeros(100_000), "b": lambda: 0}, target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+    # overwriting and creating missing folders work
+    save_checkpoint(tmp_path / "new" / "dir" / "m.pt", trained("cunet_tiny"))
+    save_checkpoint(target, trained("streetside_tiny"))
+    assert load_checkpoint(target)[1]["arch"] == "streetside_tiny"
+
+
+def test_load_moves_to_the_device(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", trained("colornet_tiny"))
+    model, _ = load_checkpoint(path, device="meta")
+    assert all(p.device.type == "meta" for p in model.parameters())
+
+
+# ---------------------------------------------------------------------- bad files
+def corrupt(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def test_missing_and_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint file not found: .*nope.pt"):
+        load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="not a file"):
+        load_checkpoint(tmp_path)
+
+
+def test_truncated_empty_text_and_random_bytes(tmp_path):
+    good = save_checkpoint(tmp_path / "good.pt", trained("colornet_tiny")).read_bytes()
+    cases = {
+        "truncated.pt": (good[: len(good) // 2], "zip archive .* truncated or corrupt"),
+        "empty.pt": (b"", "empty"),
+        "notes.pt": (b"these are my notes\nline 2\n", "text file .*these are my notes"),
+        "noise.pt": (bytes(range(7, 250)) * 4, "unrecognised binary data"),
+    }
+    for name, (data, pattern) in cases.items():
+        with pytest.raises(CheckpointError, match=pattern):
+            load_checkpoint(corrupt(tmp_path / name, data))
+
+
+def test_foreign_pickles_are_not_unpickled(tmp_path):
+    path = tmp_path / "pickle.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"weights": [1, 2, 3]}, f)
+    with pytest.raises(CheckpointError, match="plain Python pickle"):
+        load_checkpoint(path)
+    torch.save({"lr": fractions.Fraction(1, 3)}, tmp_path / "objects.pt")
+    with pytest.raises(CheckpointError, match="Python objects other than tensors.*Fraction"):
+        load_checkpoint(tmp_path / "objects.pt")
+    assert zipfile.is_zipfile(tmp_path / "objects.pt")
+
+
+def test_foreign_torch_files_say_what_they_are(tmp_path):
+    model = trained("colornet_tiny")
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(CheckpointError, match=r"plain state dict of \d+ tensors .*stem.0.weight"):
+        load_checkpoint(tmp_path / "sd.pt")
+    torch.save(create_model("eccv16_tiny").state_dict(), tmp_path / "zhang.pth")
+    with pytest.raises(CheckpointError, match="official eccv16 weights.*load_eccv16_weights"):
+        load_checkpoint(tmp_path / "zhang.pth")
+    torch.save([torch.ones(1)], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="holds a list, not a dict"):
+        load_checkpoint(tmp_path / "list.pt")
+    torch.save({"epoch": 3, "model": model.state_dict()}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="without format='colorizer-checkpoint'.*epoch"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def edited(tmp_path, **changes):
+    path = save_checkpoint(tmp_path / "m.pt", trained("colornet_tiny"))
+    ckpt = read_checkpoint(path)
+    ckpt.update(changes)
+    torch.save(ckpt, path)
+    return path
+
+
+def test_unknown_arch_newer_version_and_bad_args(tmp_path):
+    with pytest.raises(CheckpointError, match="architecture 'resnet9'.*known: colornet"):
+        load_checkpoint(edited(tmp_path, arch="resnet9"))
+    with pytest.raises(CheckpointError, match="version 7; .*update the project"):
+        load_checkpoint(edited(tmp_path, version=7))
+    with pytest.raises(CheckpointError, match="cannot rebuild 'colornet_tiny'.*depth"):
+        load_checkpoint(edited(tmp_path, arch_args={"depth": 3}))
+    path = edited(tmp_path)
+    ckpt = read_checkpoint(path)
+    del ckpt["state_dict"]
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="without 'state_dict'"):
+        load_checkpoint(path)
+
+
+def test_mismatched_state_dict_lists_what_differs(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", trained("colornet_tiny"))
+    ckpt = read_checkpoint(path)
+    sd = ckpt["state_dict"]
+    del sd["head.bias"]
+    sd["extra.weight"] = torch.zeros(1)
+    sd["stem.0.weight"] = torch.zeros(5, 1, 3, 3)
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    msg = str(err.value)
+    assert "does not fit architecture 'colornet_tiny'" in msg
+    assert "missing keys: head.bias" in msg
+    assert "unexpected keys: extra.weight" in msg
+    assert "stem.0.weight: file (5, 1, 3, 3) vs model (4, 1, 3, 3)" in msg
+    # bins that do not fit the head
+    path = edited(tmp_path, bins=get_bins("seed104").to_dict())
+    with pytest.raises(CheckpointError, match="105 classes but 'colornet_tiny' outputs 313"):
+        load_checkpoint(path)
