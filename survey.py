@@ -19,7 +19,8 @@ from pathlib import Path
 log = logging.getLogger("survey")
 
 CSS = """
-@keyframes survey-hide { to { visibility: hidden; } }
+@keyframes survey-hide-0 { to { visibility: hidden; } }
+@keyframes survey-hide-1 { to { visibility: hidden; } }
 .survey-pair { display: flex; gap: 12px; justify-content: center; }
 .survey-pair figure { margin: 0; flex: 1; text-align: center; }
 .survey-pair img { max-width: 100%; max-height: 70vh; border-radius: 4px; }
@@ -57,8 +58,10 @@ def pair_html(d: dict) -> str:
         return ""
     hide = ""
     if d.get("exposure_ms"):
-        hide = f' style="animation: survey-hide 0s linear {int(d["exposure_ms"])}ms forwards"'
-    # The trial id in the markup restarts the animation even when images repeat.
+        # Gradio patches the existing <img> elements instead of making new ones, so a running
+        # animation would not restart; alternating its name between trials restarts it.
+        name = f"survey-hide-{d['index'] % 2}"
+        hide = f' style="animation: {name} 0s linear {int(d["exposure_ms"])}ms forwards"'
     return (
         f'<div class="survey-pair" data-trial="{d["trial"]}">'
         f'<figure><img src="{d["left"]}" alt="left photo"{hide}></figure>'

@@ -323,3 +323,44 @@ def test_chromium_completes_the_survey(served):
         assert_blind(u, "request url")
     mine = [r for r in read_rows(server.votes) if r["participant"] == token]
     assert len(mine) == N_TRIALS and len({r["trial"] for r in mine}) == N_TRIALS
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs /usr/bin/chromium")
+def test_chromium_exposure_time_and_trial_subset(tmp_path):
+    make_survey(tmp_path)
+    server = Server(
+        tmp_path / "survey", tmp_path / "votes.csv", tmp_path / "log", "--exposure-ms", "700",
+        "--max-trials", "2",
+    ).start()  # fmt: skip
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]  # fmt: skip
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.locator("#survey-start").click()  # without consent: refused
+            page.locator("#survey-message").get_by_text("consent").wait_for()
+            page.get_by_label("I have read this and agree to take part").check()
+            page.locator("#survey-start").click()
+            total = 2 + N_CATCH
+            for i in range(1, total + 1):
+                page.locator("#survey-progress").get_by_text(
+                    f"Photo pair {i} of {total}"
+                ).wait_for()
+                img = page.locator("#survey-pair img").first
+                assert img.evaluate("e => getComputedStyle(e).visibility") == "visible", i
+                page.wait_for_function(
+                    "() => getComputedStyle(document.querySelector('#survey-pair img'))"
+                    ".visibility === 'hidden'",
+                    timeout=5000,
+                )
+                page.locator("#survey-right").click()
+            page.locator("#survey-thanks").get_by_text("Thank you").wait_for()
+            browser.close()
+        assert len(read_rows(server.votes)) == total
+    finally:
+        server.stop()
