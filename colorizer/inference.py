@@ -221,8 +221,9 @@ class Colorizer:
         rows = max(1, STRIP_PIXELS // width)
         for r0 in range(0, height, rows):
             r1 = min(height, r0 + rows)
-            rgb = torch.from_numpy(src[r0:r1]).to(self.device).permute(2, 0, 1).float().div_(255.0)
-            lab = rgb_to_lab(rgb)  # (3, r, W)
+            # uint8 straight into rgb_to_lab: its lookup table skips a float copy of the strip.
+            rgb = torch.from_numpy(src[r0:r1]).to(self.device).permute(2, 0, 1)  # (3, r, W)
+            lab = rgb_to_lab(rgb)  # (3, r, W) float32
             lab[1:] = resize_rows(abw, r0, r1, height)  # keep L, replace a*b*
             strip = lab_to_rgb(lab).mul_(255.0).round_().to(torch.uint8)  # (3, r, W)
             out[r0:r1] = strip.permute(1, 2, 0).cpu().numpy()
@@ -281,11 +282,21 @@ def load_model(
 # ---------------------------------------------------------------------- folders
 @dataclass
 class ColorizeReport:
-    """What colorize_many did: (input, output) pairs written and (input, reason) pairs skipped."""
+    """What colorize_many did: (input, output) pairs written and (input, reason) pairs skipped.
+
+    Reasons for inputs left alone on purpose start with "output " (exists, would overwrite an
+    input); every other reason is a bad input (see ``failed``).
+    """
 
     done: list[tuple[Path, Path]] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[tuple[Path, str]]:
+        """The skipped inputs that are bad input (missing, unreadable), not merely left alone
+        because their output exists."""
+        return [(p, why) for p, why in self.skipped if not why.startswith("output ")]
 
     def summary(self) -> str:
         return f"{len(self.done)} colorized, {len(self.skipped)} skipped in {self.seconds:.1f} s"
@@ -393,5 +404,5 @@ def colorize_many(
             _save_atomic(uncertainty_image(u), extra)
         report.done.append((src, dst))
     report.seconds = time.perf_counter() - start
-    log.info("%s", report.summary())
+    log.debug("%s", report.summary())
     return report

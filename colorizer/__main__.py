@@ -1,0 +1,224 @@
+"""Command line: ``python -m colorizer {models,colorize,evaluate}``.
+
+    python -m colorizer models
+    python -m colorizer colorize photo.jpg folder/ --model eccv16 --out colorized/ --uncertainty
+    python -m colorizer evaluate --model gray eccv16 --images photos/ --out results/eval_photos
+
+Bad input, an unknown model or missing weights end with a one-line ``error: ...`` on stderr and
+exit code 2; nothing already written is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from collections.abc import Sequence
+
+log = logging.getLogger("colorizer")
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def unit_float(text: str) -> float:
+    v = float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m colorizer",
+        description="Colorize landscape and street photographs; evaluate colorizers.",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{models,colorize,evaluate}")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+        sp.add_argument(
+            "--weights-dir",
+            help="where registry weights are looked up (default: weights/ or $COLORIZER_WEIGHTS_DIR)",
+        )
+
+    m = sub.add_parser("models", help="list the models, whether their weights are here")
+    m.add_argument("--weights-dir", help="look for weights here instead of weights/")
+
+    c = sub.add_parser("colorize", help="colorize photos and folders into an output folder")
+    c.add_argument("inputs", nargs="+", metavar="IN", help="image files and/or folders")
+    c.add_argument("--model", required=True, help="registry name, checkpoint path, or 'gray'")
+    c.add_argument("--out", required=True, help="output folder (created); outputs are <stem>.png")
+    c.add_argument(
+        "--temperature",
+        type=positive_float,
+        help="decode temperature T (lower = more vivid; default: the model's own)",
+    )
+    c.add_argument(
+        "--uncertainty", action="store_true", help="also write <stem>_uncertainty.png maps"
+    )
+    c.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    c.add_argument("--no-recursive", action="store_true", help="do not descend into subfolders")
+    common(c)
+
+    e = sub.add_parser("evaluate", help="score models and/or predictions against ground truth")
+    e.add_argument(
+        "--model",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME",
+        help="one or more models (registry names, checkpoint paths, 'gray'); a row each",
+    )
+    e.add_argument("--predictions", help="folder of ready-made colorizations, matched by stem")
+    e.add_argument("--images", required=True, help="folder of ground-truth colour photos")
+    e.add_argument("--out", required=True, help="output folder for per_photo.csv, summary.*")
+    e.add_argument(
+        "--size",
+        type=non_negative_int,
+        default=256,
+        help="score at size x size, like the first seed (default 256; 0 = as is)",
+    )
+    e.add_argument("--temperature", type=positive_float, help="decode temperature for all models")
+    e.add_argument("--limit", type=non_negative_int, help="only the first N photos (sorted)")
+    e.add_argument(
+        "--rebalance-lam",
+        type=unit_float,
+        default=0.0,
+        help="lambda of the class weights for 'AuC rebal.' (default 0: inverse frequency)",
+    )
+    common(e)
+    return p
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from colorizer.inference import GRAY
+    from colorizer.models import list_models, model_info
+
+    rows = [("name", "family", "weights", "default T", "description")]
+    for name in list_models():
+        info = model_info(name, args.weights_dir)
+        if info["weights"] is None:
+            weights = "none (random init; train it)"
+        elif info["weights_present"]:
+            weights = f"present: {info['weights_path']}"
+        else:
+            weights = f"MISSING: put it at {info['weights_path']}"
+        t = info["default_temperature"]
+        rows.append(
+            (name, info["family"], weights, "-" if t is None else f"{t:g}", info["description"])
+        )
+    rows.append(
+        (GRAY, "baseline", "none needed", "-", "a*b* = 0: the grey floor every model must beat")
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+    return 0
+
+
+def cmd_colorize(args: argparse.Namespace) -> int:
+    from colorizer.inference import Colorizer, colorize_many
+
+    colorizer = Colorizer(args.model, device=args.device, weights_dir=args.weights_dir)
+    report = colorize_many(
+        colorizer,
+        args.inputs,
+        args.out,
+        temperature=args.temperature,
+        uncertainty=args.uncertainty,
+        overwrite=args.overwrite,
+        recursive=not args.no_recursive,
+        progress=not args.quiet,
+    )
+    for src, why in report.skipped:
+        print(f"skipped {src}: {why}", file=sys.stderr)
+    if args.uncertainty and colorizer.kind != "classification":
+        log.warning("%s is a regression model: it has no uncertainty to write", colorizer.name)
+    log.info("%s -> %s", report.summary(), args.out)
+    if report.failed:
+        print(
+            f"error: {len(report.failed)} input(s) could not be colorized (see above)",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from colorizer.evaluate import EvalConfig, run
+
+    if not args.model and not args.predictions:
+        raise ValueError("give --model NAME [NAME ...] and/or --predictions DIR")
+    cfg = EvalConfig(
+        size=args.size,
+        temperature=args.temperature,
+        rebalance_lam=args.rebalance_lam,
+        limit=args.limit,
+        device=args.device,
+        weights_dir=args.weights_dir,
+    )
+    result = run(args.model, args.images, args.out, args.predictions, cfg, progress=not args.quiet)
+    cols = [
+        "model",
+        "n",
+        "euclidean_mean",
+        "psnr_seed_mean",
+        "psnr_db_mean",
+        "ssim_mean",
+        "auc_mean",
+    ]
+    print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for p, why in result.skipped:
+        print(f"skipped {p}: {why}", file=sys.stderr)
+    if result.unmatched:
+        print(
+            f"{len(result.unmatched)} prediction file(s) matched no ground truth", file=sys.stderr
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from colorizer.checkpoint import CheckpointError
+    from colorizer.imageio import ImageError
+
+    handlers = {"models": cmd_models, "colorize": cmd_colorize, "evaluate": cmd_evaluate}
+    try:
+        return handlers[args.command](args)
+    except (ImageError, CheckpointError, FileNotFoundError, ValueError) as e:
+        # ModelError is a ValueError. One line, no traceback: these are the user's to fix.
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

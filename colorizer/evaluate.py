@@ -1,0 +1,385 @@
+"""Evaluate colorizers (or a folder of ready-made colorizations) against ground-truth photos.
+
+    python -m colorizer evaluate --model gray cunet --images photos/ --out results/eval_x
+    python -m colorizer evaluate --predictions zhang_out/ --images photos/ --out results/eval_z
+
+Each ground-truth photo is resized to ``size`` x ``size`` (default 256, LANCZOS, as the first
+seed's LHQ-256 set was) before anything is scored, so the seed's size-dependent "Euclidean
+distance" lines up with its table. Writes ``per_photo.csv`` (model, photo, every metric),
+``summary.csv`` (mean and std per metric and model) and ``summary.md`` (the seed's table
+layout, with the command and machine).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from colorizer import metrics
+from colorizer.bins import class_prior, get_bins, rebalance_weights
+from colorizer.imageio import ImageError, list_images, load_image, to_tensor
+from colorizer.lab import rgb_to_lab
+
+log = logging.getLogger(__name__)
+
+# Column name -> (label in summary.md, True when higher is better). Order = table order.
+METRICS: dict[str, tuple[str, bool]] = {
+    "euclidean": ("Euclidean distance", False),
+    "psnr_seed": ("PSNR (seed)", True),
+    "psnr_db": ("PSNR dB", True),
+    "ssim": ("SSIM", True),
+    "ab_error": ("ab error", False),
+    "auc": ("AuC %", True),
+    "auc_rebal": ("AuC rebal. %", True),
+    "colorfulness": ("Colorfulness", True),
+}
+RESAMPLE = Image.Resampling.LANCZOS
+
+
+@dataclass
+class EvalConfig:
+    size: int = 256  # ground truth and predictions are scored at size x size; 0 = as they are
+    temperature: float | None = None  # decoding temperature (None: each model's default)
+    rebalance_lam: float = 0.0  # AuC rebal.: 0 = inverse class frequency of the test set
+    limit: int | None = None  # score only the first N photos (sorted), for quick looks
+    device: str | None = None
+    weights_dir: str | None = None
+
+
+@dataclass
+class EvalResult:
+    per_photo: pd.DataFrame
+    summary: pd.DataFrame
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, reason)
+    unmatched: list[str] = field(default_factory=list)  # prediction files with no ground truth
+    missing: list[str] = field(default_factory=list)  # ground truth with no prediction
+
+
+def prepare_truth(src: str | os.PathLike | Image.Image, size: int) -> Image.Image:
+    """Ground truth as scored: loaded as RGB, resized to size x size (size 0: unchanged)."""
+    img = load_image(src)
+    if size and img.size != (size, size):
+        img = img.resize((size, size), RESAMPLE)
+    return img
+
+
+def score(pred: torch.Tensor, truth: torch.Tensor, class_weights: torch.Tensor) -> dict[str, float]:
+    """Every metric of one (3, H, W) prediction against its (3, H, W) ground truth."""
+    return {
+        "euclidean": metrics.seed_euclidean(pred, truth).item(),
+        "psnr_seed": metrics.seed_psnr(pred, truth).item(),
+        "psnr_db": metrics.psnr_db(pred, truth).item(),
+        "ssim": metrics.ssim(pred, truth).item(),
+        "ab_error": metrics.ab_error(pred, truth).item(),
+        "auc": 100.0 * metrics.auc_ab(pred, truth).item(),
+        "auc_rebal": 100.0 * metrics.auc_ab_rebalanced(pred, truth, class_weights).item(),
+        "colorfulness": metrics.colorfulness(pred).item(),
+    }
+
+
+def truth_class_weights(
+    photos: Sequence[Path], size: int, lam: float = 0.0, progress: bool = True
+) -> tuple[torch.Tensor, list[tuple[str, str]]]:
+    """Class weights for the rebalanced AuC from the a*b* prior of the ground truth itself.
+
+    One cheap pass over the photos (zhang313 bins, prior smoothed with sigma 5). Returns the
+    (313,) weights and the photos that could not be read, with reasons.
+    """
+    bins = get_bins("zhang313")
+    bad: list[tuple[str, str]] = []
+
+    def ab_batches():
+        for p in tqdm(photos, desc="class prior", unit="img", disable=not progress):
+            try:
+                img = prepare_truth(p, size)
+            except ImageError as e:
+                bad.append((str(p), str(e)))
+                continue
+            yield rgb_to_lab(to_tensor(img)[None])[:, 1:]  # (1, 2, H, W)
+
+    try:
+        prior = class_prior(bins, ab_batches())
+    except ValueError as e:
+        raise ImageError("no readable ground-truth photo to evaluate on") from e
+    return rebalance_weights(prior, lam=lam, sigma=5.0, bins=bins), bad
+
+
+def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
+    """Per-photo rows -> one row per model: n, then <metric>_mean and <metric>_std."""
+    rows = []
+    for model, group in per_photo.groupby("model", sort=False):
+        row: dict[str, object] = {"model": model, "n": len(group)}
+        for m in METRICS:
+            row[f"{m}_mean"] = group[m].mean()
+            row[f"{m}_std"] = group[m].std(ddof=1) if len(group) > 1 else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def machine_info() -> dict[str, str]:
+    """Where a number was measured: host, CPU model, threads, torch version, GPU if any."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "host": platform.node(),
+        "cpu": cpu,
+        "cpu_count": str(os.cpu_count()),
+        "torch_threads": str(torch.get_num_threads()),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def summary_markdown(result: EvalResult, title: str, images: str, size: int, command: str) -> str:
+    """The summary as the first seed's table: a row per model, mean and std per metric."""
+    s = result.summary
+    head = ["Model", "N"]
+    for label, higher in METRICS.values():
+        arrow = "↑" if higher else "↓"
+        head += [f"{label} {arrow} mean", "std"]
+    lines = [
+        f"# {title}",
+        "",
+        f"Ground truth: `{images}`, {int(s['n'].max()) if len(s) else 0} photos, "
+        + (f"resized to {size}x{size} (LANCZOS)." if size else "at their own size."),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for _, row in s.iterrows():
+        cells = [str(row["model"]), str(int(row["n"]))]
+        for m in METRICS:
+            cells += [f"{row[f'{m}_mean']:.2f}", f"{row[f'{m}_std']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Euclidean distance and PSNR (seed) are the first seed's definitions (PSNR (seed) is "
+        "10 log10(255^2 / ED^2), not dB); PSNR dB is 20 log10(255 / RMSE) on 8-bit RGB; AuC is "
+        "the area under the CDF of per-pixel a*b* error over 0..150 (Zhang et al.), rebal. with "
+        "pixels weighted by the inverse frequency of their a*b* class in this ground truth.",
+    ]
+    if result.skipped:
+        lines += ["", f"Skipped {len(result.skipped)} unreadable photos:", ""]
+        lines += [f"- `{p}`: {why}" for p, why in result.skipped]
+    if result.unmatched:
+        lines += ["", f"{len(result.unmatched)} prediction files matched no ground truth:", ""]
+        lines += [f"- `{p}`" for p in result.unmatched]
+    if result.missing:
+        lines += ["", f"{len(result.missing)} ground-truth photos had no prediction:", ""]
+        lines += [f"- `{p}`" for p in result.missing]
+    info = machine_info()
+    lines += [
+        "",
+        f"Command: `{command}`",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _ground_truth(images: str | os.PathLike, limit: int | None) -> list[Path]:
+    photos = list_images(images)
+    if not photos:
+        raise ImageError(f"'{images}': no image files found")
+    return photos[:limit] if limit else photos
+
+
+def evaluate_models(
+    models: Sequence[str | os.PathLike | torch.nn.Module],
+    images: str | os.PathLike,
+    config: EvalConfig | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Colorize every ground-truth photo with each model and score it.
+
+    ``models``: registry names, checkpoint paths, "gray" or modules (see Colorizer).
+    """
+    from colorizer.inference import Colorizer
+
+    cfg = config or EvalConfig()
+    photos = _ground_truth(images, cfg.limit)
+    colorizers = [
+        Colorizer(m, device=cfg.device, temperature=cfg.temperature, weights_dir=cfg.weights_dir)
+        for m in models
+    ]
+    labels = _unique_labels([c.name for c in colorizers])
+    weights, skipped = truth_class_weights(photos, cfg.size, cfg.rebalance_lam, progress)
+    bad = {p for p, _ in skipped}
+    rows = []
+    for photo in tqdm(photos, desc="evaluate", unit="img", disable=not progress):
+        if str(photo) in bad:
+            continue
+        truth_img = prepare_truth(photo, cfg.size)
+        truth = to_tensor(truth_img)
+        for label, colorizer in zip(labels, colorizers, strict=True):
+            pred = to_tensor(colorizer.colorize(truth_img))
+            rows.append(
+                {"model": label, "photo": _rel(photo, images), **score(pred, truth, weights)}
+            )
+    per_photo = pd.DataFrame(rows, columns=["model", "photo", *METRICS])
+    return EvalResult(per_photo=per_photo, summary=summarize(per_photo), skipped=skipped)
+
+
+def evaluate_predictions(
+    predictions: str | os.PathLike,
+    images: str | os.PathLike,
+    config: EvalConfig | None = None,
+    label: str | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Score a folder of ready-made colorizations, matched to ground truth by file stem.
+
+    Predictions of another size are resized to the scoring size like the ground truth.
+    Unmatched files on either side are reported, not fatal; ambiguous stems are skipped.
+    """
+    cfg = config or EvalConfig()
+    truth_by_stem: dict[str, list[Path]] = {}
+    for p in _ground_truth(images, None):
+        truth_by_stem.setdefault(p.stem, []).append(p)
+    preds = list_images(predictions)
+    if not preds:
+        raise ImageError(f"'{predictions}': no image files found")
+    pairs: list[tuple[Path, Path]] = []
+    skipped: list[tuple[str, str]] = []
+    unmatched: list[str] = []
+    used: set[str] = set()
+    for pred in preds:
+        cands = truth_by_stem.get(pred.stem, [])
+        if not cands:
+            unmatched.append(str(pred))
+        elif len(cands) > 1:
+            skipped.append(
+                (str(pred), f"ambiguous: {len(cands)} ground-truth photos named {pred.stem}.*")
+            )
+        elif pred.stem in used:
+            skipped.append((str(pred), f"a second prediction for {pred.stem}"))
+        else:
+            used.add(pred.stem)
+            pairs.append((pred, cands[0]))
+    missing = sorted(
+        str(ps[0]) for stem, ps in truth_by_stem.items() if stem not in used and len(ps) == 1
+    )
+    if cfg.limit:
+        pairs = pairs[: cfg.limit]
+    if not pairs:
+        raise ImageError(f"no prediction in '{predictions}' matches a photo in '{images}' by name")
+
+    weights, bad_truth = truth_class_weights(
+        [t for _, t in pairs], cfg.size, cfg.rebalance_lam, progress
+    )
+    skipped += bad_truth
+    bad = {p for p, _ in bad_truth}
+    name = label or Path(predictions).resolve().name
+    rows = []
+    for pred_path, truth_path in tqdm(pairs, desc="score", unit="img", disable=not progress):
+        if str(truth_path) in bad:
+            continue
+        truth_img = prepare_truth(truth_path, cfg.size)
+        try:
+            pred_img = load_image(pred_path)
+        except ImageError as e:
+            skipped.append((str(pred_path), str(e)))
+            continue
+        if pred_img.size != truth_img.size:
+            pred_img = pred_img.resize(truth_img.size, RESAMPLE)
+        s = score(to_tensor(pred_img), to_tensor(truth_img), weights)
+        rows.append({"model": name, "photo": _rel(truth_path, images), **s})
+    per_photo = pd.DataFrame(rows, columns=["model", "photo", *METRICS])
+    return EvalResult(per_photo, summarize(per_photo), skipped, unmatched, missing)
+
+
+def _rel(path: Path, root: str | os.PathLike) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _unique_labels(names: list[str]) -> list[str]:
+    """Two checkpoints both called best.pt must not merge into one row of the summary."""
+    out, seen = [], {}
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
+def write_results(
+    result: EvalResult,
+    out_dir: str | os.PathLike,
+    images: str,
+    size: int,
+    command: str | None = None,
+) -> dict[str, Path]:
+    """per_photo.csv, summary.csv and summary.md under ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    command = command or " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    paths = {
+        "per_photo": out / "per_photo.csv",
+        "summary": out / "summary.csv",
+        "markdown": out / "summary.md",
+    }
+    result.per_photo.to_csv(paths["per_photo"], index=False, float_format="%.6g")
+    result.summary.to_csv(paths["summary"], index=False, float_format="%.6g")
+    title = f"Evaluation: {out.name}"
+    paths["markdown"].write_text(
+        summary_markdown(result, title, images, size, command), encoding="utf-8"
+    )
+    return paths
+
+
+def run(
+    models: Sequence[str],
+    images: str,
+    out_dir: str,
+    predictions: str | None = None,
+    config: EvalConfig | None = None,
+    progress: bool = True,
+    log_fn: Callable[[str], None] = log.info,
+) -> EvalResult:
+    """What ``python -m colorizer evaluate`` does: evaluate, then write the three files."""
+    cfg = config or EvalConfig()
+    start = time.perf_counter()
+    parts: list[EvalResult] = []
+    if models:
+        parts.append(evaluate_models(models, images, cfg, progress))
+    if predictions:
+        parts.append(evaluate_predictions(predictions, images, cfg, progress=progress))
+    if not parts:
+        raise ValueError("nothing to evaluate: give --model and/or --predictions")
+    per_photo = pd.concat([p.per_photo for p in parts], ignore_index=True)
+    result = EvalResult(
+        per_photo=per_photo,
+        summary=summarize(per_photo),
+        skipped=sorted({s for p in parts for s in p.skipped}),
+        unmatched=[u for p in parts for u in p.unmatched],
+        missing=[m for p in parts for m in p.missing],
+    )
+    paths = write_results(result, out_dir, images, cfg.size)
+    log_fn(f"scored {len(per_photo)} (model, photo) pairs in {time.perf_counter() - start:.1f} s")
+    for key, path in paths.items():
+        log_fn(f"wrote {key}: {path}")
+    return result
