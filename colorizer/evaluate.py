@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
@@ -122,8 +123,10 @@ def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
     for model, group in per_photo.groupby("model", sort=False):
         row: dict[str, object] = {"model": model, "n": len(group)}
         for m in METRICS:
-            row[f"{m}_mean"] = group[m].mean()
-            row[f"{m}_std"] = group[m].std(ddof=1) if len(group) > 1 else float("nan")
+            # A perfect photo has PSNR = inf: the mean is then inf, the std undefined (NaN).
+            with np.errstate(invalid="ignore"):
+                row[f"{m}_mean"] = group[m].mean()
+                row[f"{m}_std"] = group[m].std(ddof=1) if len(group) > 1 else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
 

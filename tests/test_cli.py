@@ -1,0 +1,193 @@
+"""`python -m colorizer` in a subprocess on a tiny model saved with save_checkpoint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from colorizer.__main__ import main
+from colorizer.checkpoint import save_checkpoint
+from colorizer.evaluate import METRICS, prepare_truth
+from colorizer.imageio import to_tensor
+from colorizer.inference import Colorizer
+from colorizer.metrics import psnr_db, seed_euclidean
+from colorizer.models import create_model, list_models
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLORIZER_WEIGHTS_DIR": str(cwd or REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "colorizer", "-q", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        env=env,
+        timeout=120,
+    )
+
+
+def photo(h: int, w: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 255 // w, yy * 255 // h, np.full_like(xx, 60 + 40 * seed)], -1)
+    noise = rng.integers(-10, 11, (h, w, 3))
+    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    save_checkpoint(d / "tiny.pt", create_model("cunet_tiny"), default_temperature=0.3)
+    (d / "photos" / "sub").mkdir(parents=True)
+    photo(40, 60, 0).save(d / "photos" / "p0.png")
+    photo(50, 50, 1).save(d / "photos" / "p1.jpg")
+    photo(30, 20, 2).save(d / "photos" / "sub" / "p2.png")
+    return d
+
+
+def test_models_lists_every_model(workdir):
+    save_checkpoint(workdir / "landscape.pt", create_model("cunet_tiny"))  # a "shipped" file
+    r = cli("models", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    for name in [*list_models(), "gray"]:
+        assert any(line.split()[0] == name for line in lines), name
+    landscape = next(line for line in lines if line.startswith("landscape "))
+    assert "present" in landscape and str(workdir / "landscape.pt") in landscape
+    street = next(line for line in lines if line.startswith("street "))
+    assert "MISSING" in street and str(workdir / "street.pt") in street
+    cunet = next(line for line in lines if line.startswith("cunet "))
+    assert " 0.5 " in cunet  # its default temperature
+    (workdir / "landscape.pt").unlink()
+
+
+def test_colorize_files_and_folders(workdir):
+    out = workdir / "out"
+    r = cli(
+        "colorize",
+        str(workdir / "photos"),
+        str(workdir / "photos" / "p0.png"),
+        "--model",
+        str(workdir / "tiny.pt"),
+        "--out",
+        str(out),
+        "--temperature",
+        "0.2",
+        "--uncertainty",
+    )
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out / "p1.png").size == (50, 50)
+    assert Image.open(out / "sub" / "p2.png").size == (20, 30)
+    assert Image.open(out / "p0_uncertainty.png").size == (60, 40)
+    # The same command through main() in this process gives the same pixels (deterministic).
+    again = workdir / "again"
+    code = main(["-q", "colorize", str(workdir / "photos" / "p1.jpg"), "--model", str(workdir / "tiny.pt"),
+                 "--out", str(again), "--temperature", "0.2"])  # fmt: skip
+    assert code == 0
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(again / "p1.png")), np.asarray(Image.open(out / "p1.png"))
+    )
+
+
+def test_errors_are_one_line_with_exit_code_2(workdir, capsys):
+    bad = workdir / "notes.jpg"
+    bad.write_text("not a photo")
+    r = cli("colorize", str(bad), "--model", "gray", "--out", str(workdir / "o"))
+    assert r.returncode == 2
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert "not an image" in r.stderr and err[-1].startswith("error:")
+    assert "Traceback" not in r.stderr
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = main(["-q", *argv])
+        return code, capsys.readouterr().err
+
+    code, err = run(
+        "colorize", str(workdir / "photos"), "--model", "nope", "--out", str(workdir / "o")
+    )
+    assert code == 2 and err.startswith("error: unknown model 'nope'") and err.count("\n") == 1
+    empty = workdir / "no_weights"
+    empty.mkdir()
+    code, err = run("colorize", str(workdir / "photos"), "--model", "street", "--weights-dir", str(empty),
+                    "--out", str(workdir / "o"))  # fmt: skip
+    assert code == 2 and "missing" in err and str(empty / "street.pt") in err
+    broken = workdir / "broken.pt"
+    broken.write_bytes(b"PK\x03\x04 truncated")
+    code, err = run(
+        "colorize", str(workdir / "photos"), "--model", str(broken), "--out", str(workdir / "o")
+    )
+    assert code == 2 and "broken.pt" in err and err.count("\n") == 1
+    code, err = run(
+        "evaluate",
+        "--model",
+        "gray",
+        "--images",
+        str(workdir / "nothing"),
+        "--out",
+        str(workdir / "o"),
+    )
+    assert code == 2 and "no such folder" in err
+    code, err = run("evaluate", "--images", str(workdir / "photos"), "--out", str(workdir / "o"))
+    assert code == 2 and "--model" in err
+    with pytest.raises(SystemExit) as exc:  # argparse: bad temperature
+        main(["colorize", "x.png", "--model", "gray", "--out", "o", "--temperature", "-1"])
+    assert exc.value.code == 2
+    assert not (workdir / "o").exists() or not any((workdir / "o").iterdir())
+
+
+def test_evaluate_models_and_predictions(workdir):
+    out = workdir / "eval"
+    r = cli("evaluate", "--model", "gray", str(workdir / "tiny.pt"), "--images", str(workdir / "photos"),
+            "--out", str(out), "--size", "32")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    per_photo = pd.read_csv(out / "per_photo.csv")
+    assert list(per_photo.columns) == ["model", "photo", *METRICS]
+    assert len(per_photo) == 6 and set(per_photo["model"]) == {"gray", "tiny"}
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["model"]) == ["gray", "tiny"] and list(summary["n"]) == [3, 3]
+    md = (out / "summary.md").read_text()
+    assert "| gray | 3 |" in md and "| tiny | 3 |" in md and "Command:" in md and "Machine:" in md
+
+    # The CSV's numbers are the metrics of the prediction, recomputed here independently.
+    truth = prepare_truth(workdir / "photos" / "p1.jpg", 32)
+    assert truth.size == (32, 32)
+    pred = to_tensor(Colorizer("gray").colorize(truth))
+    row = per_photo[(per_photo.model == "gray") & (per_photo.photo == "p1.jpg")].iloc[0]
+    assert row["euclidean"] == pytest.approx(
+        seed_euclidean(pred, to_tensor(truth)).item(), rel=1e-5
+    )
+    assert row["psnr_db"] == pytest.approx(psnr_db(pred, to_tensor(truth)).item(), rel=1e-5)
+    g = summary.set_index("model").loc["gray"]
+    assert g["euclidean_mean"] == pytest.approx(
+        per_photo[per_photo.model == "gray"]["euclidean"].mean()
+    )
+
+    # Ready-made predictions, matched by stem: the truth itself scores perfectly; an extra
+    # file is reported, a missing one listed.
+    preds = workdir / "preds"
+    preds.mkdir()
+    photo(40, 60, 0).save(preds / "p0.png")
+    photo(50, 50, 1).resize((64, 64)).save(preds / "p1.png")  # other size: resized for scoring
+    photo(10, 10, 3).save(preds / "stranger.png")
+    out2 = workdir / "eval_preds"
+    code = main(["-q", "evaluate", "--predictions", str(preds), "--images", str(workdir / "photos"),
+                 "--out", str(out2), "--size", "32"])  # fmt: skip
+    assert code == 0
+    pp = pd.read_csv(out2 / "per_photo.csv").set_index("photo")
+    assert set(pp.index) == {"p0.png", "p1.jpg"}
+    assert pp.loc["p0.png", "euclidean"] == pytest.approx(0.0, abs=1e-6)
+    assert pp.loc["p0.png", "auc"] == pytest.approx(100.0)
+    assert pp.loc["p1.jpg", "euclidean"] > 0
+    md2 = (out2 / "summary.md").read_text()
+    assert "stranger.png" in md2 and "p2.png" in md2  # unmatched prediction, missing truth
