@@ -276,6 +276,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         bootstrap=args.bootstrap,
         seed=args.seed,
         drop_malformed=args.drop_malformed,
+        focus=args.focus,
     )
     result = analyze_file(args.votes, args.out, cfg, command=shlex.join(sys.argv))
     print(result.markdown)
@@ -337,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     z.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for BT scores")
     z.add_argument("--seed", type=int, default=0)
+    z.add_argument("--focus", default=None, help="system whose share sorts the per-photo table")
     z.add_argument(
         "--drop-malformed",
         action="store_true",

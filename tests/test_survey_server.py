@@ -118,9 +118,8 @@ class Participant:
     """One simulated person: own gradio_client, votes, sometimes double-clicks or reloads."""
 
     def __init__(self, url: str, seed: int, log: list):
-        from gradio_client import Client
-
-        self.client = Client(url, verbose=False)
+        self.url = url
+        self.client = None  # made in run(), so 50 clients connect in parallel
         self.rng = random.Random(seed)
         self.log = log  # every response, for the leak scan
         self.acks: list[dict] = []  # votes the server acknowledged
@@ -130,7 +129,10 @@ class Participant:
         self.log.append(d)
         return d
 
-    def run(self, stop_after: int | None = None, kill_event: threading.Event | None = None) -> None:
+    def run(self, kill_event: threading.Event | None = None) -> None:
+        from gradio_client import Client
+
+        self.client = Client(self.url, verbose=False)
         d = self.call(True, api_name="/start")
         self.token = d["token"]
         self.resume_loop(d, kill_event)

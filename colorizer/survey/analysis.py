@@ -47,6 +47,7 @@ class AnalysisConfig:
     seed: int = 0
     drop_malformed: bool = False  # report and skip bad rows instead of stopping
     bt_prior: float = 0.5  # pseudo-wins each way per compared pair: keeps BT scores finite
+    focus: str | None = None  # system whose share sorts and plots the per-photo table
 
 
 @dataclass
@@ -266,7 +267,11 @@ def _pairwise(main: pd.DataFrame, cfg: AnalysisConfig):
     for s in systems:
         per_photo[f"{s}_wins"] = g["sum"][s].fillna(0).astype(int) if s in g["sum"] else 0
         per_photo[f"{s}_share_pct"] = (100 * g["sum"][s] / g["count"][s]).round(1)
-    per_photo = per_photo.sort_values(f"{systems[0]}_share_pct", ascending=False).reset_index()
+    focus = cfg.focus or systems[0]
+    if focus not in systems:
+        raise AnalysisError(f"--focus {focus!r} is not one of the systems {systems}")
+    per_photo = per_photo.sort_values(f"{focus}_share_pct", ascending=False).reset_index()
+    per_photo.attrs["focus"] = focus
 
     rows = []
     for x, y in combinations(systems, 2):
@@ -387,11 +392,17 @@ def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:.1f} %"
 
 
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return str(v)
+
+
 def _md_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in r]
+        cells = [_cell(v) for v in r]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -482,7 +493,9 @@ def write_report(
     # Per-photo plot: share of the first system (pairwise) or fooled rate (turing).
     fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(res.per_photo) + 2), 3.5))
     if res.mode == "pairwise":
-        col = [c for c in res.per_photo.columns if c.endswith("_share_pct")][0]
+        share_cols = [c for c in res.per_photo.columns if c.endswith("_share_pct")]
+        focus = res.per_photo.attrs.get("focus")
+        col = f"{focus}_share_pct" if focus else share_cols[0]
         ax.bar(res.per_photo["photo"].astype(str), res.per_photo[col])
         ax.set_ylabel(col.replace("_share_pct", "") + " share of votes (%)")
     else:
