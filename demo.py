@@ -35,7 +35,7 @@ from PIL import Image
 
 from colorizer.checkpoint import CheckpointError
 from colorizer.imageio import ImageError, load_image
-from colorizer.inference import GRAY, Colorizer, uncertainty_image
+from colorizer.inference import Colorizer, uncertainty_image
 from colorizer.models import ModelError, default_weights_dir, list_models, model_info
 from colorizer.models.eccv16 import ECCV16_URL
 
@@ -205,6 +205,18 @@ class Scratch:
                 pass
 
 
+def save_png(img: Image.Image, path: Path) -> None:
+    """Lossless PNG at zlib level 1: on photos it is ~3x faster than PIL's default level 6 and
+    the file is no bigger (measured on a 1024x768 example: 0.11 s / 1.26 MB vs 0.38 s / 1.32 MB)."""
+    img.save(path, format="PNG", compress_level=1)
+
+
+def save_preview(img: Image.Image, path: Path) -> None:
+    """The decoded input for display only (the "before" side): JPEG q95, so that any input
+    format a browser cannot show (TIFF, 16-bit, CMYK...) still shows, at little cost."""
+    img.save(path, format="JPEG", quality=95)
+
+
 def _safe_stem(name: str) -> str:
     """A file name stem that is safe in a zip and on any file system."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("._")
@@ -248,7 +260,6 @@ class ColorizeApp:
         self.config = config
         self.zoo = ModelZoo(config.models_dir, device=config.device)
         self.scratch = Scratch(config.scratch_dir)
-        self._grey: Colorizer | None = None
 
     # -- helpers
 
@@ -286,13 +297,6 @@ class ColorizeApp:
             ) from e
         return color, (uncertainty_image(u) if u is not None else None)
 
-    def grey(self, img: Image.Image) -> Image.Image:
-        """What every model sees: the photo's own lightness with no colour (the library's
-        a*b* = 0 baseline), at full resolution."""
-        if self._grey is None:
-            self._grey = Colorizer(GRAY, device="cpu")
-        return self._grey.colorize(img)
-
     # -- endpoints
 
     def model_defaults(self, label: str) -> tuple[float | None, str, str]:
@@ -303,7 +307,7 @@ class ColorizeApp:
     def colorize(
         self, file: Any, label: str, temperature: float | None
     ) -> tuple[str, tuple[str, str], str | None, str, str]:
-        """-> (colorized PNG, (grey PNG, colorized PNG), uncertainty PNG or None, download
+        """-> (colorized PNG, (input, colorized PNG), uncertainty PNG or None, download
         PNG, a line of text saying what was done)."""
         path = _file_path(file)
         img = self._load(path)
@@ -317,19 +321,19 @@ class ColorizeApp:
         stem = _safe_stem(Path(path).name)
         tag = f"_T{t:.2f}" if t is not None else ""
         color_path = out_dir / f"{stem}_{_safe_stem(label)}{tag}.png"
-        grey_path = out_dir / f"{stem}_grey.png"
-        color.save(color_path)
-        self.grey(img).save(grey_path)
+        before_path = out_dir / f"{stem}_input.jpg"
+        save_png(color, color_path)
+        save_preview(img, before_path)
         unc_path = None
         if uncertainty is not None:
             unc_path = out_dir / f"{stem}_uncertainty.png"
-            uncertainty.save(unc_path)
+            save_png(uncertainty, unc_path)
         w, h = img.size
         t_text = f"temperature {t:.2f}" if t is not None else "no temperature (regression model)"
         info = f"{w}x{h} px, model **{label}**, {t_text}, {seconds:.2f} s on {loaded.colorizer.device}."
         return (
             str(color_path),
-            (str(grey_path), str(color_path)),
+            (str(before_path), str(color_path)),
             str(unc_path) if unc_path else None,
             str(color_path),
             info,
@@ -343,15 +347,15 @@ class ColorizeApp:
             raise DemoError(self.no_models_message())
         out_dir = self.scratch.new_dir()
         stem = _safe_stem(Path(path).name)
-        original = out_dir / f"{stem}_original.png"
-        img.save(original)
+        original = out_dir / f"{stem}_original.jpg"
+        save_preview(img, original)
         gallery = [(str(original), "original")]
         for label in self.zoo.names:
             loaded = self.zoo.get(label)
             t = loaded.default_temperature
             color, _ = self._run(loaded, img, t)
             out = out_dir / f"{stem}_{_safe_stem(label)}.png"
-            color.save(out)
+            save_png(color, out)
             gallery.append((str(out), f"{label}" + (f" (T={t:.2f})" if t is not None else "")))
         return gallery
 
@@ -387,7 +391,7 @@ class ColorizeApp:
                     k += 1
                 used.add(arcname)
                 png = out_dir / arcname
-                color.save(png)
+                save_png(color, png)
                 zf.write(png, arcname)
                 png.unlink()
                 rows.append([name, "ok", f"{arcname} ({img.size[0]}x{img.size[1]})"])

@@ -120,10 +120,9 @@ def test_colorize_every_model_full_resolution(server: Client, sample: Path, mode
     assert Image.open(download).size == src.size
     before, after = slider
     assert Image.open(before).size == src.size and Image.open(after).size == src.size
-    # The "before" side is the grey input: no colour at all.
-    grey = np.asarray(Image.open(before).convert("RGB"), dtype=np.int16)
-    assert np.abs(grey[..., 0] - grey[..., 1]).max() <= 1
-    assert np.abs(grey[..., 1] - grey[..., 2]).max() <= 1
+    # The "before" side is the input as decoded (a JPEG preview of it).
+    shown = np.asarray(Image.open(before).convert("RGB"), dtype=np.int16)
+    assert np.abs(shown - np.asarray(src.convert("RGB"), dtype=np.int16)).mean() < 3
     if model == "colornet_tiny":  # classification: an entropy map at full size
         assert Image.open(uncertainty).size == src.size
         assert "temperature 0.27" in info
