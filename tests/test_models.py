@@ -371,3 +371,43 @@ def test_eccv16_loader_finds_weights_dir_then_hub_cache(offline_hub, tmp_path):
     local.write_text("not weights")
     with pytest.raises(ValueError, match="not a readable eccv16 weights file"):
         eccv16_module.load_eccv16_weights(weights_dir=weights_dir)
+
+
+def test_colornet_learns_a_synthetic_scene():
+    # Blue-ish top, yellow-green bottom, L brighter toward the bottom: 25 Adam steps of the
+    # tiny net must cut the cross-entropy at least in half.
+    torch.manual_seed(0)
+    yy = torch.linspace(0, 1, 16).view(1, 1, 16, 1).expand(2, 1, 16, 16)
+    L = 40 + 20 * yy + torch.randn(2, 1, 16, 16) * 3
+    ab = torch.cat([-30 + 40 * yy, -40 + 80 * yy], 1)  # (2, 2, 16, 16)
+    model = create_model("colornet_tiny").train()
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    losses = []
+    for _ in range(25):
+        out = model(L)  # (2, 313, 8, 8)
+        target = model.bins.encode_hard(F.interpolate(ab, size=out.shape[-2:], mode="bilinear"))
+        loss = F.cross_entropy(out, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_models_agree_on_cuda(name, tmp_path):
+    from colorizer.checkpoint import load_checkpoint, save_checkpoint
+
+    model = create_model(name).eval()
+    L = lightness(2, 32, 32)
+    with torch.no_grad():
+        cpu = model(L)
+        gpu_model, _ = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model), device="cuda")
+        gpu = gpu_model(L.cuda())
+        assert gpu.device.type == "cuda"
+        # cuDNN may use TF32: compare loosely
+        assert torch.allclose(gpu.cpu(), cpu, atol=1e-2, rtol=1e-2)
+        if model.kind == "classification":
+            ab = gpu_model.bins.decode(gpu, gpu_model.default_temperature)
+            assert ab.device.type == "cuda" and ab.shape == (2, 2, *gpu.shape[-2:])
