@@ -1,0 +1,381 @@
+"""Inference speed of cunet, eccv16 and streetside side by side, and our Lab vs skimage's.
+
+    python benchmarks/bench_inference.py                    # writes results/bench_inference.csv
+    python benchmarks/bench_inference.py --batch 8 --reps 5 --devices cpu cuda
+
+Measures, on CPU (and CUDA when present), in ONE run so the numbers share a machine state:
+
+1. batch throughput at 256x256: forward + decode (predict_ab) of a batch, images/s;
+2. one 12-megapixel photo (4000x3000) end to end through Colorizer.colorize: resize, Lab,
+   forward, decode, a*b* upsampling, full-resolution Lab -> RGB;
+3. our rgb_to_lab + lab_to_rgb against skimage.color.rgb2lab + lab2rgb on the same 12 MP photo.
+
+Random weights: speed does not depend on them. Each figure is the median of --reps timed runs
+after one warm-up. Ratios are printed against a baseline measured in the same run (eccv16 for
+the models, skimage for Lab). The CSV records the command, machine and load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from colorizer.evaluate import machine_info  # noqa: E402
+from colorizer.inference import STRIP_PIXELS, Colorizer, predict_ab  # noqa: E402
+from colorizer.lab import lab_to_rgb, rgb_to_lab  # noqa: E402
+from colorizer.models import create_model  # noqa: E402
+
+log = logging.getLogger("bench_inference")
+
+
+@dataclass
+class BenchConfig:
+    models: tuple[str, ...] = ("cunet", "eccv16", "streetside")
+    baseline: str = "eccv16"
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    size: int = 256
+    batch_cpu: int = 2
+    batch_cuda: int = 32
+    photo_w: int = 4000
+    photo_h: int = 3000
+    reps: int = 3
+    skimage: bool = True
+    out: str = "results/bench_inference.csv"
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def median_time(fn: Callable[[], object], reps: int, device: str, warmup: int = 1) -> list[float]:
+    """Wall times of ``reps`` calls after ``warmup`` untimed ones (CUDA: synchronised)."""
+    for _ in range(warmup):
+        fn()
+        sync(device)
+    times = []
+    for _ in range(reps):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def make_photo(w: int, h: int) -> np.ndarray:
+    """A deterministic 'photo': smooth colour gradients plus noise, (h, w, 3) uint8."""
+    rng = np.random.default_rng(0)
+    x = np.linspace(0, 1, w, dtype=np.float32)[None, :]
+    y = np.linspace(0, 1, h, dtype=np.float32)[:, None]
+    img = np.empty((h, w, 3), np.uint8)
+    img[..., 0] = (255 * (0.2 + 0.6 * x * (1 - y))).astype(np.uint8)
+    img[..., 1] = (255 * (0.3 + 0.5 * y)).astype(np.uint8)
+    img[..., 2] = (255 * (0.6 - 0.4 * x * y)).astype(np.uint8)
+    img ^= rng.integers(0, 8, (h, w, 3), dtype=np.uint8)  # texture, so nothing is constant
+    return img
+
+
+def bench_models(cfg: BenchConfig, device: str, photo: np.ndarray) -> list[dict]:
+    rows = []
+    batch = cfg.batch_cuda if device.startswith("cuda") else cfg.batch_cpu
+    torch.manual_seed(0)
+    for name in cfg.models:
+        model = create_model(name).to(device).eval()
+        colorizer = Colorizer(model, device=device)
+        L = torch.rand(batch, 1, cfg.size, cfg.size, device=device) * 100.0
+
+        def forward(model: torch.nn.Module = model, L: torch.Tensor = L) -> torch.Tensor:
+            with (
+                torch.inference_mode(),
+                torch.autocast("cuda", torch.float16, enabled=device.startswith("cuda")),
+            ):
+                return predict_ab(model, L)
+
+        times = median_time(forward, cfg.reps, device)
+        med = statistics.median(times)
+        rows.append(
+            dict(
+                benchmark=f"batch_{cfg.size}",
+                model=name,
+                device=device,
+                batch=batch,
+                reps=cfg.reps,
+                median_s=med,
+                min_s=min(times),
+                throughput=batch / med,
+                unit="img/s",
+            )
+        )
+        log.info(
+            "%-10s %-4s %dx%d batch %d: %.3f s -> %.2f img/s",
+            name,
+            device,
+            cfg.size,
+            cfg.size,
+            batch,
+            med,
+            batch / med,
+        )
+
+        times = median_time(lambda c=colorizer: c.colorize(photo), cfg.reps, device)
+        med = statistics.median(times)
+        mp = photo.shape[0] * photo.shape[1] / 1e6
+        rows.append(
+            dict(
+                benchmark=f"photo_{photo.shape[1]}x{photo.shape[0]}",
+                model=name,
+                device=device,
+                batch=1,
+                reps=cfg.reps,
+                median_s=med,
+                min_s=min(times),
+                throughput=mp / med,
+                unit="MP/s",
+            )
+        )
+        log.info("%-10s %-4s %.0f MP photo end to end: %.3f s", name, device, mp, med)
+    return rows
+
+
+def bench_lab(cfg: BenchConfig, device: str, photo: np.ndarray) -> list[dict]:
+    rows = []
+    rgb8 = (
+        torch.from_numpy(photo).to(device).permute(2, 0, 1)
+    )  # (3, H, W) uint8, as inference has it
+    mp = photo.shape[0] * photo.shape[1] / 1e6
+
+    def ours() -> torch.Tensor:
+        return lab_to_rgb(rgb_to_lab(rgb8))
+
+    times = median_time(ours, cfg.reps, device)
+    med = statistics.median(times)
+    rows.append(
+        dict(
+            benchmark=f"lab_roundtrip_{photo.shape[1]}x{photo.shape[0]}",
+            model="ours (torch)",
+            device=device,
+            batch=1,
+            reps=cfg.reps,
+            median_s=med,
+            min_s=min(times),
+            throughput=mp / med,
+            unit="MP/s",
+        )
+    )
+    log.info("lab round trip, ours (%s): %.3f s", device, med)
+    # The same conversion in horizontal strips of ~STRIP_PIXELS, as Colorizer.compose does it:
+    # the working set stays in cache instead of streaming 144 MB temporaries through memory.
+    rows_per = max(1, STRIP_PIXELS // photo.shape[1])
+
+    def ours_strips() -> None:
+        for r0 in range(0, photo.shape[0], rows_per):
+            lab_to_rgb(rgb_to_lab(rgb8[:, r0 : r0 + rows_per]))
+
+    times = median_time(ours_strips, cfg.reps, device)
+    med = statistics.median(times)
+    rows.append(
+        dict(
+            benchmark=f"lab_roundtrip_{photo.shape[1]}x{photo.shape[0]}",
+            model="ours (strips)",
+            device=device,
+            batch=1,
+            reps=cfg.reps,
+            median_s=med,
+            min_s=min(times),
+            throughput=mp / med,
+            unit="MP/s",
+            note=f"{rows_per}-row strips as in Colorizer.compose",
+        )
+    )
+    log.info("lab round trip, ours in strips (%s): %.3f s", device, med)
+    # Same answer as skimage, or the timing means nothing.
+    ours_rgb = ours()[:, :200, :200].permute(1, 2, 0).float().cpu().numpy()
+    if cfg.skimage and device == "cpu":
+        from skimage.color import lab2rgb, rgb2lab
+
+        times = median_time(lambda: lab2rgb(rgb2lab(photo)), max(1, cfg.reps - 1), "cpu")
+        med_sk = statistics.median(times)
+        rows.append(
+            dict(
+                benchmark=f"lab_roundtrip_{photo.shape[1]}x{photo.shape[0]}",
+                model="skimage",
+                device="cpu",
+                batch=1,
+                reps=len(times),
+                median_s=med_sk,
+                min_s=min(times),
+                throughput=mp / med_sk,
+                unit="MP/s",
+            )
+        )
+        log.info("lab round trip, skimage: %.3f s", med_sk)
+        ref = lab2rgb(rgb2lab(photo[:200, :200]))
+        err = float(np.abs(ref - ours_rgb).max())
+        log.info("max |ours - skimage| on the round trip: %.2e", err)
+        rows[-1]["note"] = f"max abs diff vs ours {err:.1e}"
+    return rows
+
+
+def add_ratios(rows: list[dict], baseline: str) -> None:
+    """speedup = how many times faster than the baseline measured in this run (>1 = faster)."""
+    for r in rows:
+        base_name = "skimage" if r["benchmark"].startswith("lab") else baseline
+        base = next(
+            (
+                b
+                for b in rows
+                if b["benchmark"] == r["benchmark"]
+                and b["model"] == base_name
+                and (b["device"] == r["device"] or base_name == "skimage")
+            ),
+            None,
+        )
+        r["baseline"] = base_name
+        r["speedup_vs_baseline"] = base["median_s"] / r["median_s"] if base else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=list(BenchConfig.models))
+    p.add_argument("--devices", nargs="+", default=list(BenchConfig.devices))
+    p.add_argument("--batch", type=int, help="batch size (default: 2 on CPU, 32 on CUDA)")
+    p.add_argument("--reps", type=int, default=BenchConfig.reps)
+    p.add_argument("--photo", default="4000x3000", help="WxH of the end-to-end photo")
+    p.add_argument("--no-skimage", action="store_true")
+    p.add_argument("--out", default=BenchConfig.out)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    w, h = (int(v) for v in a.photo.lower().split("x"))
+    cfg = BenchConfig(
+        models=tuple(a.models),
+        devices=tuple(a.devices),
+        reps=a.reps,
+        photo_w=w,
+        photo_h=h,
+        skimage=not a.no_skimage,
+        out=a.out,
+    )
+    if a.batch:
+        cfg.batch_cpu = cfg.batch_cuda = a.batch
+    devices = [d for d in cfg.devices if d == "cpu" or torch.cuda.is_available()]
+    info = machine_info()
+    load_before = os.getloadavg()[0]
+    log.info(
+        "machine: %s; load average %.2f",
+        ", ".join(f"{k} {v}" for k, v in info.items()),
+        load_before,
+    )
+
+    photo = make_photo(cfg.photo_w, cfg.photo_h)
+    rows: list[dict] = []
+    start = time.perf_counter()
+    for device in devices:
+        rows += bench_models(cfg, device, photo)
+        rows += bench_lab(cfg, device, photo)
+    add_ratios(rows, cfg.baseline)
+    elapsed = time.perf_counter() - start
+
+    command = " ".join(
+        shlex.quote(x) for x in ["python", "benchmarks/bench_inference.py", *(argv or sys.argv[1:])]
+    )
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    load_after = os.getloadavg()[0]
+    for r in rows:
+        r.update(
+            host=info["host"],
+            cpu=info["cpu"],
+            cpu_count=info["cpu_count"],
+            threads=info["torch_threads"],
+            torch=info["torch"],
+            gpu=info.get("gpu", ""),
+            loadavg=f"{load_before:.2f}/{load_after:.2f}",
+            date=stamp,
+            command=command,
+        )
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fields = [
+        "benchmark",
+        "model",
+        "device",
+        "batch",
+        "reps",
+        "median_s",
+        "min_s",
+        "throughput",
+        "unit",
+        "baseline",
+        "speedup_vs_baseline",
+        "note",
+        "host",
+        "cpu",
+        "cpu_count",
+        "threads",
+        "torch",
+        "gpu",
+        "loadavg",
+        "date",
+        "command",
+    ]
+    with open(out, "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=fields)
+        wr.writeheader()
+        for r in rows:
+            wr.writerow(
+                {
+                    k: (f"{v:.4g}" if isinstance(v, float) else v)
+                    for k, v in r.items()
+                    if k in fields
+                }
+            )
+
+    print(
+        f"\n{'benchmark':<22}{'model':<14}{'device':<7}{'median s':>10}{'throughput':>16}{'speedup':>9}  vs"
+    )
+    for r in rows:
+        thr = f"{r['throughput']:.2f} {r['unit']}"
+        print(
+            f"{r['benchmark']:<22}{r['model']:<14}{r['device']:<7}{r['median_s']:>10.3f}{thr:>16}"
+            f"{r['speedup_vs_baseline']:>8.2f}x  {r['baseline']}"
+        )
+    for device in devices:
+        for bench in {r["benchmark"] for r in rows if not r["benchmark"].startswith("lab")}:
+            by = {r["model"]: r for r in rows if r["benchmark"] == bench and r["device"] == device}
+            if "cunet" in by and "eccv16" in by:
+                ratio = by["eccv16"]["median_s"] / by["cunet"]["median_s"]
+                print(
+                    f"cunet/eccv16 speed ratio, {bench} on {device}: {ratio:.2f}x "
+                    f"({'cunet faster' if ratio > 1 else 'eccv16 faster'})"
+                )
+    lab = {r["model"]: r for r in rows if r["benchmark"].startswith("lab") and r["device"] == "cpu"}
+    if "skimage" in lab:
+        for ours in ("ours (torch)", "ours (strips)"):
+            ratio = lab["skimage"]["median_s"] / lab[ours]["median_s"]
+            verdict = "ours beats skimage" if ratio > 1 else "OURS IS SLOWER THAN SKIMAGE"
+            print(
+                f"Lab round trip on a {cfg.photo_w}x{cfg.photo_h} photo, CPU: {ours} "
+                f"{lab[ours]['median_s']:.3f} s vs skimage {lab['skimage']['median_s']:.3f} s "
+                f"-> {ratio:.2f}x ({verdict})"
+            )
+    print(f"\nwrote {out} in {elapsed:.0f} s (load average {load_before:.2f} -> {load_after:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
