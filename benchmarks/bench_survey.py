@@ -167,7 +167,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}; {os.cpu_count()} CPUs visible; {platform.system()} {platform.release()}; Python {platform.python_version()}"
+    # The load average matters here: these cores are shared with other work.
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{cpu}; {os.cpu_count()} CPUs visible; load average {load} at start; "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -183,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = BenchConfig(args.participants, args.photos, args.catch, seed=args.seed)
     command = shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv])
+    info = machine()  # before the run, so the load average is the others' load
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-survey-"))
     server = None
@@ -220,7 +226,6 @@ def main(argv: list[str] | None = None) -> None:
 
     base = rows[1]
     when = datetime.now(UTC).isoformat(timespec="seconds")
-    info = machine()
     for r in rows:
         r["votes_per_s_vs_baseline"] = round(r["votes_per_s"] / base["votes_per_s"], 2)
         r["p95_vs_baseline"] = round(r["p95_ms"] / base["p95_ms"], 2)

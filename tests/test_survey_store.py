@@ -203,3 +203,28 @@ def test_session_rules_without_a_server(tmp_path):
         adm = s2.admin("pw")
         assert adm["votes"] == 2 and adm["finished"] == 1 and sum(adm["wins"].values()) == 2
         assert json.dumps(s2.start(True)).find('"x"') == -1
+
+
+def test_cli_errors_are_one_line_with_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, str(root / "survey.py"), *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+
+    r = run("prepare", "--photos", "nowhere", "--system", "a=x", "--system", "b=y", "--out", "s")
+    assert r.returncode == 2 and "--photos nowhere: not a folder" in r.stderr
+    r = run("serve", "--survey", "nowhere", "--votes", "v.csv")
+    assert r.returncode == 2 and "not a survey" in r.stderr
+    bad = tmp_path / "v.csv"
+    bad.write_text(",".join(VOTE_FIELDS) + "\n" + "x,y\n")
+    r = run("analyze", str(bad), "--out", "o")
+    assert r.returncode == 2 and "v.csv:2: 2 fields" in r.stderr
+    assert not (tmp_path / "o").exists()
