@@ -245,6 +245,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
         log.warning(
             "repaired %s: cut a torn last line of %d bytes", args.votes, store.repair.torn_bytes
         )
+    other = {r["survey"] for r in store.rows()} - {manifest.survey_id}
+    if other:
+        # Votes of another trial set: their participants cannot continue here, and pooling
+        # them in one analysis would mix surveys. Allowed, but said loudly.
+        log.warning(
+            "%s holds votes of other survey(s) %s; use a new --votes file", args.votes, other
+        )
     session = SurveySession(
         manifest,
         store,
