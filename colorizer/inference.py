@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from colorizer.imageio import ImageError, ImageSource, list_images, load_image, to_tensor
-from colorizer.lab import ab_from_unit, lab_to_rgb, rgb_to_lab
+from colorizer.lab import ab_from_unit, lab_to_rgb, rgb_to_l
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class Colorizer:
         h, w = self.model.input_size
         small = img if img.size == (w, h) else img.resize((w, h), Image.Resampling.BICUBIC)
         rgb = to_tensor(small).unsqueeze(0).to(self.device)  # (1, 3, h, w)
-        return rgb_to_lab(rgb)[:, :1]
+        return rgb_to_l(rgb)
 
     # ------------------------------------------------------------------ full pipeline
     @torch.inference_mode()
@@ -221,10 +221,10 @@ class Colorizer:
         rows = max(1, STRIP_PIXELS // width)
         for r0 in range(0, height, rows):
             r1 = min(height, r0 + rows)
-            # uint8 straight into rgb_to_lab: its lookup table skips a float copy of the strip.
+            # uint8 straight into lab.py: its lookup table skips a float copy of the strip.
             rgb = torch.from_numpy(src[r0:r1]).to(self.device).permute(2, 0, 1)  # (3, r, W)
-            lab = rgb_to_lab(rgb)  # (3, r, W) float32
-            lab[1:] = resize_rows(abw, r0, r1, height)  # keep L, replace a*b*
+            L = rgb_to_l(rgb)  # (1, r, W) float32: the input's own lightness, kept
+            lab = torch.cat([L, resize_rows(abw, r0, r1, height)])  # (3, r, W)
             strip = lab_to_rgb(lab).mul_(255.0).round_().to(torch.uint8)  # (3, r, W)
             out[r0:r1] = strip.permute(1, 2, 0).cpu().numpy()
         return Image.fromarray(out, "RGB")
