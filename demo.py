@@ -17,6 +17,7 @@ and turn library errors into messages on the page. Models are loaded once and ca
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import re
@@ -128,7 +129,7 @@ class ModelZoo:
                 if path.resolve() in claimed:
                     continue
                 label = path.stem if path.stem not in options else path.name
-                options[label] = ModelOption(label, path, path, f"checkpoint {path.name}")
+                options[label] = ModelOption(label, path, path, f"Checkpoint file {path.name}.")
         self.options = options
         self.missing = missing
         log.info(
@@ -441,17 +442,23 @@ class ColorizeApp:
         return [str(p) for p in sorted(d.iterdir()) if p.suffix.lower() in EXAMPLE_SUFFIXES]
 
 
+def _about(description: str, temperature: float | None) -> str:
+    t = f"Default temperature: {temperature:.2f}." if temperature is not None else ""
+    return f"{description}\n\n{t}".strip()
+
+
 def _to_gradio(fn):
     """Run a handler; its DemoError becomes a gr.Error the page shows (the server keeps going)."""
 
+    # functools.wraps keeps the signature visible: Gradio finds the `progress=gr.Progress()`
+    # parameter through it and wires the progress bar.
+    @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except DemoError as e:
             raise gr.Error(str(e)) from e
 
-    wrapped.__name__ = fn.__name__
-    wrapped.__doc__ = fn.__doc__
     return wrapped
 
 
@@ -498,7 +505,7 @@ def build_demo(
                 description,
             )
         return gr.update(value=t, maximum=max(T_MAX, t), interactive=True, info=TEMPERATURE_HELP), (
-            f"{description} Default temperature {t:.2f}."
+            _about(description, t)
         )
 
     def on_colorize(file: Any, label: str | None, temperature: float | None):
@@ -548,7 +555,7 @@ def build_demo(
                         info="Every model whose weights are in the models folder.",
                     )
                     model_about = gr.Markdown(
-                        f"Default temperature {first_t:.2f}." if first_t is not None else ""
+                        _about(app.zoo.options[first].description, first_t) if first else ""
                     )
                     temp_in = gr.Slider(
                         T_MIN,

@@ -139,9 +139,11 @@ def test_temperature_changes_classification_output(server: Client, sample: Path)
 
 def test_model_change_sets_checkpoint_default_temperature(server: Client) -> None:
     slider, about = server.predict("colornet_tiny", api_name="/model_defaults")
-    value = slider["value"] if isinstance(slider, dict) else slider
-    assert value == pytest.approx(CLS_T)
+    assert slider["value"] == pytest.approx(CLS_T) and slider["interactive"] is True
     assert "0.27" in about
+    # A regression model has no temperature: the slider is switched off, not moved.
+    slider, _ = server.predict("streetside_tiny", api_name="/model_defaults")
+    assert slider["interactive"] is False and "value" not in slider
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
