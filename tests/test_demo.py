@@ -290,17 +290,12 @@ def test_cli_starts_without_weights_and_says_so(tmp_path: Path) -> None:
         proc.wait(timeout=20)
 
 
-def test_cli_refuses_cuda_without_gpu(tmp_path: Path) -> None:
+def test_cli_refuses_cuda_without_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    res = subprocess.run(
-        [sys.executable, str(REPO / "demo.py"), "--device", "cuda", "--models-dir", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert res.returncode == 2 and "no CUDA GPU" in res.stderr
+    with pytest.raises(SystemExit) as exc:
+        demo_module.main(["--device", "cuda", "--models-dir", str(tmp_path)])
+    assert exc.value.code == 2 and "no CUDA GPU" in capsys.readouterr().err
 
 
 @pytest.mark.cuda
