@@ -1,0 +1,385 @@
+"""The training package end to end on tiny photos made here (no real data, tiny models)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from training.__main__ import main as cli
+from training.config import ConfigError, load_config
+from training.prepare import PrepareConfig, load_split, prepare, split_of
+from training.train import TrainingError, lr_factor, make_batch, train
+
+CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
+TINY = {"colornet": "colornet_tiny", "cunet": "cunet_tiny", "streetside": "streetside_tiny"}
+
+
+def scene(rng: np.random.Generator, size: int = 40) -> np.ndarray:
+    """A little landscape: bright blue sky over dark green ground (horizon at a random row) plus
+    noise, so colour is predictable from brightness and every photo's bytes differ."""
+    a = np.zeros((size, size, 3), np.float32)
+    h = int(rng.integers(size // 3, 2 * size // 3))
+    a[:h] = [110, 165, 240]  # L ~ 67
+    a[h:] = [45, 115, 40]  # L ~ 42
+    a += rng.normal(0, 12, a.shape)
+    return a.clip(0, 255).astype(np.uint8)
+
+
+def make_photos(folder: Path, n: int, seed: int, prefix: str = "p") -> list[Path]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"{prefix}{i:03d}.png"
+        Image.fromarray(scene(rng)).save(p)
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """48 good 40x40 photos prepared at 32x32."""
+    root = tmp_path_factory.mktemp("tiny")
+    make_photos(root / "img", 48, seed=0)
+    prepare(PrepareConfig(images=[str(root / "img")], out=str(root / "data"), size=(32, 32)))
+    return root / "data"
+
+
+def tiny_config(data: Path, out: Path, **kw) -> list[str]:
+    sets = {
+        "data": f'"{data}"',
+        "out_dir": f'"{out}"',
+        "model": '"colornet_tiny"',
+        "epochs": "2",
+        "batch_size": "8",
+        "lr": "3e-3",
+        "crop": "24",
+        "warmup_steps": "2",
+        "temperature_grid": "[0.3, 1.0]",
+        "log_every": "1",
+    }
+    sets.update({k: str(v) for k, v in kw.items()})
+    return [f"{k}={v}" for k, v in sets.items()]
+
+
+# ---------------------------------------------------------------------------- prepare
+def test_prepare_checks_every_file_and_splits_by_content(tmp_path):
+    img = tmp_path / "img"
+    good = make_photos(img / "a", 30, seed=1)
+    nested = img / "b" / "deeper"
+    nested.mkdir(parents=True)
+    shutil.copy(good[0], nested / "copy_of_p000.png")  # byte duplicate, other folder
+    (img / "b" / "notes.jpg").write_text("not an image")  # unreadable
+    buf = io.BytesIO()
+    Image.fromarray(scene(np.random.default_rng(9), 64)).save(buf, "JPEG", quality=95)
+    (img / "b" / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])  # truncated
+    Image.fromarray(scene(np.random.default_rng(8), 10)).save(img / "b" / "small.png")  # tiny
+    g = np.random.default_rng(7).integers(0, 255, (40, 40), dtype=np.uint8)
+    Image.fromarray(np.stack([g, g, g], -1)).save(img / "b" / "bw_rgb.png")  # B&W stored as RGB
+    Image.fromarray(g, "L").save(img / "b" / "bw_l.png")  # single channel
+    (img / "b" / "readme.txt").write_text("ignored: not an image suffix")
+
+    out = tmp_path / "data"
+    s = prepare(PrepareConfig(images=[str(img)], out=str(out), size=(32, 32)))
+    assert s.found == 36 and s.kept == 30
+    assert s.skipped == {"duplicate": 1, "grayscale": 2, "tiny": 1, "truncated": 1, "unreadable": 1}
+    m = json.loads((out / "manifest.json").read_text())
+    reasons = {Path(x["path"]).name: x["reason"] for x in m["skipped"]}
+    assert reasons == {
+        "copy_of_p000.png": "duplicate",
+        "notes.jpg": "unreadable",
+        "cut.jpg": "truncated",
+        "small.png": "tiny",
+        "bw_rgb.png": "grayscale",
+        "bw_l.png": "grayscale",
+    }
+    total = 0
+    for split in ("train", "val", "test"):
+        arr = load_split(out, split)
+        assert arr.dtype == np.uint8 and arr.shape[1:] == (32, 32, 3)
+        total += len(arr)
+    assert total == 30
+    # each photo's row holds that photo (resized + centre-cropped), in its hash's split
+    item = m["items"][5]
+    assert item["split"] == split_of(item["sha256"], 0.1, 0.1)
+    row = load_split(out, item["split"])[item["index"]]
+    want = np.asarray(Image.open(item["path"]).convert("RGB").resize((32, 32), Image.LANCZOS))
+    assert np.abs(row.astype(int) - want.astype(int)).mean() < 3
+
+    # adding photos never moves old ones to another split
+    make_photos(img / "c", 20, seed=2, prefix="new")
+    out2 = tmp_path / "data2"
+    s2 = prepare(PrepareConfig(images=[str(img)], out=str(out2), size=(32, 32)))
+    assert s2.kept == 50
+    m2 = json.loads((out2 / "manifest.json").read_text())
+    before = {i["sha256"]: i["split"] for i in m["items"]}
+    after = {i["sha256"]: i["split"] for i in m2["items"]}
+    assert all(after[h] == sp for h, sp in before.items())
+
+
+def test_prepare_cli_streetside_crop_and_errors(tmp_path, capsys, caplog):
+    img = tmp_path / "frames"
+    img.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):  # full Street View frames with a magenta GUI band at the bottom
+        frame = np.zeros((1024, 1280, 3), np.uint8)
+        frame[:] = scene(rng, 8).repeat(128, 0).repeat(160, 1)
+        frame[968:] = [255, 0, 255]
+        Image.fromarray(frame).save(img / f"f{i}.png")
+    out = tmp_path / "st"
+    rc = cli(
+        [
+            "prepare",
+            "--images",
+            str(img),
+            "--out",
+            str(out),
+            "--size",
+            "114x88",
+            "--streetside-crop",
+        ]
+    )
+    assert rc == 0 and "kept 3" in capsys.readouterr().out
+    arrs = [load_split(out, s) for s in ("train", "val", "test")]
+    x = np.concatenate([a for a in arrs if len(a)])
+    assert x.shape == (3, 88, 114, 3)  # size-preserving: the crop's 114x88 is kept as is
+    magenta = (x[..., 0] > 200) & (x[..., 1] < 60) & (x[..., 2] > 200)
+    assert not magenta.any()  # the GUI band is gone
+    # bad arguments: a clear error, nothing written
+    assert cli(["prepare", "--images", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+    bad = ["prepare", "--images", str(img), "--out", str(tmp_path / "y"), "--size", "big"]
+    assert cli(bad) == 2 and "--size must be N or WxH" in caplog.text
+    assert not (tmp_path / "y").exists()
+
+
+# ---------------------------------------------------------------------------- config
+def test_config_toml_and_overrides(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('model = "cunet"\nlr = 0.01\n[model_args]\nbase = 8\n')
+    cfg = load_config(p, ["lr=2e-3", "model_args.base=4", "betas=[0.5, 0.9]", "schedule=step"])
+    assert cfg.model == "cunet" and cfg.lr == 2e-3 and cfg.model_args == {"base": 4}
+    assert cfg.betas == (0.5, 0.9) and cfg.schedule == "step"
+    with pytest.raises(ConfigError, match="unknown config key 'lrate'"):
+        load_config(p, ["lrate=1"])
+    with pytest.raises(ConfigError, match="epochs must be int"):
+        load_config(p, ["epochs=two"])
+    with pytest.raises(ConfigError, match="schedule must be one of"):
+        load_config(p, ["schedule=linear"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_lr_schedules():
+    cfg = load_config(
+        None, ["epochs=4", "lr=1.0", "schedule=step", "step_epochs=[2]", "step_gamma=0.5"]
+    )
+    assert [lr_factor(cfg, s, 10) for s in (0, 19, 20, 39)] == [1.0, 1.0, 0.5, 0.5]
+    cfg = load_config(None, ["epochs=2", "schedule=cosine", "warmup_steps=5", "min_lr_ratio=0.1"])
+    f = [lr_factor(cfg, s, 10) for s in range(20)]
+    assert f[0] == pytest.approx(0.2) and f[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[5:], f[6:], strict=False)) and f[-1] > 0.1
+
+
+def test_batch_crops_and_flips_per_photo():
+    imgs = torch.arange(4 * 6 * 6 * 3, dtype=torch.int64).reshape(4, 6, 6, 3).to(torch.uint8)
+    g = torch.Generator().manual_seed(0)
+    x = make_batch(imgs, torch.tensor([0, 1, 2, 3]), 4, True, g, torch.device("cpu"))
+    assert x.shape == (4, 3, 4, 4) and x.dtype == torch.float32
+    for b in range(4):  # every crop is a (possibly mirrored) window of its own photo
+        crop = (x[b].permute(1, 2, 0) * 255).round().to(torch.uint8)
+        src = imgs[b]
+        found = any(
+            torch.equal(crop, w) or torch.equal(crop, w.flip(1))
+            for w in (src[i : i + 4, j : j + 4] for i in range(3) for j in range(3))
+        )
+        assert found
+
+
+# ---------------------------------------------------------------------------- train
+def test_train_resume_matches_unbroken_run(tiny_data, tmp_path):
+    from colorizer.checkpoint import load_checkpoint
+
+    whole = tmp_path / "whole"
+    cfg = load_config(None, tiny_config(tiny_data, whole))
+    metrics = train(cfg, command="test")
+    # killed right after the checkpoint of step 5 (mid-epoch 2), then resumed
+    broken = tmp_path / "broken"
+    cfg = load_config(None, tiny_config(tiny_data, broken, save_every_steps=5, max_steps=5))
+    assert train(cfg) == {"stopped_at_step": 5}
+    assert not (broken / "final.pt").exists()
+    with pytest.raises(TrainingError, match="exists: pass --resume"):
+        train(load_config(None, tiny_config(tiny_data, broken)))
+    sets = sum((["--set", s] for s in tiny_config(tiny_data, broken)), [])
+    assert cli(["train", "--resume", *sets]) == 0
+
+    a = torch.load(whole / "final.pt", weights_only=True)
+    b = torch.load(broken / "final.pt", weights_only=True)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert a["default_temperature"] == b["default_temperature"] in (0.3, 1.0)
+
+    model, meta = load_checkpoint(whole / "final.pt")
+    assert meta["arch"] == "colornet_tiny" and meta["bins"] is not None
+    assert meta["train"]["command"] == "test" and meta["train"]["hardware"]
+    assert meta["metrics"]["temperature"] == a["default_temperature"] == metrics["temperature"]
+    assert set(meta["metrics"]["temperature_table"]) == {"T=0.3", "T=1"}
+    rows = (whole / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and "seed_euclidean" in rows[0] and "psnr_db" in rows[0]
+    assert len((broken / "metrics.csv").read_text().splitlines()) == 3
+    assert (whole / "loss.png").stat().st_size > 1000 and (whole / "temperature.csv").is_file()
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tiny_data, tmp_path):
+    out = tmp_path / "nan"
+    train(load_config(None, tiny_config(tiny_data, out, epochs=1, temperature=0.5)))
+    before = (out / "last.pt").read_bytes()
+    cfg = load_config(None, tiny_config(tiny_data, out, epochs=3, lr=1e12, schedule='"constant"'))
+    with pytest.raises(
+        TrainingError, match=r"loss is nan at epoch 2.*last good checkpoint is .*last\.pt"
+    ):
+        train(cfg, resume=True)
+    assert (out / "last.pt").read_bytes() == before  # nothing lost
+
+
+def test_regression_model_and_wrong_loss(tiny_data, tmp_path):
+    cfg = load_config(
+        None,
+        tiny_config(tiny_data, tmp_path / "r", model='"streetside_tiny"', loss='"l1"', epochs=1),
+    )
+    m = train(cfg)
+    assert m["temperature"] == 1.0 and np.isfinite(m["psnr_db"])
+    bad = load_config(
+        None, tiny_config(tiny_data, tmp_path / "r2", model='"streetside_tiny"', loss='"ce"')
+    )
+    with pytest.raises(TrainingError, match="regression model: use loss = 'mse' or 'l1'"):
+        train(bad)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.toml")))
+def test_each_shipped_config_runs_end_to_end(name, tiny_data, tmp_path):
+    """Every config in training/configs (the seeds' reproductions, our shipped models, the
+    baselines) trains end to end with its own loss, targets, lambda, schedule and temperature,
+    on the tiny data with the tiny variant of its model family."""
+    path = CONFIGS / f"{name}.toml"
+    orig = load_config(path)
+    cfg = load_config(
+        path,
+        [
+            f'data="{tiny_data}"',
+            f'out_dir="{tmp_path / name}"',
+            f'model="{TINY[orig.model]}"',
+            "model_args={}",
+            "epochs=1",
+            "batch_size=8",
+            "max_train=24",
+            "crop=24",
+            "threads=0",
+            "max_minutes=0",
+            "temperature_grid=[0.4, 1.0]",
+        ],
+    )
+    metrics = train(cfg)
+    ckpt = torch.load(tmp_path / name / "final.pt", weights_only=True)
+    saved = ckpt["train"]["config"]
+    for key in ("loss", "targets", "lam", "lr", "schedule", "step_epochs", "temperature"):
+        assert saved[key] == getattr(orig, key), key
+    if orig.temperature:
+        assert ckpt["default_temperature"] == orig.temperature == metrics["temperature"]
+    assert np.isfinite(metrics["psnr_db"])
+
+
+def test_prior_and_evaluate_cli(tiny_data, tmp_path, capsys):
+    out = tmp_path / "prior"
+    assert (
+        cli(
+            [
+                "prior",
+                "--data",
+                str(tiny_data),
+                "--bins",
+                "seed104",
+                "--lam",
+                "0.5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    rows = (out / "prior_seed104.csv").read_text().splitlines()[1:]
+    p = np.array([float(r.split(",")[3]) for r in rows])
+    w = np.array([float(r.split(",")[4]) for r in rows])
+    assert len(rows) == 105 and p.sum() == pytest.approx(1.0, abs=1e-4)
+    from colorizer.bins import get_bins, smooth_prior
+
+    smoothed = smooth_prior(torch.tensor(p, dtype=torch.float32), get_bins("seed104"), 5.0)
+    assert float((smoothed.double() * torch.tensor(w)).sum()) == pytest.approx(1.0, rel=1e-3)
+    assert w[p.argmax()] == w.min()  # the commonest colour weighs least
+    assert Image.open(out / "prior_seed104.png").size[0] > 500
+
+    run = tmp_path / "run"
+    train(load_config(None, tiny_config(tiny_data, run, epochs=10, lr=1e-2)))
+    ev = tmp_path / "eval"
+    rc = cli(
+        [
+            "evaluate",
+            "--data",
+            str(tiny_data),
+            "--split",
+            "train",
+            "--limit",
+            "12",
+            "--models",
+            "gray",
+            str(run / "final.pt"),
+            "eccv16",
+            "--out",
+            str(ev),
+            "--grid",
+            "4",
+        ]
+    )
+    assert rc == 0
+    s = json.loads((ev / "summary.json").read_text())
+    assert list(s["models"]) == ["gray", "run"]  # eccv16 skipped: no official weights here
+    gray, ours = s["models"]["gray"], s["models"]["run"]
+    assert gray["colorfulness"]["mean"] < 1.0 < ours["colorfulness"]["mean"]
+    # blue-over-green scenes are easy: a trained model must beat the gray floor
+    assert ours["psnr_db"]["mean"] > gray["psnr_db"]["mean"]
+    assert ours["seed_euclidean"]["mean"] < gray["seed_euclidean"]["mean"]
+    md = (ev / "summary.md").read_text()
+    assert "| gray |" in md and "| run |" in md and "Euclidean distance (seed) mean | std" in md
+    assert len((ev / "per_photo.csv").read_text().splitlines()) == 1 + 2 * 12
+    grid = Image.open(ev / "grid.png")
+    assert grid.size[0] > 3 * 64 and grid.size[1] > 4 * 64  # 3 columns, 4 rows, 2x scale
+    assert cli(["evaluate", "--data", str(tiny_data), "--models", "nope.pt", "--out", str(ev)]) == 2
+
+    shipped = tmp_path / "ship.pt"
+    assert (
+        cli(
+            [
+                "export",
+                "--ckpt",
+                str(run / "final.pt"),
+                "--out",
+                str(shipped),
+                "--metrics",
+                str(ev / "summary.json"),
+                "--label",
+                "run",
+            ]
+        )
+        == 0
+    )
+    ck = torch.load(shipped, weights_only=True)
+    assert all(v.dtype != torch.float32 for v in ck["state_dict"].values())
+    assert ck["metrics"]["test"]["psnr_db"]["mean"] == pytest.approx(ours["psnr_db"]["mean"])

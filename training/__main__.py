@@ -1,0 +1,145 @@
+"""python -m training {prepare,prior,train,evaluate,export} ..."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+
+
+def _command() -> str:
+    return "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from training.prepare import PrepareConfig, parse_size, prepare
+
+    cfg = PrepareConfig(
+        images=args.images,
+        out=args.out,
+        size=parse_size(args.size),
+        val_fraction=args.val,
+        test_fraction=args.test,
+        min_side=args.min_side,
+        gray_threshold=args.gray_threshold,
+        streetside_crop=args.streetside_crop,
+        limit=args.limit,
+    )
+    s = prepare(cfg, command=_command())
+    print(f"found {s.found} files, kept {s.kept}: {s.splits}")
+    print("skipped: " + (", ".join(f"{k}={v}" for k, v in s.skipped.items()) or "none"))
+    return 0
+
+
+def cmd_prior(args: argparse.Namespace) -> int:
+    from training.prior import compute_prior
+
+    out = compute_prior(args.data, args.bins, lam=args.lam, sigma=args.sigma, out=args.out)
+    print(f"wrote {', '.join(str(p) for p in out)}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.config import load_config
+    from training.train import train
+
+    cfg = load_config(args.config, args.set)
+    train(cfg, resume=args.resume, command=_command())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate_models
+
+    table = evaluate_models(
+        args.data,
+        args.models,
+        split=args.split,
+        out=args.out,
+        limit=args.limit,
+        grid=args.grid,
+        batch_size=args.batch_size,
+        command=_command(),
+    )
+    print(table)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from training.export import export_checkpoint
+
+    path = export_checkpoint(args.ckpt, args.out, args.metrics, args.label, half=not args.fp32)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    q = sub.add_parser("prepare", help="check, dedupe, resize, split and pack photos")
+    q.add_argument("--images", nargs="+", required=True, help="folders (walked recursively)")
+    q.add_argument("--out", required=True, help="output folder for <split>.npy + manifest.json")
+    q.add_argument("--size", default="256", help="N (square) or WxH, e.g. 112x88")
+    q.add_argument("--val", type=float, default=0.1, help="validation fraction")
+    q.add_argument("--test", type=float, default=0.1, help="test fraction")
+    q.add_argument("--min-side", type=int, default=0, help="skip smaller photos (0: size/2)")
+    q.add_argument("--gray-threshold", type=float, default=2.0, help="B&W channel-spread limit")
+    q.add_argument(
+        "--streetside-crop",
+        action="store_true",
+        help="cut the Street View GUI band off 1280x1024 frames and downscale by 11",
+    )
+    q.add_argument("--limit", type=int, default=0, help="keep at most this many photos")
+    q.set_defaults(func=cmd_prepare)
+
+    q = sub.add_parser("prior", help="class prior, rebalancing weights and heat map")
+    q.add_argument("--data", required=True)
+    q.add_argument("--bins", default="zhang313", choices=["zhang313", "seed104"])
+    q.add_argument("--lam", type=float, default=0.5)
+    q.add_argument("--sigma", type=float, default=5.0)
+    q.add_argument("--out", required=True, help="output folder")
+    q.set_defaults(func=cmd_prior)
+
+    q = sub.add_parser("train", help="train a model from a TOML config")
+    q.add_argument("--config", help="TOML file (default: the TrainConfig defaults)")
+    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    q.add_argument("--resume", action="store_true", help="continue from out_dir/last.pt")
+    q.set_defaults(func=cmd_train)
+
+    q = sub.add_parser("evaluate", help="evaluate checkpoints (and gray, eccv16) on a split")
+    q.add_argument("--data", required=True)
+    q.add_argument("--split", default="test", choices=["train", "val", "test"])
+    q.add_argument("--models", nargs="+", required=True, help="checkpoints, 'gray', 'eccv16'")
+    q.add_argument("--out", required=True, help="output folder for table + grid")
+    q.add_argument("--limit", type=int, default=0, help="evaluate the first N photos only")
+    q.add_argument("--grid", type=int, default=6, help="photos in the picture grid")
+    q.add_argument("--batch-size", type=int, default=32)
+    q.set_defaults(func=cmd_evaluate)
+    q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")
+    q.add_argument("--ckpt", required=True, help="a final.pt written by train")
+    q.add_argument("--out", required=True, help="e.g. weights/landscape.pt")
+    q.add_argument("--metrics", help="summary.json from evaluate, to record test metrics")
+    q.add_argument("--label", help="the model's name in that summary.json")
+    q.add_argument("--fp32", action="store_true", help="keep fp32 weights")
+    q.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        logging.getLogger("training").error("%s", e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

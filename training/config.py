@@ -1,0 +1,170 @@
+"""Training configuration: one dataclass, loaded from TOML, overridable with --set key=value."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEDULES = ("constant", "step", "cosine")
+LOSSES = ("ce", "mse", "l1")
+TARGETS = ("soft", "hard")
+TEMPERATURE_RULES = ("psnr", "ed", "balanced")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used (nothing has been trained yet)."""
+
+
+@dataclass
+class TrainConfig:
+    # what and where
+    name: str = "run"
+    data: str = "data/landscape"  # folder written by `python -m training prepare`
+    out_dir: str = "runs/run"  # last.pt, final.pt, metrics.csv, steps.csv, loss.png
+    model: str = "colornet"  # any registered model name
+    model_args: dict[str, Any] = field(default_factory=dict)  # overrides for create_model
+    # loss
+    loss: str = "ce"  # "ce" for classification models, "mse" or "l1" for regression ones
+    targets: str = "soft"  # "soft" (Zhang: 5 nearest bins, Gaussian) or "hard" (the seed)
+    soft_k: int = 5
+    soft_sigma: float = 5.0
+    lam: float = 0.5  # rebalancing lambda: 1.0 = uniform weights (no rebalancing)
+    prior_sigma: float = 5.0  # Gaussian smoothing of the prior over the ab plane
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "cosine"  # constant | step | cosine
+    warmup_steps: int = 0
+    step_epochs: list[int] = field(default_factory=list)  # "step": multiply lr by step_gamma at
+    step_gamma: float = 0.1  # the start of each of these epochs
+    min_lr_ratio: float = 0.01  # cosine floor, as a fraction of lr
+    grad_clip: float = 0.0  # 0: off
+    # data
+    crop: int = 0  # random square crop side (0: whole stored photo)
+    flip: bool = True  # random horizontal flips
+    max_train: int = 0  # use at most this many training photos (0: all)
+    val_limit: int = 0  # validate on at most this many photos (0: all)
+    # decoding (classification)
+    temperature: float = 0.0  # 0: tune on the val split over temperature_grid
+    temperature_grid: list[float] = field(default_factory=lambda: [0.2, 0.3, 0.38, 0.5, 0.7, 1.0])
+    temperature_rule: str = "balanced"  # psnr | ed | balanced (see train.tune_temperature)
+    # machinery
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast (CUDA only)
+    channels_last: bool = True  # (CUDA only)
+    threads: int = 0  # torch.set_num_threads on CPU (0: leave torch's default)
+    save_every_steps: int = 0  # also write last.pt every N steps (0: once per epoch)
+    max_steps: int = 0  # stop right after step N (as if killed after a checkpoint); 0: off
+    max_minutes: float = 0.0  # wall-time budget: finish the run cleanly when spent; 0: off
+    log_every: int = 10  # steps between loss-curve rows
+
+    def validate(self) -> None:
+        """Raise ConfigError on values that would only fail later, mid-run."""
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.targets not in TARGETS:
+            raise ConfigError(f"targets must be one of {TARGETS}, got {self.targets!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.temperature_rule not in TEMPERATURE_RULES:
+            raise ConfigError(f"temperature_rule must be one of {TEMPERATURE_RULES}")
+        if not 0.0 <= self.lam <= 1.0:
+            raise ConfigError(f"lam must be in [0, 1], got {self.lam}")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.crop < 0:
+            raise ConfigError(f"crop must be >= 0, got {self.crop}")
+        if any(t <= 0 for t in self.temperature_grid) or self.temperature < 0:
+            raise ConfigError("temperatures must be > 0")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check a value against the field's type and convert what TOML cannot say (tuples)."""
+    if key not in _FIELDS:
+        close = [k for k in _FIELDS if k.startswith(key[:3])]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"unknown config key {key!r}{hint}")
+    default = getattr(TrainConfig(), key)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, list | tuple) or len(value) != len(default):
+            raise ConfigError(f"{key} must be a list of {len(default)} numbers, got {value!r}")
+        return tuple(float(v) for v in value)
+    if isinstance(default, list) and not isinstance(value, list):
+        raise ConfigError(f"{key} must be a list, got {value!r}")
+    if isinstance(default, dict) and not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a table, got {value!r}")
+    if type(default) in (int, float, str) and not isinstance(value, type(default)):
+        raise ConfigError(f"{key} must be {type(default).__name__}, got {value!r}")
+    return value
+
+
+def _parse_value(text: str) -> Any:
+    """TOML syntax for a --set value; a bare word is taken as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """--set key=value (value in TOML syntax); model_args.width=32 sets one model argument."""
+    values = dict(values)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        value = _parse_value(text.strip())
+        if key.startswith("model_args."):
+            args = dict(values.get("model_args", {}))
+            args[key.split(".", 1)[1]] = value
+            values["model_args"] = args
+        else:
+            values[key] = value
+    return values
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    cfg = TrainConfig(**{k: _coerce(k, v) for k, v in values.items()})
+    cfg.validate()
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """TOML file (flat keys, plus a [model_args] table) + overrides -> a checked TrainConfig."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            values = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    return config_from_dict(apply_overrides(values, overrides or []))
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Primitives only (checkpoint-safe)."""
+    d = dataclasses.asdict(cfg)
+    d["betas"] = list(cfg.betas)
+    return d

@@ -1,0 +1,734 @@
+"""Train any registered colorization model from a TrainConfig.
+
+    python -m training train --config training/configs/landscape.toml [--set key=value] [--resume]
+    torchrun --nproc_per_node 4 -m training train --config ...   (DDP, one process per GPU)
+
+The whole training split sits in memory as one uint8 tensor (on the GPU when there is one);
+each step gathers a batch by index, crops and flips it, converts it to Lab and encodes the
+targets on the training device in one go: no per-photo Python work, no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+from colorizer.bins import ColorBins, class_prior, rebalance_weights
+from colorizer.lab import ab_to_unit, lab_to_rgb, rgb_to_lab
+from training.config import TrainConfig, config_to_dict
+from training.prepare import load_manifest, load_split
+
+log = logging.getLogger(__name__)
+
+METRIC_KEYS = ("seed_euclidean", "seed_psnr", "psnr_db", "colorfulness")
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (NaN loss, bad data, model/loss mismatch); the message says why."""
+
+
+# ---------------------------------------------------------------------------- environment
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Dist:
+    """Join the process group torchrun describes in the environment (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
+    dist.init_process_group(backend=backend)  # reads MASTER_ADDR/PORT, RANK, WORLD_SIZE
+    d = Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if backend == "nccl":
+        torch.cuda.set_device(d.local_rank)
+    return d
+
+
+def pick_device(name: str, d: Dist) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and d.world > 1:
+        name = f"cuda:{d.local_rank}"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"device {name!r} asked for, but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
+def hardware_string(device: torch.device, world: int = 1) -> str:
+    """What trained it, in words: for the model card."""
+    if device.type == "cuda":
+        what = f"{world} x {torch.cuda.get_device_name(device)}"
+    else:
+        cpu = platform.processor() or "CPU"
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        what = f"{cpu}, {torch.get_num_threads()} torch threads"
+    return f"{what} on {platform.node()} (torch {torch.__version__})"
+
+
+# ---------------------------------------------------------------------------- data
+def load_images(data: str, split: str, limit: int = 0) -> torch.Tensor:
+    """uint8 (N, H, W, 3) tensor of one split, read fully into memory."""
+    arr = load_split(data, split)
+    if limit:
+        arr = arr[:limit]
+    if len(arr) == 0:
+        raise TrainingError(f"{data}: the {split} split is empty")
+    return torch.from_numpy(np.array(arr))  # a writable copy in memory
+
+
+def make_batch(
+    images: torch.Tensor,
+    idx: torch.Tensor,
+    crop: int,
+    flip: bool,
+    gen: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """Gather, randomly crop and flip a batch: uint8 (N, H, W, 3) -> float RGB (B, 3, c, c).
+
+    The random numbers come from `gen` on the CPU, so a run is reproducible on any device.
+    """
+    B = len(idx)
+    _, H, W, _ = images.shape
+    x = images[idx.to(images.device)].to(device, non_blocking=True)  # (B, H, W, 3) uint8
+    if crop and (crop < H or crop < W):
+        ch, cw = min(crop, H), min(crop, W)
+        oy = torch.randint(0, H - ch + 1, (B,), generator=gen)
+        ox = torch.randint(0, W - cw + 1, (B,), generator=gen)
+        rows = (oy[:, None] + torch.arange(ch)).to(device)  # (B, ch)
+        cols = (ox[:, None] + torch.arange(cw)).to(device)  # (B, cw)
+        b = torch.arange(B, device=device)[:, None, None]
+        x = x[b, rows[:, :, None], cols[:, None, :]]  # (B, ch, cw, 3): one crop per photo
+    if flip:
+        f = (torch.rand(B, generator=gen) < 0.5).to(device)
+        x = torch.where(f[:, None, None, None], x.flip(2), x)
+    return x.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, h, w)
+
+
+def to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, H, W) RGB -> L (B, 1, H, W) in [0, 100], ab (B, 2, H, W) in Lab units (fp32)."""
+    lab = rgb_to_lab(rgb.float())
+    return lab[:, :1], lab[:, 1:]
+
+
+def compute_prior(
+    bins: ColorBins, images: torch.Tensor, size: int = 64, batch: int = 256
+) -> torch.Tensor:
+    """Class prior of the training photos, from a downscaled copy (the prior is a histogram:
+    resolution barely changes it, and 64x64 is 4-16x less work)."""
+
+    def batches():
+        for i in range(0, len(images), batch):
+            rgb = images[i : i + batch].permute(0, 3, 1, 2).float() / 255.0
+            rgb = F.interpolate(rgb, size=(size, size), mode="area")
+            yield to_lab(rgb)[1]
+
+    return class_prior(bins, batches())
+
+
+# ---------------------------------------------------------------------------- loss
+class ColorLoss(nn.Module):
+    """Weighted cross-entropy on soft or hard bin targets, or MSE / L1 on unit-scaled ab."""
+
+    def __init__(self, cfg: TrainConfig, model: nn.Module, weights: torch.Tensor | None):
+        super().__init__()
+        self.cfg = cfg
+        self.kind = model.kind
+        self.bins: ColorBins | None = model.bins
+        if self.kind == "classification":
+            if cfg.loss != "ce":
+                raise TrainingError(
+                    f"{model.arch_name} is a classification model: use loss = 'ce', not {cfg.loss!r}"
+                )
+            assert weights is not None
+            self.register_buffer("weights", weights.float())
+        elif cfg.loss not in ("mse", "l1"):
+            raise TrainingError(
+                f"{model.arch_name} is a regression model: use loss = 'mse' or 'l1', not {cfg.loss!r}"
+            )
+
+    def forward(self, out: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        if ab.shape[-2:] != out.shape[-2:]:
+            # Models that predict at a lower resolution (eccv16: 1/4) learn the area-averaged
+            # colour of each output cell.
+            ab = F.interpolate(ab, size=out.shape[-2:], mode="area")
+        out = out.float()  # the loss in fp32 even under bf16 autocast
+        if self.kind == "regression":
+            target = ab_to_unit(ab)
+            return F.mse_loss(out, target) if self.cfg.loss == "mse" else F.l1_loss(out, target)
+        assert self.bins is not None
+        logp = F.log_softmax(out, dim=1)  # (B, Q, h, w)
+        if self.cfg.targets == "hard":
+            cls = self.bins.encode_hard(ab)  # (B, h, w)
+            nll = F.nll_loss(logp, cls, reduction="none")
+            w = self.weights[cls]
+        else:
+            target = self.bins.encode_soft(ab, k=self.cfg.soft_k, sigma=self.cfg.soft_sigma)
+            nll = -(target * logp).sum(1)  # (B, h, w)
+            w = self.weights[target.argmax(1)]  # Zhang: the weight of the nearest bin
+        return (nll * w).mean()
+
+
+# ---------------------------------------------------------------------------- schedule
+def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Multiplier of cfg.lr at optimizer step `step` (0-based)."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "step":
+        epoch = step // steps_per_epoch
+        return cfg.step_gamma ** sum(1 for e in cfg.step_epochs if epoch >= e)
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    progress = min(max(progress, 0.0), 1.0)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# ---------------------------------------------------------------------------- validation
+@torch.no_grad()
+def predict_outputs(
+    model: nn.Module, images: torch.Tensor, device: torch.device, batch: int = 32
+) -> Any:
+    """Yield (rgb, L, out) per batch: ground truth RGB, L and the raw model output."""
+    for i in range(0, len(images), batch):
+        rgb = images[i : i + batch].to(device).permute(0, 3, 1, 2).float() / 255.0
+        L, _ = to_lab(rgb)
+        yield rgb, L, model(L).float()
+
+
+def outputs_to_rgb(
+    model: nn.Module, L: torch.Tensor, out: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Model output -> RGB at L's size, the way colorizer.inference does: decode, upsample ab
+    bilinearly, join with the full-resolution L."""
+    from colorizer.inference import output_to_ab
+
+    ab = output_to_ab(model, out, temperature)  # (B, 2, h, w)
+    if ab.shape[-2:] != L.shape[-2:]:
+        ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+    return lab_to_rgb(torch.cat([L, ab], dim=1))
+
+
+def image_metrics(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-photo metrics of a batch (B,) each."""
+    from colorizer import metrics as M
+
+    return {
+        "seed_euclidean": M.seed_euclidean(pred, gt),
+        "seed_psnr": M.seed_psnr(pred, gt),
+        "psnr_db": M.psnr_db(pred, gt),
+        "colorfulness": M.colorfulness(pred),
+    }
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    temperatures: list[float],
+    loss_fn: ColorLoss | None = None,
+    batch: int = 32,
+) -> dict[float, dict[str, float]]:
+    """Mean metrics on the photos for each temperature (one forward pass per batch)."""
+    was_training = model.training
+    model.eval()
+    sums: dict[float, dict[str, float]] = {t: dict.fromkeys(METRIC_KEYS, 0.0) for t in temperatures}
+    gt_colorful, loss_sum, n = 0.0, 0.0, 0
+    for rgb, L, out in predict_outputs(model, images, device, batch):
+        if loss_fn is not None:
+            loss_sum += float(loss_fn(out, to_lab(rgb)[1])) * len(rgb)
+        from colorizer.metrics import colorfulness
+
+        gt_colorful += float(colorfulness(rgb).sum())
+        for t in temperatures:
+            m = image_metrics(outputs_to_rgb(model, L, out, t), rgb)
+            for k in METRIC_KEYS:
+                sums[t][k] += float(m[k].sum())
+        n += len(rgb)
+    model.train(was_training)
+    res = {t: {k: v / n for k, v in s.items()} for t, s in sums.items()}
+    for t in res:
+        res[t]["gt_colorfulness"] = gt_colorful / n
+        res[t]["val_loss"] = loss_sum / n if loss_fn is not None else float("nan")
+    return res
+
+
+def pick_temperature(table: dict[float, dict[str, float]], rule: str) -> float:
+    """psnr: best PSNR (dB); ed: smallest seed Euclidean distance; balanced: among the
+    temperatures within 0.5 dB of the best PSNR, the one whose colourfulness is closest to the
+    ground truth's (PSNR alone favours the washed-out mean, T = 1)."""
+    if rule == "psnr":
+        return max(table, key=lambda t: table[t]["psnr_db"])
+    if rule == "ed":
+        return min(table, key=lambda t: table[t]["seed_euclidean"])
+    best = max(v["psnr_db"] for v in table.values())
+    near = [t for t in table if table[t]["psnr_db"] >= best - 0.5]
+    return min(near, key=lambda t: abs(table[t]["colorfulness"] - table[t]["gt_colorfulness"]))
+
+
+# ---------------------------------------------------------------------------- plots and logs
+def _truncate_csv(path: Path, key: str, last: int) -> None:
+    """Drop rows written after the checkpoint a resumed run starts from."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    fields = list(rows[0].keys())
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(r for r in rows if int(float(r[key])) <= last)
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row.keys()))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def plot_loss_curve(steps_csv: Path, out_png: Path, title: str, window: int = 10) -> None:
+    """Per-step loss with a moving average over `window` points, as the second seed plots it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(steps_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    step = np.array([int(r["step"]) for r in rows])
+    loss = np.array([float(r["loss"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ax.plot(step, loss, lw=0.6, alpha=0.4, label="loss")
+    if len(loss) >= window:
+        ma = np.convolve(loss, np.ones(window) / window, mode="valid")
+        ax.plot(step[window - 1 :], ma, lw=1.6, label=f"moving average ({window})")
+    ax.set_xlabel("step (batch)")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": torch.from_numpy(
+            np.frombuffer(np.random.get_state()[1].tobytes(), dtype=np.uint8).copy()
+        ),
+        "python": repr(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def _save(
+    path: Path,
+    model: nn.Module,
+    default_temperature: float,
+    train: dict[str, Any],
+    metrics: dict[str, Any],
+    **extra: Any,
+) -> None:
+    from colorizer.checkpoint import save_checkpoint
+
+    save_checkpoint(
+        path,
+        _unwrap(model),
+        default_temperature=default_temperature,
+        train=train,
+        metrics=metrics,
+        extra=extra or None,
+    )
+
+
+# ---------------------------------------------------------------------------- the loop
+FIT_AFTER_STEPS = 30
+
+
+def fit_epochs_to_budget(cfg: TrainConfig, step: int, steps_per_epoch: int, elapsed: float) -> bool:
+    """With a wall-time budget, shorten the run (once, early) to the epochs it can finish, so
+    the LR schedule completes instead of being cut off at a high LR. 20 % of the budget is
+    kept for validation and temperature tuning."""
+    rate = step / max(elapsed, 1e-6)  # steps per second so far
+    affordable = step + rate * (cfg.max_minutes * 60 * 0.8 - elapsed)
+    fit = max(1, int(affordable // steps_per_epoch))
+    if fit < cfg.epochs:
+        log.warning(
+            "at %.2f steps/s only %d of %d epochs fit in %.0f min: training %d epochs",
+            rate,
+            fit,
+            cfg.epochs,
+            cfg.max_minutes,
+            fit,
+        )
+        cfg.epochs = fit
+        return True
+    return False
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    """Augmentation randomness as a pure function of (seed, step): resuming at any step draws
+    exactly the crops and flips the unbroken run drew."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str, Any]:
+    """Run (or resume) a training run; returns the final metrics. Writes into cfg.out_dir."""
+    cfg.validate()
+    d = setup_distributed(cfg.device)
+    device = pick_device(cfg.device, d)
+    if device.type == "cpu" and cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out_dir = Path(cfg.out_dir)
+    last_path = out_dir / "last.pt"
+    if d.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if resume and not last_path.is_file():
+        raise TrainingError(f"--resume: no {last_path} to resume from (start without --resume)")
+    if not resume and last_path.is_file():
+        raise TrainingError(
+            f"{last_path} exists: pass --resume to continue that run, or choose another out_dir"
+        )
+
+    from colorizer.models import create_model
+
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank and every rerun
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    model = create_model(cfg.model, **cfg.model_args)
+    manifest = load_manifest(cfg.data)
+    train_images = load_images(cfg.data, "train", cfg.max_train)
+    val_images = load_images(cfg.data, "val", cfg.val_limit)
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        train_images = train_images.to(device)  # the whole split lives on the GPU
+
+    weights = None
+    prior = None
+    if model.kind == "classification":
+        prior = compute_prior(model.bins, train_images)
+        weights = rebalance_weights(prior, lam=cfg.lam, sigma=cfg.prior_sigma, bins=model.bins)
+    loss_fn = ColorLoss(cfg, model, weights).to(device)
+    model.to(device)
+    if on_cuda and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(
+        model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+    )
+
+    sampler = DistributedSampler(
+        range(len(train_images)),
+        num_replicas=d.world,
+        rank=d.rank,
+        shuffle=True,
+        seed=cfg.seed,
+        drop_last=True,
+    )
+    per_rank = len(sampler)
+    steps_per_epoch = per_rank // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise TrainingError(
+            f"{len(train_images)} training photos over {d.world} process(es) make no full batch of "
+            f"{cfg.batch_size}: lower batch_size"
+        )
+    total_steps = cfg.epochs * steps_per_epoch
+
+    step, seconds_before, epochs_fitted = 0, 0.0, False
+    if resume:
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        _unwrap(model).load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        seconds_before = float(state["train"].get("seconds", 0.0))
+        # A budget-fitted run keeps the epoch count it fitted (its LR schedule depends on it).
+        if state["train"].get("epochs_fitted"):
+            cfg.epochs = int(state["train"]["config"]["epochs"])
+            epochs_fitted = True
+        total_steps = cfg.epochs * steps_per_epoch
+        _set_rng_state(state["rng"])
+        log.info("resumed %s at epoch %d, step %d", last_path, step // steps_per_epoch, step)
+        if d.main:
+            _truncate_csv(out_dir / "steps.csv", "step", step)
+            _truncate_csv(out_dir / "metrics.csv", "step", step)
+
+    if d.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(model, device_ids=[device.index] if on_cuda else None)
+    hardware = hardware_string(device, d.world)
+    t_start = time.time()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda and cfg.amp)
+    train_meta = lambda: dict(  # noqa: E731
+        data=str(cfg.data),
+        data_summary=manifest.get("summary", {}),
+        command=command,
+        config=config_to_dict(cfg),
+        epochs=cfg.epochs,
+        epochs_fitted=epochs_fitted,
+        hardware=hardware,
+        seconds=round(seconds_before + time.time() - t_start, 1),
+    )
+
+    def save_resume(epoch: int) -> None:
+        if d.main:
+            _save(
+                last_path,
+                model,
+                default_temperature=float(getattr(_unwrap(model), "default_temperature", 1.0)),
+                train=train_meta(),
+                metrics={},
+                optimizer=opt.state_dict(),
+                scheduler={"name": cfg.schedule, "step": step},
+                epoch=epoch,
+                step=step,
+                rng=_rng_state(),
+            )
+
+    def end_of_epoch(epoch: int, lr: float, loss_f: float, rate: float) -> None:
+        """Validate, log a metrics row, redraw the loss curve (rank 0)."""
+        if not d.main:
+            return
+        res = validate(_unwrap(model), val_images, device, val_t, loss_fn)[val_t[0]]
+        row = dict(
+            epoch=epoch + 1,
+            step=step,
+            lr=f"{lr:.6g}",
+            train_loss=f"{loss_f:.6f}",
+            val_loss=f"{res['val_loss']:.6f}",
+            temperature=val_t[0],
+            **{k: f"{res[k]:.4f}" for k in METRIC_KEYS},
+            seconds=round(seconds_before + time.time() - t_start, 1),
+            photos_s=f"{rate:.1f}",
+        )
+        _append_csv(out_dir / "metrics.csv", row)
+        log.info(
+            "epoch %d/%d step %d: val loss %.4f, PSNR %.2f dB, seed ED %.1f, colourfulness %.1f",
+            epoch + 1,
+            cfg.epochs,
+            step,
+            res["val_loss"],
+            res["psnr_db"],
+            res["seed_euclidean"],
+            res["colorfulness"],
+        )
+        plot_loss_curve(out_dir / "steps.csv", out_dir / "loss.png", f"{cfg.name}: {cfg.model}")
+
+    model.train()
+    stopped_early = False
+    val_t = [cfg.temperature or float(getattr(_unwrap(model), "default_temperature", 1.0) or 1.0)]
+    start_epoch = step // steps_per_epoch
+    if resume and int(state["epoch"]) < start_epoch:
+        # killed after the last step of an epoch but before its validation: do it now
+        end_of_epoch(
+            start_epoch - 1, cfg.lr * lr_factor(cfg, step - 1, steps_per_epoch), math.nan, math.nan
+        )
+        save_resume(start_epoch)
+    for epoch in range(start_epoch, cfg.epochs):
+        if epoch >= cfg.epochs:  # fit_epochs_to_budget shortened the run
+            break
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(iter(sampler)), dtype=torch.long)
+        first = step - epoch * steps_per_epoch  # > 0 only when resuming mid-epoch
+        bar = tqdm(
+            range(first, steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not d.main,
+            dynamic_ncols=True,
+            leave=False,
+        )
+        seen, t_epoch = 0, time.time()
+        for b in bar:
+            lr = cfg.lr * lr_factor(cfg, step, steps_per_epoch)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            gen = _step_generator(cfg.seed * 1000 + d.rank, step)
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            rgb = make_batch(train_images, idx, cfg.crop, cfg.flip, gen, device)
+            L, ab = to_lab(rgb)  # Lab of the whole batch on the training device
+            if on_cuda and cfg.channels_last:
+                L = L.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                out = model(L)
+            loss = loss_fn(out, ab)
+            loss_val = loss.detach()
+            if d.world > 1:  # every rank must agree on NaN and on the logged value
+                import torch.distributed as dist
+
+                dist.all_reduce(loss_val)
+                loss_val /= d.world
+            loss_f = float(loss_val)
+            if not math.isfinite(loss_f):
+                raise TrainingError(
+                    f"loss is {loss_f} at epoch {epoch + 1}, step {step + 1} (lr {lr:.3g}): "
+                    f"training stopped. Lower lr or check the data; the last good checkpoint is "
+                    f"{last_path if last_path.is_file() else 'none (no epoch finished)'}"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            seen += len(idx) * d.world
+            rate = seen / max(1e-9, time.time() - t_epoch)
+            bar.set_postfix(loss=f"{loss_f:.4f}", lr=f"{lr:.2e}", photos_s=f"{rate:.1f}")
+            if d.main and (step % cfg.log_every == 0 or step == 1):
+                _append_csv(
+                    out_dir / "steps.csv",
+                    dict(
+                        step=step,
+                        epoch=epoch + 1,
+                        loss=f"{loss_f:.6f}",
+                        lr=f"{lr:.6g}",
+                        photos_s=f"{rate:.1f}",
+                    ),
+                )
+            if cfg.save_every_steps and step % cfg.save_every_steps == 0:
+                save_resume(epoch)
+            if cfg.max_steps and step >= cfg.max_steps:
+                stopped_early = True  # as if killed right after that checkpoint
+                break
+            if cfg.max_minutes and not resume and step == FIT_AFTER_STEPS and epoch == 0:
+                epochs_fitted = fit_epochs_to_budget(
+                    cfg, step, steps_per_epoch, time.time() - t_start
+                )
+            if cfg.max_minutes and seconds_before + time.time() - t_start > cfg.max_minutes * 60:
+                log.info(
+                    "time budget of %.1f min spent at step %d: finishing", cfg.max_minutes, step
+                )
+                stopped_early = True
+                break
+        bar.close()
+        if cfg.max_steps and stopped_early:
+            return {"stopped_at_step": step}
+        end_of_epoch(epoch, lr, loss_f, rate)
+        save_resume(epoch + 1 if not stopped_early else epoch)
+        if stopped_early:
+            break
+    if total_steps and step == 0:
+        raise TrainingError("no training step was run")
+    return finish(cfg, model, val_images, device, loss_fn, train_meta(), prior, d)
+
+
+def finish(
+    cfg: TrainConfig,
+    model: nn.Module,
+    val_images: torch.Tensor,
+    device: torch.device,
+    loss_fn: ColorLoss,
+    train_meta: dict[str, Any],
+    prior: torch.Tensor | None,
+    d: Dist,
+) -> dict[str, Any]:
+    """Tune the temperature on val, write final.pt (model + provenance + metrics)."""
+    m = _unwrap(model)
+    if not d.main:
+        return {}
+    out_dir = Path(cfg.out_dir)
+    if cfg.val_limit:  # per-epoch checks may use a subset; the temperature is tuned on all of val
+        val_images = load_images(cfg.data, "val")
+    if m.kind == "classification":
+        grid = [cfg.temperature] if cfg.temperature else sorted(set(cfg.temperature_grid))
+        table = validate(m, val_images, device, grid, loss_fn)
+        best_t = cfg.temperature or pick_temperature(table, cfg.temperature_rule)
+        with open(out_dir / "temperature.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["temperature", *METRIC_KEYS, "gt_colorfulness", "chosen"])
+            for t in grid:
+                w.writerow(
+                    [
+                        t,
+                        *(f"{table[t][k]:.4f}" for k in METRIC_KEYS),
+                        f"{table[t]['gt_colorfulness']:.4f}",
+                        int(t == best_t),
+                    ]
+                )
+        m.default_temperature = float(best_t)
+        res = table[best_t]
+        tuning = {f"T={t:g}": {k: round(v[k], 4) for k in METRIC_KEYS} for t, v in table.items()}
+    else:
+        best_t = 1.0
+        res = validate(m, val_images, device, [1.0], loss_fn)[1.0]
+        tuning = {}
+    metrics = {
+        "split": "val",
+        "photos": len(val_images),
+        "temperature": float(best_t),
+        "temperature_rule": cfg.temperature_rule if not cfg.temperature else "fixed",
+        **{k: round(float(res[k]), 4) for k in (*METRIC_KEYS, "gt_colorfulness", "val_loss")},
+        "temperature_table": tuning,
+    }
+    extra = {"prior": prior} if prior is not None else {}
+    _save(
+        final_path := out_dir / "final.pt",
+        m,
+        default_temperature=float(best_t),
+        train=train_meta,
+        metrics=metrics,
+        **extra,
+    )
+    log.info(
+        "final: T=%.2f, val PSNR %.2f dB, seed ED %.1f, colourfulness %.1f (gt %.1f) -> %s",
+        best_t,
+        res["psnr_db"],
+        res["seed_euclidean"],
+        res["colorfulness"],
+        res["gt_colorfulness"],
+        final_path,
+    )
+    return metrics
