@@ -257,7 +257,7 @@ def _check_format(obj: Any, path: Path) -> None:
     )
 
 
-def _state_dict_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+def state_dict_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
     """A readable list of missing/unexpected keys and shape mismatches, or None if it fits."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -306,7 +306,7 @@ def load_checkpoint(
     except (ModelError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot rebuild {arch!r} from its arch_args: {e}") from e
     state = ckpt["state_dict"]
-    problem = _state_dict_mismatch(model, state)
+    problem = state_dict_mismatch(model, state)
     if problem:
         raise CheckpointError(f"{path} does not fit architecture {arch!r} {arch_args}: {problem}")
     model.load_state_dict(state, strict=True)  # copy_ casts fp16 weights back to fp32

@@ -368,6 +368,8 @@ def test_eccv16_loader_finds_weights_dir_then_hub_cache(offline_hub, tmp_path):
     torch.save({"model_out.weight": torch.zeros(2, 313, 1, 1)}, local)
     assert model_info("eccv16", weights_dir)["weights_path"] == str(local)
     assert eccv16_module.load_eccv16_weights(weights_dir=weights_dir).keys() == {"model_out.weight"}
+    with pytest.raises(ModelError, match="does not fit 'eccv16'.*missing keys: model1.0.weight"):
+        create_model("eccv16", pretrained=True, weights_dir=weights_dir)
     local.write_text("not weights")
     with pytest.raises(ValueError, match="not a readable eccv16 weights file"):
         eccv16_module.load_eccv16_weights(weights_dir=weights_dir)

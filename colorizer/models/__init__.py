@@ -204,9 +204,16 @@ def create_model(
                 "load the checkpoint with colorizer.checkpoint.load_checkpoint"
             )
         if entry.family == "eccv16":
+            from colorizer.checkpoint import state_dict_mismatch
             from colorizer.models.eccv16 import load_eccv16_weights
 
-            model.load_state_dict(load_eccv16_weights(weights_dir=weights_dir), strict=True)
+            state = load_eccv16_weights(weights_dir=weights_dir)
+            problem = state_dict_mismatch(model, state)
+            if problem:  # a wrong file, or overrides that changed the widths
+                raise ModelError(
+                    f"the eccv16 weights file does not fit {name!r} {model.arch_args}: {problem}"
+                )
+            model.load_state_dict(state, strict=True)
         else:
             model = _load_weights_into(entry, model, weights_dir)
             if "default_temperature" in overrides:  # an explicit override beats the file's value
