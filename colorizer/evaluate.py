@@ -78,16 +78,9 @@ def prepare_truth(src: str | os.PathLike | Image.Image, size: int) -> Image.Imag
 
 def score(pred: torch.Tensor, truth: torch.Tensor, class_weights: torch.Tensor) -> dict[str, float]:
     """Every metric of one (3, H, W) prediction against its (3, H, W) ground truth."""
-    return {
-        "euclidean": metrics.seed_euclidean(pred, truth).item(),
-        "psnr_seed": metrics.seed_psnr(pred, truth).item(),
-        "psnr_db": metrics.psnr_db(pred, truth).item(),
-        "ssim": metrics.ssim(pred, truth).item(),
-        "ab_error": metrics.ab_error(pred, truth).item(),
-        "auc": 100.0 * metrics.auc_ab(pred, truth).item(),
-        "auc_rebal": 100.0 * metrics.auc_ab_rebalanced(pred, truth, class_weights).item(),
-        "colorfulness": metrics.colorfulness(pred).item(),
-    }
+    m = metrics.all_metrics(pred, truth, class_weights)
+    percent = {"auc", "auc_rebal"}  # reported in % as Zhang et al. do
+    return {k: (100.0 if k in percent else 1.0) * m[k].item() for k in METRICS}
 
 
 def truth_class_weights(

@@ -90,6 +90,7 @@ def ssim(
     window: int = 11,
     sigma: float = 1.5,
     luminance: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004) with a Gaussian window, averaged over the RGB channels.
 
@@ -105,10 +106,11 @@ def ssim(
         raise ValueError(
             f"ssim needs images of at least {window}x{window}; got {tuple(xb.shape[-2:])}"
         )
-    # float64: the variance terms are differences of nearly equal numbers.
-    xb, yb = xb.double(), yb.double()
+    # float64 only when asked: the variance terms are differences of nearly equal numbers, but
+    # on [0, 1] images float32 stays within 1e-5 of skimage's float64 (tested) at a third the cost.
+    xb, yb = xb.to(dtype), yb.to(dtype)
     c = xb.shape[1]
-    g = _gaussian_window(window, sigma, xb.device)
+    g = _gaussian_window(window, sigma, xb.device).to(dtype)
     # Separable filter, applied per channel (groups=c): (B, C, H, W) -> (B, C, H-10, W-10).
     gh = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
     gv = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
@@ -167,13 +169,20 @@ def pixel_class_weights(
 ) -> torch.Tensor:
     """Weight of each ground-truth pixel: ``class_weights`` of its a*b* class, (B, H, W)."""
     (yb,) = _batched(y)
+    return _weights_of_classes(rgb_to_lab(yb)[:, 1:], class_weights, bins)
+
+
+def _weights_of_classes(
+    ab: torch.Tensor, class_weights: torch.Tensor, bins: ColorBins | None
+) -> torch.Tensor:
+    """(B, 2, H, W) ground-truth a*b* -> (B, H, W) weight of each pixel's class."""
     bins = bins or get_bins("zhang313")
     if class_weights.shape != (bins.num_classes,):
         raise ValueError(
             f"class_weights must have shape ({bins.num_classes},) for {bins.name}; "
             f"got {tuple(class_weights.shape)}"
         )
-    cls = bins.encode_hard(rgb_to_lab(yb)[:, 1:])  # (B, H, W)
+    cls = bins.encode_hard(ab)  # (B, H, W)
     return class_weights.to(cls.device)[cls]
 
 
@@ -194,6 +203,36 @@ def auc_ab_rebalanced(
     eb = err.unsqueeze(0) if err.dim() == 2 else err
     w = pixel_class_weights(y, class_weights, bins)
     return _unbatch(_auc_from_errors(eb.flatten(1), w.flatten(1), max_threshold), x)
+
+
+def all_metrics(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    bins: ColorBins | None = None,
+) -> dict[str, torch.Tensor]:
+    """Every metric of this module at once, converting each image to Lab only once.
+
+    Keys: euclidean, psnr_seed, psnr_db, ssim, ab_error, auc (in [0, 1]), auc_rebal (only with
+    ``class_weights``), colorfulness (of ``x``). Same values as the single functions.
+    """
+    xb, yb = _batched(x, y)
+    lab_x, lab_y = rgb_to_lab(xb), rgb_to_lab(yb)  # (B, 3, H, W) each, once
+    err = (lab_x[:, 1:] - lab_y[:, 1:]).pow(2).sum(1).sqrt()  # (B, H, W)
+    ed = seed_euclidean(xb, yb)
+    out = {
+        "euclidean": ed,
+        "psnr_seed": (10.0 * torch.log10(255.0**2 / ed.double().pow(2))).float(),
+        "psnr_db": psnr_db(xb, yb),
+        "ssim": ssim(xb, yb),
+        "ab_error": err.mean(dim=(-2, -1)),
+        "auc": _auc_from_errors(err.flatten(1), None, AUC_MAX_THRESHOLD),
+    }
+    if class_weights is not None:
+        w = _weights_of_classes(lab_y[:, 1:], class_weights, bins)
+        out["auc_rebal"] = _auc_from_errors(err.flatten(1), w.flatten(1), AUC_MAX_THRESHOLD)
+    out["colorfulness"] = colorfulness(xb)
+    return {k: _unbatch(v, x) for k, v in out.items()}
 
 
 def colorfulness(x: torch.Tensor, absolute: bool = False) -> torch.Tensor:
@@ -217,6 +256,7 @@ def colorfulness(x: torch.Tensor, absolute: bool = False) -> torch.Tensor:
 
 __all__ = [
     "AUC_MAX_THRESHOLD",
+    "all_metrics",
     "ab_error",
     "ab_error_map",
     "auc_ab",

@@ -14,6 +14,7 @@ from colorizer.bins import class_prior, get_bins, rebalance_weights
 from colorizer.metrics import (
     ab_error,
     ab_error_map,
+    all_metrics,
     auc_ab,
     auc_ab_rebalanced,
     colorfulness,
@@ -206,3 +207,25 @@ def test_colorfulness(pair):
     assert colorfulness(red).item() == pytest.approx(0.3 * math.hypot(255, 127.5), abs=1e-3)
     both = colorfulness(torch.stack([x[:, :5, :5], red]))
     assert both.shape == (2,) and both[1].item() == pytest.approx(colorfulness(red).item())
+
+
+def test_all_metrics_equals_the_single_functions(pair):
+    x, y = pair
+    w = torch.rand(313, generator=torch.Generator().manual_seed(3)) + 0.1
+    got = all_metrics(x, y, w)
+    expected = {
+        "euclidean": seed_euclidean(x, y),
+        "psnr_seed": seed_psnr(x, y),
+        "psnr_db": psnr_db(x, y),
+        "ssim": ssim(x, y),
+        "ab_error": ab_error(x, y),
+        "auc": auc_ab(x, y),
+        "auc_rebal": auc_ab_rebalanced(x, y, w),
+        "colorfulness": colorfulness(x),
+    }
+    assert set(got) == set(expected)
+    for k, v in expected.items():
+        assert got[k].item() == pytest.approx(v.item(), rel=1e-5, abs=1e-6), k
+    batched = all_metrics(torch.stack([x, y]), torch.stack([y, y]))
+    assert "auc_rebal" not in batched and batched["ssim"].shape == (2,)
+    assert batched["euclidean"][0].item() == pytest.approx(got["euclidean"].item(), rel=1e-6)
