@@ -11,7 +11,7 @@ Measures, on CPU (and CUDA when present), in ONE run so the numbers share a mach
 3. our rgb_to_lab + lab_to_rgb against skimage.color.rgb2lab + lab2rgb on the same 12 MP photo.
 
 Random weights: speed does not depend on them. Each figure is the median of --reps timed runs
-after one warm-up. Ratios are printed against a baseline measured in the same run (eccv16 for
+after one warm-up, the contenders interleaved (A, B, C, A, B, C, ...). Ratios are printed against a baseline measured in the same run (eccv16 for
 the models, skimage for Lab). The CSV records the command, machine and load average.
 """
 
@@ -63,18 +63,23 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def median_time(fn: Callable[[], object], reps: int, device: str, warmup: int = 1) -> list[float]:
-    """Wall times of ``reps`` calls after ``warmup`` untimed ones (CUDA: synchronised)."""
-    for _ in range(warmup):
+def interleaved_times(
+    fns: dict[str, Callable[[], object]], reps: int, device: str
+) -> dict[str, list[float]]:
+    """Wall times of each function, ``reps`` rounds of A, B, C, A, B, C, ... after one untimed
+    warm-up each. Interleaving gives every contender the same share of whatever else the
+    machine is doing, so their ratio holds even when the absolute times drift."""
+    for fn in fns.values():
         fn()
         sync(device)
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
+        for name, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
     return times
 
 
@@ -91,94 +96,65 @@ def make_photo(w: int, h: int) -> np.ndarray:
     return img
 
 
+def row(
+    bench: str, model: str, device: str, batch: int, times: list[float], work: float, unit: str
+) -> dict:
+    med = statistics.median(times)
+    return dict(
+        benchmark=bench,
+        model=model,
+        device=device,
+        batch=batch,
+        reps=len(times),
+        median_s=med,
+        min_s=min(times),
+        throughput=work / med,
+        unit=unit,
+    )
+
+
 def bench_models(cfg: BenchConfig, device: str, photo: np.ndarray) -> list[dict]:
-    rows = []
     batch = cfg.batch_cuda if device.startswith("cuda") else cfg.batch_cpu
     torch.manual_seed(0)
+    L = torch.rand(batch, 1, cfg.size, cfg.size, device=device) * 100.0
+    forwards: dict[str, Callable[[], object]] = {}
+    photos: dict[str, Callable[[], object]] = {}
     for name in cfg.models:
         model = create_model(name).to(device).eval()
         colorizer = Colorizer(model, device=device)
-        L = torch.rand(batch, 1, cfg.size, cfg.size, device=device) * 100.0
 
-        def forward(model: torch.nn.Module = model, L: torch.Tensor = L) -> torch.Tensor:
+        def forward(model: torch.nn.Module = model) -> torch.Tensor:
             with (
                 torch.inference_mode(),
                 torch.autocast("cuda", torch.float16, enabled=device.startswith("cuda")),
             ):
                 return predict_ab(model, L)
 
-        times = median_time(forward, cfg.reps, device)
-        med = statistics.median(times)
-        rows.append(
-            dict(
-                benchmark=f"batch_{cfg.size}",
-                model=name,
-                device=device,
-                batch=batch,
-                reps=cfg.reps,
-                median_s=med,
-                min_s=min(times),
-                throughput=batch / med,
-                unit="img/s",
-            )
-        )
-        log.info(
-            "%-10s %-4s %dx%d batch %d: %.3f s -> %.2f img/s",
-            name,
-            device,
-            cfg.size,
-            cfg.size,
-            batch,
-            med,
-            batch / med,
-        )
+        forwards[name] = forward
+        photos[name] = lambda c=colorizer: c.colorize(photo)
 
-        times = median_time(lambda c=colorizer: c.colorize(photo), cfg.reps, device)
-        med = statistics.median(times)
-        mp = photo.shape[0] * photo.shape[1] / 1e6
-        rows.append(
-            dict(
-                benchmark=f"photo_{photo.shape[1]}x{photo.shape[0]}",
-                model=name,
-                device=device,
-                batch=1,
-                reps=cfg.reps,
-                median_s=med,
-                min_s=min(times),
-                throughput=mp / med,
-                unit="MP/s",
-            )
+    rows = []
+    for name, times in interleaved_times(forwards, cfg.reps, device).items():
+        rows.append(row(f"batch_{cfg.size}", name, device, batch, times, batch, "img/s"))
+        log.info(
+            "%-10s %-4s %d^2 batch %d: %.3f s", name, device, cfg.size, batch, rows[-1]["median_s"]
         )
-        log.info("%-10s %-4s %.0f MP photo end to end: %.3f s", name, device, mp, med)
+    mp = photo.shape[0] * photo.shape[1] / 1e6
+    bench = f"photo_{photo.shape[1]}x{photo.shape[0]}"
+    for name, times in interleaved_times(photos, cfg.reps, device).items():
+        rows.append(row(bench, name, device, 1, times, mp, "MP/s"))
+        log.info(
+            "%-10s %-4s %.0f MP photo end to end: %.3f s", name, device, mp, rows[-1]["median_s"]
+        )
     return rows
 
 
 def bench_lab(cfg: BenchConfig, device: str, photo: np.ndarray) -> list[dict]:
-    rows = []
     rgb8 = (
         torch.from_numpy(photo).to(device).permute(2, 0, 1)
     )  # (3, H, W) uint8, as inference has it
     mp = photo.shape[0] * photo.shape[1] / 1e6
-
-    def ours() -> torch.Tensor:
-        return lab_to_rgb(rgb_to_lab(rgb8))
-
-    times = median_time(ours, cfg.reps, device)
-    med = statistics.median(times)
-    rows.append(
-        dict(
-            benchmark=f"lab_roundtrip_{photo.shape[1]}x{photo.shape[0]}",
-            model="ours (torch)",
-            device=device,
-            batch=1,
-            reps=cfg.reps,
-            median_s=med,
-            min_s=min(times),
-            throughput=mp / med,
-            unit="MP/s",
-        )
-    )
-    log.info("lab round trip, ours (%s): %.3f s", device, med)
+    bench = f"lab_roundtrip_{photo.shape[1]}x{photo.shape[0]}"
     # The same conversion in horizontal strips of ~STRIP_PIXELS, as Colorizer.compose does it:
     # the working set stays in cache instead of streaming 144 MB temporaries through memory.
     rows_per = max(1, STRIP_PIXELS // photo.shape[1])
@@ -187,48 +163,27 @@ def bench_lab(cfg: BenchConfig, device: str, photo: np.ndarray) -> list[dict]:
         for r0 in range(0, photo.shape[0], rows_per):
             lab_to_rgb(rgb_to_lab(rgb8[:, r0 : r0 + rows_per]))
 
-    times = median_time(ours_strips, cfg.reps, device)
-    med = statistics.median(times)
-    rows.append(
-        dict(
-            benchmark=f"lab_roundtrip_{photo.shape[1]}x{photo.shape[0]}",
-            model="ours (strips)",
-            device=device,
-            batch=1,
-            reps=cfg.reps,
-            median_s=med,
-            min_s=min(times),
-            throughput=mp / med,
-            unit="MP/s",
-            note=f"{rows_per}-row strips as in Colorizer.compose",
-        )
-    )
-    log.info("lab round trip, ours in strips (%s): %.3f s", device, med)
-    # Same answer as skimage, or the timing means nothing.
-    ours_rgb = ours()[:, :200, :200].permute(1, 2, 0).float().cpu().numpy()
+    fns: dict[str, Callable[[], object]] = {
+        "ours (torch)": lambda: lab_to_rgb(rgb_to_lab(rgb8)),
+        "ours (strips)": ours_strips,
+    }
     if cfg.skimage and device == "cpu":
         from skimage.color import lab2rgb, rgb2lab
 
-        times = median_time(lambda: lab2rgb(rgb2lab(photo)), max(1, cfg.reps - 1), "cpu")
-        med_sk = statistics.median(times)
-        rows.append(
-            dict(
-                benchmark=f"lab_roundtrip_{photo.shape[1]}x{photo.shape[0]}",
-                model="skimage",
-                device="cpu",
-                batch=1,
-                reps=len(times),
-                median_s=med_sk,
-                min_s=min(times),
-                throughput=mp / med_sk,
-                unit="MP/s",
-            )
-        )
-        log.info("lab round trip, skimage: %.3f s", med_sk)
-        ref = lab2rgb(rgb2lab(photo[:200, :200]))
-        err = float(np.abs(ref - ours_rgb).max())
-        log.info("max |ours - skimage| on the round trip: %.2e", err)
+        fns["skimage"] = lambda: lab2rgb(rgb2lab(photo))
+    rows = []
+    for name, times in interleaved_times(fns, cfg.reps, device).items():
+        rows.append(row(bench, name, device, 1, times, mp, "MP/s"))
+        log.info("lab round trip, %s (%s): %.3f s", name, device, rows[-1]["median_s"])
+    rows[1]["note"] = f"{rows_per}-row strips as in Colorizer.compose"
+    if "skimage" in fns:
+        # Same answer as skimage, or the timing means nothing.
+        from skimage.color import lab2rgb, rgb2lab
+
+        ours = lab_to_rgb(rgb_to_lab(rgb8[:, :200, :200])).permute(1, 2, 0).cpu().numpy()
+        err = float(np.abs(lab2rgb(rgb2lab(photo[:200, :200])) - ours).max())
         rows[-1]["note"] = f"max abs diff vs ours {err:.1e}"
+        log.info("max |ours - skimage| on the round trip: %.2e", err)
     return rows
 
 
@@ -346,12 +301,12 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     print(
-        f"\n{'benchmark':<22}{'model':<14}{'device':<7}{'median s':>10}{'throughput':>16}{'speedup':>9}  vs"
+        f"\n{'benchmark':<26}{'model':<14}{'device':<7}{'median s':>10}{'throughput':>16}{'speedup':>9}  vs"
     )
     for r in rows:
         thr = f"{r['throughput']:.2f} {r['unit']}"
         print(
-            f"{r['benchmark']:<22}{r['model']:<14}{r['device']:<7}{r['median_s']:>10.3f}{thr:>16}"
+            f"{r['benchmark']:<26}{r['model']:<14}{r['device']:<7}{r['median_s']:>10.3f}{thr:>16}"
             f"{r['speedup_vs_baseline']:>8.2f}x  {r['baseline']}"
         )
     for device in devices:
