@@ -124,7 +124,10 @@ class ModelZoo:
                 missing[name] = info
         if self.models_dir.is_dir():
             for path in sorted(self.models_dir.iterdir()):
-                if path.suffix not in CHECKPOINT_SUFFIXES or not path.is_file():
+                # Hidden files include checkpoint.py's half-written ".name.pt.<pid>.tmp".
+                if path.name.startswith(".") or path.suffix not in CHECKPOINT_SUFFIXES:
+                    continue
+                if not path.is_file():
                     continue
                 if path.resolve() in claimed:
                     continue
@@ -617,7 +620,9 @@ def build_demo(
                 "Several photos in, a zip of colorized PNGs out. Files that cannot be "
                 "read are listed in the report and skipped."
             )
-            b_files = gr.File(label="Photos", file_count="multiple", type="filepath")
+            b_files = gr.File(
+                label="Photos", file_count="multiple", type="filepath", elem_id="batch-photos"
+            )
             with gr.Row():
                 b_model = gr.Dropdown(choices=names, value=first, label="Model")
                 b_temp = gr.Slider(
@@ -629,9 +634,12 @@ def build_demo(
                     info=TEMPERATURE_HELP,
                 )
             b_go = gr.Button("Colorize all", variant="primary")
-            b_zip = gr.File(label="Colorized photos (zip)")
+            b_zip = gr.File(label="Colorized photos (zip)", elem_id="batch-zip")
             b_report = gr.Dataframe(
-                headers=["file", "status", "detail"], label="Report", interactive=False
+                headers=["file", "status", "detail"],
+                label="Report",
+                interactive=False,
+                elem_id="batch-report",
             )
             b_model.change(
                 _to_gradio(lambda label: on_model_change(label)[0]),

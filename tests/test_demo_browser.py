@@ -124,6 +124,42 @@ def test_page_colorizes_an_example(url: str, tmp_path: Path) -> None:
     assert pixels.std() > 20.0
 
 
+def test_page_reports_bad_files(url: str, tmp_path: Path) -> None:
+    """A bad upload shows the library's message on the page; a batch with a bad file still
+    produces its zip and lists the bad file in the report."""
+    from playwright.sync_api import expect, sync_playwright
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_bytes(b"this is text, not a photo")
+    good = [str(REPO / "examples" / "dune.jpg"), str(REPO / "examples" / "storm_road.jpg")]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(url, wait_until="networkidle", timeout=60_000)
+            page.locator("#photo input[type=file]").set_input_files(str(bad))
+            page.locator('#photo td.filename[aria-label="notes.jpg"]').wait_for(timeout=30_000)
+            page.get_by_role("button", name="Colorize", exact=True).click()
+            expect(page.get_by_text("'notes.jpg': not an image").first).to_be_visible(
+                timeout=30_000
+            )
+
+            page.get_by_role("tab", name="Batch").click()
+            page.locator("#batch-photos input[type=file]").set_input_files([*good, str(bad)])
+            page.locator('#batch-photos td.filename[aria-label="notes.jpg"]').wait_for(
+                timeout=30_000
+            )
+            page.get_by_role("button", name="Colorize all").click()
+            expect(page.get_by_text("colorized_colornet_tiny").first).to_be_visible(timeout=60_000)
+            report = page.locator("#batch-report")
+            expect(report).to_contain_text("dune_color.png (1024x640)")
+            expect(report).to_contain_text("storm_road_color.png (1024x683)")
+            expect(report).to_contain_text("'notes.jpg': not an image")
+            expect(page.get_by_text("1 of 3 files could not be colorized").first).to_be_visible()
+        finally:
+            browser.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Screenshot the demo after colorizing an example.")
     parser.add_argument("--models-dir", type=Path, default=REPO / "weights")
