@@ -234,6 +234,25 @@ def test_batch_of_only_bad_files_reports_without_zip(server: Client, tmp_path: P
     assert report["data"][0][:2] == ["x.jpg", "error"]
 
 
+def test_models_load_once_and_hidden_files_are_ignored(
+    models_dir: Path, sample: Path, tmp_path: Path
+) -> None:
+    d = tmp_path / "models"
+    d.mkdir()
+    for f in models_dir.glob("*.pt"):
+        (d / f.name).write_bytes(f.read_bytes())
+    (d / ".colornet_tiny.pt.123.tmp").write_bytes(b"half written")
+    (d / ".hidden.pt").write_bytes(b"x")
+    app = demo_module.ColorizeApp(
+        demo_module.DemoConfig(models_dir=d, device="cpu", scratch_dir=tmp_path / "s")
+    )
+    assert app.zoo.names == ["colornet_tiny", "streetside_tiny"]
+    first = app.zoo.get("colornet_tiny")
+    app.colorize(str(sample), "colornet_tiny", 0.3)
+    app.compare(str(sample))
+    assert app.zoo.get("colornet_tiny") is first  # cached, not reloaded
+
+
 def test_broken_checkpoint_is_a_clear_error_not_a_crash(tmp_path: Path, sample: Path) -> None:
     (tmp_path / "broken.pt").write_bytes(b"this is not a checkpoint")
     app = demo_module.ColorizeApp(
