@@ -160,8 +160,8 @@ class ModelZoo:
                 except (CheckpointError, ModelError) as e:
                     raise DemoError(f"Cannot load model {label!r} from {option.path}: {e}") from e
                 except Exception as e:  # noqa: BLE001
-                    # torch.load lets odd errors through for some foreign files (IndexError for
-                    # a text file); a bad file in the folder must not take the demo down.
+                    # load_checkpoint wraps the torch.load failures it knows in CheckpointError;
+                    # whatever else a foreign file provokes must not take the demo down either.
                     log.exception("loading %s failed", option.path)
                     raise DemoError(
                         f"Cannot load model {label!r} from {option.path}: not a readable "
