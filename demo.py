@@ -678,7 +678,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--concurrency", type=int, default=1, help="model runs at a time across all tabs"
     )
-    parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -690,7 +689,7 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host,
         server_port=args.port,
         max_file_size=args.max_file_size,
-        share=args.share,
+        share=False,  # a share link downloads Gradio's tunnel binary: nothing downloads here
         show_error=True,
     )
 
