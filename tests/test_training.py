@@ -15,7 +15,7 @@ from PIL import Image
 from training.__main__ import main as cli
 from training.config import ConfigError, load_config
 from training.prepare import PrepareConfig, load_split, prepare, split_of
-from training.train import TrainingError, lr_factor, make_batch, train
+from training.train import TrainingError, lr_factor, make_batch, pick_temperature, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 TINY = {"colornet": "colornet_tiny", "cunet": "cunet_tiny", "streetside": "streetside_tiny"}
@@ -278,6 +278,7 @@ def test_each_shipped_config_runs_end_to_end(name, tiny_data, tmp_path):
             f'out_dir="{tmp_path / name}"',
             f'model="{TINY[orig.model]}"',
             "model_args={}",
+            'init_from=""',
             "epochs=1",
             "batch_size=8",
             "max_train=24",
@@ -383,3 +384,33 @@ def test_prior_and_evaluate_cli(tiny_data, tmp_path, capsys):
     ck = torch.load(shipped, weights_only=True)
     assert all(v.dtype != torch.float32 for v in ck["state_dict"].values())
     assert ck["metrics"]["test"]["psnr_db"]["mean"] == pytest.approx(ours["psnr_db"]["mean"])
+
+
+def test_temperature_rules():
+    gt = 30.0
+    table = {  # colder (lower T) = more colourful, less PSNR: the usual trade-off
+        0.2: dict(psnr_db=21.0, seed_euclidean=300.0, colorfulness=35.0, gt_colorfulness=gt),
+        0.5: dict(psnr_db=23.5, seed_euclidean=250.0, colorfulness=22.0, gt_colorfulness=gt),
+        1.0: dict(psnr_db=24.0, seed_euclidean=240.0, colorfulness=12.0, gt_colorfulness=gt),
+    }
+    assert pick_temperature(table, "psnr") == 1.0
+    assert pick_temperature(table, "ed") == 1.0
+    assert pick_temperature(table, "balanced") == 0.5  # within 0.5 dB, closest colourfulness
+    assert pick_temperature(table, "floor", dict(psnr_db=23.0, seed_euclidean=260.0)) == 0.5
+    assert pick_temperature(table, "floor", dict(psnr_db=20.5, seed_euclidean=400.0)) == 0.2
+    assert pick_temperature(table, "floor", dict(psnr_db=30.0, seed_euclidean=100.0)) == 1.0
+
+
+def test_init_from_checkpoint(tiny_data, tmp_path):
+    first = tmp_path / "first"
+    train(load_config(None, tiny_config(tiny_data, first, epochs=1, temperature=0.5)))
+    again = tmp_path / "again"
+    cfg = tiny_config(tiny_data, again, epochs=1, temperature=0.5, lr=1e-9)
+    train(load_config(None, [*cfg, f'init_from="{first / "final.pt"}"']))
+    a = torch.load(first / "final.pt", weights_only=True)["state_dict"]
+    b = torch.load(again / "final.pt", weights_only=True)["state_dict"]
+    convs = [k for k in a if k.endswith("weight") and a[k].dim() == 4]
+    assert convs and all(torch.allclose(a[k], b[k], atol=1e-6) for k in convs)
+    bad = tiny_config(tiny_data, tmp_path / "bad", model='"streetside_tiny"', loss='"mse"')
+    with pytest.raises(TrainingError, match="holds a 'colornet_tiny'"):
+        train(load_config(None, [*bad, f'init_from="{first / "final.pt"}"']))

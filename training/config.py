@@ -11,7 +11,7 @@ from typing import Any
 SCHEDULES = ("constant", "step", "cosine")
 LOSSES = ("ce", "mse", "l1")
 TARGETS = ("soft", "hard")
-TEMPERATURE_RULES = ("psnr", "ed", "balanced")
+TEMPERATURE_RULES = ("psnr", "ed", "balanced", "floor")
 
 
 class ConfigError(ValueError):
@@ -26,6 +26,7 @@ class TrainConfig:
     out_dir: str = "runs/run"  # last.pt, final.pt, metrics.csv, steps.csv, loss.png
     model: str = "colornet"  # any registered model name
     model_args: dict[str, Any] = field(default_factory=dict)  # overrides for create_model
+    init_from: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
     # loss
     loss: str = "ce"  # "ce" for classification models, "mse" or "l1" for regression ones
     targets: str = "soft"  # "soft" (Zhang: 5 nearest bins, Gaussian) or "hard" (the seed)
@@ -53,7 +54,7 @@ class TrainConfig:
     # decoding (classification)
     temperature: float = 0.0  # 0: tune on the val split over temperature_grid
     temperature_grid: list[float] = field(default_factory=lambda: [0.2, 0.3, 0.38, 0.5, 0.7, 1.0])
-    temperature_rule: str = "balanced"  # psnr | ed | balanced (see train.tune_temperature)
+    temperature_rule: str = "balanced"  # psnr | ed | balanced | floor (see train.pick_temperature)
     # machinery
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N

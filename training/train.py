@@ -286,10 +286,28 @@ def validate(
     return res
 
 
-def pick_temperature(table: dict[float, dict[str, float]], rule: str) -> float:
+def pick_temperature(
+    table: dict[float, dict[str, float]], rule: str, gray: dict[str, float] | None = None
+) -> float:
     """psnr: best PSNR (dB); ed: smallest seed Euclidean distance; balanced: among the
     temperatures within 0.5 dB of the best PSNR, the one whose colourfulness is closest to the
-    ground truth's (PSNR alone favours the washed-out mean, T = 1)."""
+    ground truth's (PSNR alone favours the washed-out mean, T = 1); floor: among the
+    temperatures that beat the gray floor (`gray`) on both PSNR and the seed's Euclidean
+    distance, the one whose colourfulness is closest to the ground truth's (best PSNR when
+    none does)."""
+    if rule == "floor":
+        if gray is None:
+            raise ValueError("the floor rule needs the gray floor's metrics")
+        ok = [
+            t
+            for t in table
+            if table[t]["psnr_db"] > gray["psnr_db"]
+            and table[t]["seed_euclidean"] < gray["seed_euclidean"]
+        ]
+        if not ok:
+            log.warning("no temperature beats the gray floor on val: taking the best PSNR")
+            return max(table, key=lambda t: table[t]["psnr_db"])
+        return min(ok, key=lambda t: abs(table[t]["colorfulness"] - table[t]["gt_colorfulness"]))
     if rule == "psnr":
         return max(table, key=lambda t: table[t]["psnr_db"])
     if rule == "ed":
@@ -451,6 +469,16 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = create_model(cfg.model, **cfg.model_args)
+    if cfg.init_from and not resume:
+        from colorizer.checkpoint import read_checkpoint
+
+        init = read_checkpoint(cfg.init_from)
+        if init["arch"] != model.arch_name:
+            raise TrainingError(
+                f"init_from {cfg.init_from} holds a {init['arch']!r}, not a {model.arch_name!r}"
+            )
+        model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()})
+        log.info("initialised from %s", cfg.init_from)
     manifest = load_manifest(cfg.data)
     train_images = load_images(cfg.data, "train", cfg.max_train)
     val_images = load_images(cfg.data, "val", cfg.val_limit)
@@ -685,7 +713,10 @@ def finish(
     if m.kind == "classification":
         grid = [cfg.temperature] if cfg.temperature else sorted(set(cfg.temperature_grid))
         table = validate(m, val_images, device, grid, loss_fn)
-        best_t = cfg.temperature or pick_temperature(table, cfg.temperature_rule)
+        from colorizer.inference import GrayModel
+
+        gray = validate(GrayModel(), val_images, device, [1.0])[1.0]
+        best_t = cfg.temperature or pick_temperature(table, cfg.temperature_rule, gray)
         with open(out_dir / "temperature.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["temperature", *METRIC_KEYS, "gt_colorfulness", "chosen"])
@@ -713,6 +744,8 @@ def finish(
         **{k: round(float(res[k]), 4) for k in (*METRIC_KEYS, "gt_colorfulness", "val_loss")},
         "temperature_table": tuning,
     }
+    if m.kind == "classification":
+        metrics["gray_floor"] = {k: round(float(gray[k]), 4) for k in METRIC_KEYS}
     extra = {"prior": prior} if prior is not None else {}
     _save(
         final_path := out_dir / "final.pt",
