@@ -1,0 +1,33 @@
+"""colorizer: colorize landscape and street photographs.
+
+    from colorizer import Colorizer
+    Colorizer("landscape").colorize("photo.jpg").save("colour.png")
+
+The pieces, one home each: ``lab`` (CIELAB), ``bins`` (colour classes and the one decode),
+``models`` (registry), ``checkpoint``, ``inference``, ``metrics``, ``evaluate``, ``survey``.
+"""
+
+from colorizer.bins import ColorBins, get_bins
+from colorizer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from colorizer.imageio import ImageError, load_image
+from colorizer.inference import Colorizer, colorize_many, predict_ab
+from colorizer.models import create_model, list_models, model_info
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "ColorBins",
+    "Colorizer",
+    "ImageError",
+    "__version__",
+    "colorize_many",
+    "create_model",
+    "get_bins",
+    "list_models",
+    "load_checkpoint",
+    "load_image",
+    "model_info",
+    "predict_ab",
+    "save_checkpoint",
+]
