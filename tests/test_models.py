@@ -18,17 +18,6 @@ from colorizer.models import (
 )
 from colorizer.models import eccv16 as eccv16_module
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models on a shared 2-core machine: extra intra-op threads only spin against the
-    # other jobs (25 tiny train steps: 7 s with 2 threads under load, 0.3 s with 1).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 FAMILIES = ["cunet", "eccv16", "streetside", "colornet"]
 TINY = [f"{f}_tiny" for f in FAMILIES]
 
