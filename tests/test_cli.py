@@ -191,3 +191,19 @@ def test_evaluate_models_and_predictions(workdir):
     assert pp.loc["p1.jpg", "euclidean"] > 0
     md2 = (out2 / "summary.md").read_text()
     assert "stranger.png" in md2 and "p2.png" in md2  # unmatched prediction, missing truth
+
+
+def test_evaluate_size_zero_and_limit(workdir):
+    out = workdir / "eval_native"
+    code = main(["-q", "evaluate", "--model", "gray", "--images", str(workdir / "photos"), "--out", str(out),
+                 "--size", "0", "--limit", "1"])  # fmt: skip
+    assert code == 0
+    pp = pd.read_csv(out / "per_photo.csv")
+    assert list(pp["photo"]) == ["p0.png"]  # sorted, first only
+    truth = prepare_truth(workdir / "photos" / "p0.png", 0)
+    assert truth.size == (60, 40)  # scored at its own size
+    pred = to_tensor(Colorizer("gray").colorize(truth))
+    assert pp.loc[0, "euclidean"] == pytest.approx(
+        seed_euclidean(pred, to_tensor(truth)).item(), rel=1e-5
+    )
+    assert "at their own size" in (out / "summary.md").read_text()
