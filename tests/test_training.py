@@ -414,3 +414,27 @@ def test_init_from_checkpoint(tiny_data, tmp_path):
     bad = tiny_config(tiny_data, tmp_path / "bad", model='"streetside_tiny"', loss='"mse"')
     with pytest.raises(TrainingError, match="holds a 'colornet_tiny'"):
         train(load_config(None, [*bad, f'init_from="{first / "final.pt"}"']))
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_with_torchrun(tiny_data, tmp_path):
+    """torchrun, 2 CPU processes (gloo): each rank takes half the photos; rank 0 writes."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    sets = sum((["--set", s] for s in tiny_config(tiny_data, out, temperature=0.5)), [])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--standalone", "-m", "training", "train", *sets]  # fmt: skip
+    env = {
+        **__import__("os").environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(CONFIGS.parents[1]),
+    }
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = (out / "metrics.csv").read_text().splitlines()
+    n_train = len(load_split(tiny_data, "train"))
+    assert len(rows) == 3 and rows[1].split(",")[1] == str(n_train // 2 // 8)  # steps per rank
+    ck = torch.load(out / "final.pt", weights_only=True)
+    assert ck["default_temperature"] == 0.5 and ck["train"]["hardware"].startswith("2 x")

@@ -93,6 +93,8 @@ def hardware_string(device: torch.device, world: int = 1) -> str:
         except OSError:
             pass
         what = f"{cpu}, {torch.get_num_threads()} torch threads"
+        if world > 1:
+            what = f"{world} x ({what})"
     return f"{what} on {platform.node()} (torch {torch.__version__})"
 
 
@@ -690,7 +692,13 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
             break
     if total_steps and step == 0:
         raise TrainingError("no training step was run")
-    return finish(cfg, model, val_images, device, loss_fn, train_meta(), prior, d)
+    metrics = finish(cfg, model, val_images, device, loss_fn, train_meta(), prior, d)
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # the other ranks wait for rank 0's final checkpoint
+        dist.destroy_process_group()
+    return metrics
 
 
 def finish(
