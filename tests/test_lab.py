@@ -119,3 +119,20 @@ def test_cuda_matches_cpu():
 def test_uint8_input_matches_float_input():
     u8 = torch.from_numpy(data.coffee()).permute(2, 0, 1).contiguous()
     assert torch.allclose(rgb_to_lab(u8), rgb_to_lab(u8.float() / 255), atol=1e-3)
+
+
+def test_blockwise_conversion_equals_whole_image(monkeypatch):
+    import colorizer.lab as lab_module
+
+    rgb = torch.rand(2, 3, 37, 29)
+    whole_lab, whole_rgb, whole_l = (
+        rgb_to_lab(rgb),
+        lab_to_rgb(rgb_to_lab(rgb) * 1.3),
+        rgb_to_l(rgb),
+    )
+    monkeypatch.setattr(lab_module, "_BLOCK_PIXELS", 64)  # blocks of 2 rows, the last one short
+    # equal up to float rounding (vectorised loops treat row tails differently)
+    assert torch.allclose(rgb_to_lab(rgb), whole_lab, atol=1e-4)
+    assert torch.allclose(lab_to_rgb(whole_lab * 1.3), whole_rgb, atol=1e-5)
+    assert torch.allclose(rgb_to_l(rgb), whole_l, atol=1e-4)
+    assert torch.allclose(whole_l, whole_lab[:, :1], atol=1e-4)
