@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import shlex
 import sys
@@ -178,6 +179,8 @@ def main() -> int:
         images = synthetic_photos(n, 128)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    if os.environ.get("OMP_NUM_THREADS"):  # part of how it ran: torch's thread count
+        command = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} {command}"
     rows = [r for d in devices for r in bench_device(d, images, args, command)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
