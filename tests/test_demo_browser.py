@@ -54,8 +54,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def colorize_in_browser(url: str, screenshot: Path, timeout_ms: int = 60_000) -> dict:
-    """Open the page, click the first example photo, press Colorize, wait for the result.
+def colorize_in_browser(
+    url: str, screenshot: Path, timeout_ms: int = 60_000, example: str = "aitzgorri.jpg"
+) -> dict:
+    """Open the page, click an example photo, press Colorize, wait for the result.
 
     Returns what the page showed: the output <img> src, its natural size, the info line.
     """
@@ -68,10 +70,8 @@ def colorize_in_browser(url: str, screenshot: Path, timeout_ms: int = 60_000) ->
             page.goto(url, wait_until="networkidle", timeout=timeout_ms)
             page.get_by_role("button", name="Colorize", exact=True).wait_for(timeout=timeout_ms)
             # gr.Examples renders each example as a clickable cell showing the file name.
-            page.get_by_text("aitzgorri.jpg").first.click()
-            page.locator('#photo td.filename[aria-label="aitzgorri.jpg"]').wait_for(
-                timeout=timeout_ms
-            )
+            page.get_by_text(example).first.click()
+            page.locator(f'#photo td.filename[aria-label="{example}"]').wait_for(timeout=timeout_ms)
             page.get_by_role("button", name="Colorize", exact=True).click()
             img = page.locator("#colorized img").first
             img.wait_for(state="visible", timeout=timeout_ms)
@@ -164,6 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Screenshot the demo after colorizing an example.")
     parser.add_argument("--models-dir", type=Path, default=REPO / "weights")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "demo_screenshot.png")
+    parser.add_argument("--example", default="aitzgorri.jpg", help="example photo to click")
     args = parser.parse_args()
     app = demo_module.build_demo(models_dir=args.models_dir)
     app.queue()
@@ -171,7 +172,7 @@ def main() -> None:
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
     )
     try:
-        shown = colorize_in_browser(local_url, args.out, timeout_ms=300_000)
+        shown = colorize_in_browser(local_url, args.out, timeout_ms=300_000, example=args.example)
     finally:
         app.close()
     print(f"{args.out}: {shown}")
