@@ -69,7 +69,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from training.export import export_checkpoint
 
-    path = export_checkpoint(args.ckpt, args.out, args.metrics, args.label, half=not args.fp32)
+    path = export_checkpoint(
+        args.ckpt,
+        args.out,
+        args.metrics,
+        args.label,
+        half=not args.fp32,
+        temperature=args.temperature,
+        temperature_note=args.why,
+    )
     print(f"wrote {path}")
     return 0
 
@@ -124,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--metrics", help="summary.json from evaluate, to record test metrics")
     q.add_argument("--label", help="the model's name in that summary.json")
     q.add_argument("--fp32", action="store_true", help="keep fp32 weights")
+    q.add_argument("--temperature", type=float, help="replace the tuned decoding temperature")
+    q.add_argument("--why", default="", help="why the temperature was replaced (recorded)")
     q.set_defaults(func=cmd_export)
     return p
 

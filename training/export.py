@@ -21,11 +21,22 @@ def export_checkpoint(
     metrics_json: str | None = None,
     label: str | None = None,
     half: bool = True,
+    temperature: float | None = None,
+    temperature_note: str = "",
 ) -> Path:
     """Re-save `ckpt` (a final.pt) for shipping; adds the evaluation of `label` in
-    `metrics_json` (a summary.json of `python -m training evaluate`) as metrics["test"]."""
+    `metrics_json` (a summary.json of `python -m training evaluate`) as metrics["test"].
+    `temperature` replaces the tuned default (say why in `temperature_note`)."""
     model, meta = load_checkpoint(ckpt)
     metrics = dict(meta.get("metrics", {}))
+    default_t = meta.get("default_temperature")
+    if temperature is not None:
+        if temperature <= 0:
+            raise ValueError(f"--temperature must be > 0, got {temperature}")
+        metrics["temperature_override"] = dict(
+            tuned=default_t, shipped=float(temperature), why=temperature_note
+        )
+        default_t = float(temperature)
     if metrics_json:
         summary = json.loads(Path(metrics_json).read_text())
         models = summary.get("models", {})
@@ -45,7 +56,7 @@ def export_checkpoint(
     path = save_checkpoint(
         out,
         model,
-        default_temperature=meta.get("default_temperature"),
+        default_temperature=default_t,
         train=meta.get("train", {}),
         metrics=metrics,
         half=half,
