@@ -384,6 +384,15 @@ def test_prior_and_evaluate_cli(tiny_data, tmp_path, capsys):
     ck = torch.load(shipped, weights_only=True)
     assert all(v.dtype != torch.float32 for v in ck["state_dict"].values())
     assert ck["metrics"]["test"]["psnr_db"]["mean"] == pytest.approx(ours["psnr_db"]["mean"])
+    assert ck["default_temperature"] == torch.load(run / "final.pt")["default_temperature"]
+    hotter = tmp_path / "hot.pt"
+    args = ["export", "--ckpt", str(run / "final.pt"), "--out", str(hotter)]
+    assert cli([*args, "--temperature", "0.9", "--why", "test"]) == 0
+    ck = torch.load(hotter, weights_only=True)
+    assert (
+        ck["default_temperature"] == 0.9 and ck["metrics"]["temperature_override"]["why"] == "test"
+    )
+    assert cli([*args, "--temperature", "-1"]) == 2
 
 
 def test_temperature_rules():
