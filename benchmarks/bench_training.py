@@ -168,6 +168,9 @@ def main() -> int:
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--model", default="colornet", help="model for the full-step stage")
     ap.add_argument("--out", default="results/bench_training.csv")
+    ap.add_argument(
+        "--append", action="store_true", help="add rows to --out instead of replacing it"
+    )
     args = ap.parse_args()
 
     n = args.batch_size * (args.batches + 1) * 2
@@ -184,9 +187,11 @@ def main() -> int:
     rows = [r for d in devices for r in bench_device(d, images, args, command)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
+    append = args.append and out.is_file()
+    with open(out, "a" if append else "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        w.writeheader()
+        if not append:
+            w.writeheader()
         w.writerows(rows)
     print(f"wrote {out} ({platform.node()})")
     return 0
