@@ -136,3 +136,16 @@ def test_blockwise_conversion_equals_whole_image(monkeypatch):
     assert torch.allclose(lab_to_rgb(whole_lab * 1.3), whole_rgb, atol=1e-5)
     assert torch.allclose(rgb_to_l(rgb), whole_l, atol=1e-4)
     assert torch.allclose(whole_l, whole_lab[:, :1], atol=1e-4)
+
+
+def test_big_conversions_restore_the_thread_count(monkeypatch):
+    import colorizer.lab as lab_module
+
+    monkeypatch.setattr(lab_module, "_BLOCK_PIXELS", 64)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rgb_to_lab(torch.rand(3, 40, 20))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
