@@ -71,7 +71,11 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     scratch = tmp_path_factory.mktemp("scratch")
-    app = demo_module.build_demo(models_dir=models_dir, device="cpu", scratch_dir=scratch)
+    # eccv16 is also looked up in torch hub's cache: point that at an empty folder so a machine
+    # that has the official file cached still sees exactly the test's models.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+        app = demo_module.build_demo(models_dir=models_dir, device="cpu", scratch_dir=scratch)
     app.queue()
     port = free_port()
     _, url, _ = app.launch(
