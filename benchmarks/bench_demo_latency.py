@@ -48,6 +48,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 import demo as demo_module  # noqa: E402
 from colorizer.checkpoint import save_checkpoint  # noqa: E402
+from colorizer.evaluate import cpu_model  # noqa: E402
 from colorizer.models import create_model  # noqa: E402
 
 log = logging.getLogger("bench_demo_latency")
@@ -60,16 +61,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def tiny_models(folder: Path) -> None:
@@ -178,7 +169,7 @@ def main() -> None:
     # p95; the 1-minute load average at the end says how busy it was.
     load = os.getloadavg()[0]
     machine = (
-        f"{cpu_name()}, {os.cpu_count()} cores (shared, load avg {load:.1f}), "
+        f"{cpu_model()}, {os.cpu_count()} cores (shared, load avg {load:.1f}), "
         f"torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), gradio {gradio.__version__}, "
         f"python {platform.python_version()}, device cpu"

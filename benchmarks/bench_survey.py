@@ -42,6 +42,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from colorizer.evaluate import cpu_model  # noqa: E402
 from colorizer.survey import PrepareConfig, VoteStore, prepare_survey  # noqa: E402
 from colorizer.survey.design import sample_photos, wrong_colors  # noqa: E402
 
@@ -159,14 +160,7 @@ def run_participants(url: str, manifest, n: int, seed: int) -> tuple[list[float]
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     # The load average matters here: these cores are shared with other work.
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (

@@ -124,19 +124,22 @@ def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def machine_info() -> dict[str, str]:
-    """Where a number was measured: host, CPU model, threads, torch version, GPU if any."""
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_info() -> dict[str, str]:
+    """Where a number was measured: host, CPU model, threads, torch version, GPU if any."""
     info = {
         "host": platform.node(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": str(os.cpu_count()),
         "torch_threads": str(torch.get_num_threads()),
         "torch": torch.__version__,

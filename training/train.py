@@ -29,6 +29,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from colorizer.bins import ColorBins, class_prior, rebalance_weights
+from colorizer.evaluate import cpu_model
 from colorizer.lab import ab_to_unit, lab_to_rgb, rgb_to_lab
 from training.config import TrainConfig, config_to_dict
 from training.prepare import load_manifest, load_split
@@ -84,15 +85,7 @@ def hardware_string(device: torch.device, world: int = 1) -> str:
     if device.type == "cuda":
         what = f"{world} x {torch.cuda.get_device_name(device)}"
     else:
-        cpu = platform.processor() or "CPU"
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        what = f"{cpu}, {torch.get_num_threads()} torch threads"
+        what = f"{cpu_model()}, {torch.get_num_threads()} torch threads"
         if world > 1:
             what = f"{world} x ({what})"
     return f"{what} on {platform.node()} (torch {torch.__version__})"
