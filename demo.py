@@ -450,6 +450,19 @@ def _about(description: str, temperature: float | None) -> str:
     return f"{description}\n\n{t}".strip()
 
 
+def _temperature_slider(t_max: float, value: float | None, **kwargs: Any) -> gr.Slider:
+    """The temperature control, the same on every tab (0.38, Zhang's T, until a model says)."""
+    return gr.Slider(
+        T_MIN,
+        t_max,
+        value=value if value is not None else 0.38,
+        step=T_STEP,
+        label="Temperature",
+        info=TEMPERATURE_HELP,
+        **kwargs,
+    )
+
+
 def _to_gradio(fn):
     """Run a handler; its DemoError becomes a gr.Error the page shows (the server keeps going)."""
 
@@ -560,13 +573,9 @@ def build_demo(
                     model_about = gr.Markdown(
                         _about(app.zoo.options[first].description, first_t) if first else ""
                     )
-                    temp_in = gr.Slider(
-                        T_MIN,
+                    temp_in = _temperature_slider(
                         t_max,
-                        value=first_t if first_t is not None else 0.38,
-                        step=T_STEP,
-                        label="Temperature",
-                        info=TEMPERATURE_HELP,
+                        first_t,
                         interactive=first_kind != "regression",
                         elem_id="temperature",
                     )
@@ -625,14 +634,7 @@ def build_demo(
             )
             with gr.Row():
                 b_model = gr.Dropdown(choices=names, value=first, label="Model")
-                b_temp = gr.Slider(
-                    T_MIN,
-                    t_max,
-                    value=first_t if first_t is not None else 0.38,
-                    step=T_STEP,
-                    label="Temperature",
-                    info=TEMPERATURE_HELP,
-                )
+                b_temp = _temperature_slider(t_max, first_t)
             b_go = gr.Button("Colorize all", variant="primary")
             b_zip = gr.File(label="Colorized photos (zip)", elem_id="batch-zip")
             b_report = gr.Dataframe(
