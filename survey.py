@@ -124,7 +124,9 @@ def build_blocks(session):
             t = request.query_params.get("t") if request is not None else None
             if t:
                 return render(session.resume(t))
-            return render({"status": "error", "token": "", "message": ""})
+            # A new visitor already sees the consent screen as built. Rendering it again here
+            # would undo a Start clicked before this load event landed (seen on a busy box).
+            return tuple(gr.skip() for _ in outputs)
 
         def on_start(consent: bool):
             return render(session.start(consent))

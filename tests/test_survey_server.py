@@ -366,3 +366,63 @@ def test_chromium_exposure_time_and_trial_subset(tmp_path):
         assert len(read_rows(server.votes)) == total
     finally:
         server.stop()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs /usr/bin/chromium")
+def test_a_late_page_load_event_does_not_undo_start(tmp_path, monkeypatch):
+    """On a busy server the page's load event can land after the participant clicked Start;
+    it must not throw them back to the consent screen."""
+    import inspect
+
+    import gradio as gr
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    import survey
+    from colorizer.survey import SurveySession, VoteStore
+
+    real_load = gr.Blocks.load
+
+    def late_load(self, fn=None, *args, **kwargs):
+        def late(*a, **k):
+            time.sleep(3)  # the load event lands well after the Start click
+            return fn(*a, **k)
+
+        late.__signature__ = inspect.signature(fn)  # gradio passes gr.Request by signature
+        return real_load(self, late, *args, **kwargs)
+
+    monkeypatch.setattr(gr.Blocks, "load", late_load)
+    manifest = make_survey(tmp_path)
+    store = VoteStore(tmp_path / "votes.csv")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            survey.create_app(SurveySession(manifest, store)),
+            host="127.0.0.1",
+            port=free_port(),
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]  # fmt: skip
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.config.port}/")
+            page.get_by_label("I have read this and agree to take part").check()
+            page.locator("#survey-start").click()
+            progress = page.locator("#survey-progress")
+            progress.get_by_text(f"Photo pair 1 of {N_TRIALS}").wait_for()
+            time.sleep(4)  # the late load event has landed by now
+            assert progress.is_visible() and page.locator("#survey-left").is_visible()
+            assert progress.inner_text() == f"Photo pair 1 of {N_TRIALS}"
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        store.close()
