@@ -307,6 +307,15 @@ def _fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
 
 
+def _fresh_name(rng: random.Random, used: set[str], bits: int, template: str) -> str:
+    """A random name from ``template`` that is not in ``used`` yet (and now is)."""
+    while True:
+        name = template.format(rng.getrandbits(bits))
+        if name not in used:
+            used.add(name)
+            return name
+
+
 def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Manifest:
     """Colorize every photo with every system and write a blinded survey folder.
 
@@ -345,11 +354,7 @@ def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Mani
 
     def neutral() -> str:
         # Random, not derived from photo or system, so nothing can be inferred from a name.
-        while True:
-            n = f"{rng.getrandbits(64):016x}.png"
-            if n not in used:
-                used.add(n)
-                return n
+        return _fresh_name(rng, used, 64, "{:016x}.png")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".survey-", dir=out.parent))
@@ -390,11 +395,7 @@ def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Mani
         tid: set[str] = set()
 
         def trial_id() -> str:
-            while True:
-                t = f"t{rng.getrandbits(40):010x}"
-                if t not in tid:
-                    tid.add(t)
-                    return t
+            return _fresh_name(rng, tid, 40, "t{:010x}")
 
         stems = [p.stem for p in photos]
         for stem in stems:
