@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--temperature", type=positive_float, help="decode temperature for all models")
     e.add_argument("--limit", type=non_negative_int, help="only the first N photos (sorted)")
     e.add_argument(
+        "--grid",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="also write grid.png: the first N photos, ground truth beside each model",
+    )
+    e.add_argument(
         "--rebalance-lam",
         type=unit_float,
         default=0.0,
@@ -174,6 +181,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         rebalance_lam=args.rebalance_lam,
         limit=args.limit,
+        grid=args.grid,
         device=args.device,
         weights_dir=args.weights_dir,
     )

@@ -7,7 +7,8 @@ Each ground-truth photo is resized to ``size`` x ``size`` (default 256, LANCZOS,
 seed's LHQ-256 set was) before anything is scored, so the seed's size-dependent "Euclidean
 distance" lines up with its table. Writes ``per_photo.csv`` (model, photo, every metric),
 ``summary.csv`` (mean and std per metric and model) and ``summary.md`` (the seed's table
-layout, with the command and machine).
+layout, with the command and machine); with ``--grid N`` also ``grid.png``, the first N photos
+beside each model's colorization, for a person to judge (``--size 0`` keeps their shape).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from colorizer import metrics
@@ -55,6 +56,7 @@ class EvalConfig:
     temperature: float | None = None  # decoding temperature (None: each model's default)
     rebalance_lam: float = 0.0  # AuC rebal.: 0 = inverse class frequency of the test set
     limit: int | None = None  # score only the first N photos (sorted), for quick looks
+    grid: int = 0  # grid.png of the first N photos: ground truth, then each model (0 = none)
     device: str | None = None
     weights_dir: str | None = None
 
@@ -66,6 +68,44 @@ class EvalResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, reason)
     unmatched: list[str] = field(default_factory=list)  # prediction files with no ground truth
     missing: list[str] = field(default_factory=list)  # ground truth with no prediction
+    grid: Image.Image | None = None  # ground truth and each model's output, side by side
+
+
+def picture_grid(
+    columns: Sequence[tuple[str, Sequence[Image.Image]]],
+    height: int | None = None,
+    resample: Image.Resampling = Image.Resampling.LANCZOS,
+) -> Image.Image:
+    """One row per photo, one labelled column per source (ground truth, gray, each model).
+
+    Every tile is scaled to ``height`` (default: the first photo's own) keeping its aspect, so
+    photos of any shape line up; a column is as wide as its widest tile.
+    """
+    if not columns or not columns[0][1]:
+        raise ValueError("picture_grid needs at least one column with one photo")
+    n = len(columns[0][1])
+    if any(len(imgs) != n for _, imgs in columns):
+        raise ValueError("every column of the grid needs the same number of photos")
+    h = height or columns[0][1][0].height
+    pad, head = 4, 18
+
+    def fit(img: Image.Image) -> Image.Image:
+        w = max(1, round(img.width * h / img.height))
+        return img if img.size == (w, h) else img.resize((w, h), resample)
+
+    tiles = [[fit(img.convert("RGB")) for img in imgs] for _, imgs in columns]
+    widths = [max(t.width for t in col) for col in tiles]
+    grid = Image.new(
+        "RGB", (sum(widths) + pad * (len(widths) + 1), head + n * (h + pad) + pad), "white"
+    )
+    draw = ImageDraw.Draw(grid)
+    x = pad
+    for (name, _), col, w in zip(columns, tiles, widths, strict=True):
+        draw.text((x + 2, 3), name[: max(4, w // 6)], fill="black")
+        for r, tile in enumerate(col):
+            grid.paste(tile, (x, head + pad + r * (h + pad)))
+        x += w + pad
+    return grid
 
 
 def prepare_truth(src: str | os.PathLike | Image.Image, size: int) -> Image.Image:
@@ -227,18 +267,42 @@ def evaluate_models(
     weights, skipped = truth_class_weights(photos, cfg.size, cfg.rebalance_lam, progress)
     bad = {p for p, _ in skipped}
     rows = []
+    # grid.png keeps the first cfg.grid photos (the sorted order), small, for a person to judge
+    grid_cols: list[tuple[str, list[Image.Image]]] = [("ground truth", [])]
+    grid_cols += [(label, []) for label in labels]
     for photo in tqdm(photos, desc="evaluate", unit="img", disable=not progress):
         if str(photo) in bad:
             continue
         truth_img = prepare_truth(photo, cfg.size)
         truth = to_tensor(truth_img)
-        for label, colorizer in zip(labels, colorizers, strict=True):
-            pred = to_tensor(colorizer.colorize(truth_img))
+        in_grid = len(grid_cols[0][1]) < cfg.grid
+        if in_grid:
+            grid_cols[0][1].append(_thumb(truth_img))
+        for c, (label, colorizer) in enumerate(zip(labels, colorizers, strict=True)):
+            pred_img = colorizer.colorize(truth_img)
+            if in_grid:
+                grid_cols[c + 1][1].append(_thumb(pred_img))
             rows.append(
-                {"model": label, "photo": _rel(photo, images), **score(pred, truth, weights)}
+                {
+                    "model": label,
+                    "photo": _rel(photo, images),
+                    **score(to_tensor(pred_img), truth, weights),
+                }
             )
     per_photo = pd.DataFrame(rows, columns=["model", "photo", *METRICS])
-    return EvalResult(per_photo=per_photo, summary=summarize(per_photo), skipped=skipped)
+    grid = picture_grid(grid_cols, height=GRID_HEIGHT) if grid_cols[0][1] else None
+    return EvalResult(per_photo, summarize(per_photo), skipped, grid=grid)
+
+
+GRID_HEIGHT = 240  # rows of grid.png, in pixels: big enough to judge colour, small to commit
+
+
+def _thumb(img: Image.Image) -> Image.Image:
+    """A copy no taller than GRID_HEIGHT, so a grid of 12 MP photos stays small in memory."""
+    if img.height <= GRID_HEIGHT:
+        return img.copy()
+    w = max(1, round(img.width * GRID_HEIGHT / img.height))
+    return img.resize((w, GRID_HEIGHT), RESAMPLE)
 
 
 def evaluate_predictions(
@@ -332,7 +396,8 @@ def write_results(
     size: int,
     command: str | None = None,
 ) -> dict[str, Path]:
-    """per_photo.csv, summary.csv and summary.md under ``out_dir``; returns their paths."""
+    """per_photo.csv, summary.csv, summary.md (and grid.png when the result has a grid) under
+    ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     command = command or " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
@@ -347,6 +412,9 @@ def write_results(
     paths["markdown"].write_text(
         summary_markdown(result, title, images, size, command), encoding="utf-8"
     )
+    if result.grid is not None:
+        paths["grid"] = out / "grid.png"
+        result.grid.save(paths["grid"])
     return paths
 
 
@@ -376,6 +444,7 @@ def run(
         skipped=sorted({s for p in parts for s in p.skipped}),
         unmatched=[u for p in parts for u in p.unmatched],
         missing=[m for p in parts for m in p.missing],
+        grid=parts[0].grid if models else None,
     )
     paths = write_results(result, out_dir, images, cfg.size)
     log_fn(f"scored {len(per_photo)} (model, photo) pairs in {time.perf_counter() - start:.1f} s")

@@ -207,3 +207,26 @@ def test_evaluate_size_zero_and_limit(workdir):
         seed_euclidean(pred, to_tensor(truth)).item(), rel=1e-5
     )
     assert "at their own size" in (out / "summary.md").read_text()
+
+
+def test_evaluate_grid_shows_truth_and_each_model_side_by_side(workdir):
+    # Photos of three shapes at their own size (--size 0): every row is GRID_HEIGHT tall, each
+    # tile keeps its photo's aspect, and the first column is the ground truth itself.
+    from colorizer.evaluate import GRID_HEIGHT
+
+    out = workdir / "eval_grid"
+    code = main(["-q", "evaluate", "--model", "gray", str(workdir / "tiny.pt"), "--images",
+                 str(workdir / "photos"), "--out", str(out), "--size", "0", "--grid", "2"])  # fmt: skip
+    assert code == 0
+    grid = np.asarray(Image.open(out / "grid.png").convert("RGB")).astype(int)
+    pad, head = 4, 18
+    assert grid.shape[0] == head + 2 * (GRID_HEIGHT + pad) + pad  # 2 rows, not 3
+    # widest photo of the first two (p0 60x40 -> 360 wide) sets each column's width; 3 columns
+    assert grid.shape[1] == 3 * 360 + 4 * pad
+    truth = photo(40, 60, 0).resize((360, GRID_HEIGHT), Image.Resampling.LANCZOS)
+    tile = grid[head + pad : head + pad + GRID_HEIGHT, pad : pad + 360]
+    assert np.abs(tile - np.asarray(truth).astype(int)).mean() < 1.0
+    gray_tile = grid[head + pad : head + pad + GRID_HEIGHT, 2 * pad + 360 : 2 * pad + 720]
+    assert np.abs(gray_tile[..., 0] - gray_tile[..., 2]).max() <= 3  # the gray floor is gray
+    # without --grid no picture is written
+    assert not (workdir / "eval_native" / "grid.png").exists()

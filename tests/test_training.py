@@ -361,7 +361,8 @@ def test_prior_and_evaluate_cli(tiny_data, tmp_path, capsys):
     assert "| gray |" in md and "| run |" in md and "Euclidean distance (seed) mean | std" in md
     assert len((ev / "per_photo.csv").read_text().splitlines()) == 1 + 2 * 12
     grid = Image.open(ev / "grid.png")
-    assert grid.size[0] > 3 * 64 and grid.size[1] > 4 * 64  # 3 columns, 4 rows, 2x scale
+    h = 2 * np.load(tiny_data / "train.npy").shape[1]  # small photos are shown at 2x
+    assert grid.size == (3 * h + 4 * 4, 18 + 4 * (h + 4) + 4)  # truth, gray input, run; 4 rows
     assert cli(["evaluate", "--data", str(tiny_data), "--models", "nope.pt", "--out", str(ev)]) == 2
 
     shipped = tmp_path / "ship.pt"

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from tqdm import tqdm
 
+from colorizer.evaluate import picture_grid
 from training.prepare import load_manifest, load_split
 
 log = logging.getLogger(__name__)
@@ -125,28 +126,6 @@ def gray_of(images: np.ndarray) -> np.ndarray:
     lab[:, 1:] = 0.0
     out = lab_to_rgb(lab).mul(255).round().to(torch.uint8)
     return out.permute(0, 2, 3, 1).numpy()
-
-
-def picture_grid(
-    columns: list[tuple[str, np.ndarray]], rows: list[int], scale: int = 1
-) -> Image.Image:
-    """One row per photo, one labelled column per source (ground truth, gray, models)."""
-    h, w = columns[0][1].shape[1:3]
-    h, w = h * scale, w * scale
-    pad, head = 4, 18
-    grid = Image.new(
-        "RGB", (len(columns) * (w + pad) + pad, head + len(rows) * (h + pad) + pad), "white"
-    )
-    draw = ImageDraw.Draw(grid)
-    for c, (name, arr) in enumerate(columns):
-        x = pad + c * (w + pad)
-        draw.text((x + 2, 3), name[: max(4, w // 6)], fill="black")
-        for r, idx in enumerate(rows):
-            tile = Image.fromarray(np.asarray(arr[idx]))
-            if scale != 1:
-                tile = tile.resize((w, h), Image.Resampling.NEAREST)
-            grid.paste(tile, (x, head + pad + r * (h + pad)))
-    return grid
 
 
 def _fmt(v: float) -> str:
@@ -265,6 +244,11 @@ def evaluate_models(
         rows = (
             np.linspace(0, len(images) - 1, num=min(grid, len(images))).round().astype(int).tolist()
         )
-        scale = 2 if max(images.shape[1:3]) <= 128 else 1
-        picture_grid(columns, rows, scale=scale).save(out_dir / "grid.png")
+        scale = 2 if max(images.shape[1:3]) <= 128 else 1  # small photos: 2x, pixel-exact
+        picked = [
+            (name, [Image.fromarray(np.asarray(arr[i])) for i in rows]) for name, arr in columns
+        ]
+        picture_grid(
+            picked, height=images.shape[1] * scale, resample=Image.Resampling.NEAREST
+        ).save(out_dir / "grid.png")
     return table
