@@ -426,3 +426,68 @@ def test_a_late_page_load_event_does_not_undo_start(tmp_path, monkeypatch):
         server.should_exit = True
         thread.join(timeout=10)
         store.close()
+
+
+def test_turing_mode_through_a_live_server(tmp_path):
+    # Turing mode end to end: every trial puts the real photo beside one system's output; the
+    # CSV marks each vote correct when the real photo was picked, and the analysis's fooled
+    # rates equal a recount from what the participants saw and the organiser's manifest.
+    from gradio_client import Client
+
+    photos = tmp_path / "photos"
+    sample_photos(photos, 3, size=48, seed=5)
+    out = tmp_path / "sysbeta"
+    out.mkdir()
+    for p in sorted(photos.iterdir()):
+        wrong_colors(Image.open(p).convert("RGB")).save(out / p.name)
+    cfg = PrepareConfig(photos, [("sysalpha", "gray"), ("sysbeta", str(out))],
+                        tmp_path / "survey", mode="turing", seed=2)  # fmt: skip
+    manifest = prepare_survey(cfg)
+    assert {t.kind for t in manifest.trials} == {"turing"} and len(manifest.trials) == 6
+    system_of = {f"/img/{name}": v["system"] for name, v in manifest.images.items()}
+    trials = {t.id: t for t in manifest.trials}
+
+    server = Server(tmp_path / "survey", tmp_path / "votes.csv", tmp_path / "server.log").start()
+    try:
+        fooled: Counter = Counter()
+        seen: list = []
+        for who in range(2):
+            client = Client(server.url, verbose=False)
+            d = client.predict(True, api_name="/start")
+            token = d["token"]
+            assert "real colour photo" in d["question"]
+            while d["status"] == "trial":
+                seen.append(d)
+                sides = {s: system_of[d[s]] for s in ("left", "right")}
+                assert REAL in sides.values()  # each trial shows the real photo once
+                fake = next(v for v in sides.values() if v != REAL)
+                # person 0 spots every gray photo and is fooled by every wrong-colour one;
+                # person 1 always clicks left
+                if who == 0:
+                    want = REAL if fake == "sysalpha" else fake
+                    choice = next(s for s, v in sides.items() if v == want)
+                else:
+                    choice = "left"
+                fooled[fake] += sides[choice] != REAL
+                d = client.predict(token, d["trial"], choice, api_name="/vote")
+                assert d["recorded"]
+            assert d["status"] == "done"
+    finally:
+        server.stop()
+    for i, d in enumerate(seen):
+        assert_blind(d, f"turing response {i}")
+
+    rows = read_rows(tmp_path / "votes.csv")
+    assert len(rows) == 12 and {r["mode"] for r in rows} == {"turing"}
+    for r in rows:  # the stored verdict is the truth of the trial, not the click
+        picked = r["left_system"] if r["choice"] == "left" else r["right_system"]
+        assert r["correct"] == str(int(picked == REAL))
+        assert {r["left_system"], r["right_system"]} == {REAL, trials[r["trial"]].b.system}
+    res = analyze_file(tmp_path / "votes.csv", tmp_path / "out",
+                       AnalysisConfig(min_response_ms=0, max_catch_failures=0, bootstrap=0))  # fmt: skip
+    o = res.overall.set_index("system")
+    assert o.loc["sysalpha", "n"] == 6 and o.loc["sysbeta", "n"] == 6
+    assert o.loc["sysalpha", "fooled"] == fooled["sysalpha"]
+    assert o.loc["sysbeta", "fooled"] == fooled["sysbeta"]
+    assert fooled["sysbeta"] >= 3  # person 0 alone is fooled 3 times by it
+    assert o.loc["(all)", "fooled"] == fooled["sysalpha"] + fooled["sysbeta"]
