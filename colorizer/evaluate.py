@@ -373,6 +373,16 @@ def evaluate_predictions(
     return EvalResult(per_photo, summarize(per_photo), skipped, unmatched, missing)
 
 
+def invocation() -> str:
+    """This process's command line as a person would type it: ``python -m colorizer ...``
+    rather than the absolute path of the package's ``__main__.py``."""
+    argv = list(sys.argv)
+    main = Path(argv[0]) if argv else Path()
+    if main.name == "__main__.py":
+        argv[0:1] = ["-m", main.parent.name]
+    return " ".join(shlex.quote(a) for a in ["python", *argv])
+
+
 def _rel(path: Path, root: str | os.PathLike) -> str:
     try:
         return path.relative_to(root).as_posix()
@@ -400,7 +410,7 @@ def write_results(
     ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    command = command or " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    command = command or invocation()
     paths = {
         "per_photo": out / "per_photo.csv",
         "summary": out / "summary.csv",

@@ -254,6 +254,18 @@ def uncertainty_image(u: np.ndarray, cmap: str = "magma") -> Image.Image:
     return Image.fromarray(lut.astype(np.uint8)[idx], "RGB")
 
 
+RUN_FILE_STEMS = ("final", "last", "best")  # the files a training run writes in its folder
+
+
+def checkpoint_label(path: str | os.PathLike) -> str:
+    """A checkpoint's display name: runs/landscape/final.pt -> landscape, weights/street.pt ->
+    street (a run's generic file names say nothing; its folder names the run)."""
+    p = Path(path)
+    if p.stem in RUN_FILE_STEMS and p.parent.name:
+        return p.parent.name
+    return p.stem or os.fspath(path)
+
+
 def load_model(
     model: str | os.PathLike | nn.Module, weights_dir: str | os.PathLike | None = None
 ) -> tuple[nn.Module, str]:
@@ -272,7 +284,7 @@ def load_model(
         from colorizer.checkpoint import load_checkpoint
 
         loaded, _meta = load_checkpoint(path)
-        return loaded, path.stem
+        return loaded, checkpoint_label(path)
     raise ModelError(
         f"unknown model {spec!r}: not a registered model ({', '.join(list_models())}, {GRAY}) "
         "nor a checkpoint file"

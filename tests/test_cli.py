@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +231,24 @@ def test_evaluate_grid_shows_truth_and_each_model_side_by_side(workdir):
     assert np.abs(gray_tile[..., 0] - gray_tile[..., 2]).max() <= 3  # the gray floor is gray
     # without --grid no picture is written
     assert not (workdir / "eval_native" / "grid.png").exists()
+
+
+def test_checkpoint_labels_and_the_recorded_command(workdir):
+    # A run's final.pt is named after its run folder, a shipped file after itself; the
+    # summary records the command as typed (python -m colorizer), not __main__.py's path.
+    from colorizer.inference import checkpoint_label
+
+    assert checkpoint_label("runs/landscape_stage6/final.pt") == "landscape_stage6"
+    assert (
+        checkpoint_label("runs/x/last.pt") == "x"
+        and checkpoint_label("weights/street.pt") == "street"
+    )
+    run = workdir / "myrun"
+    run.mkdir()
+    shutil.copy(workdir / "tiny.pt", run / "final.pt")
+    out = workdir / "eval_labels"
+    r = cli("evaluate", "--model", str(run / "final.pt"), "--images", str(workdir / "photos"),
+            "--out", str(out), "--size", "16")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert list(pd.read_csv(out / "summary.csv")["model"]) == ["myrun"]
+    assert "Command: `python -m colorizer -q evaluate --model " in (out / "summary.md").read_text()

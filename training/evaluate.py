@@ -45,9 +45,9 @@ LABELS = {
 
 def _label(spec: str, taken: set[str]) -> str:
     """A short, unique column name: runs/landscape/final.pt -> landscape."""
-    p = Path(spec)
-    name = p.parent.name if p.stem in ("final", "last", "best") and p.parent.name else p.stem
-    name = name or spec
+    from colorizer.inference import checkpoint_label
+
+    name = checkpoint_label(spec)
     label, i = name, 2
     while label in taken:
         label, i = f"{name}-{i}", i + 1
