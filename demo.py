@@ -80,6 +80,7 @@ class ModelOption:
     source: str | Path  # registry name or checkpoint path, as Colorizer takes it
     path: Path  # the weights file
     description: str = ""
+    stamp: tuple[int, int] = (0, 0)  # (size, mtime_ns) at the scan: a replaced file reloads
 
 
 @dataclass
@@ -109,6 +110,8 @@ class ModelZoo:
         self.scan()
 
     def scan(self) -> None:
+        """(Re)read the models folder. Models whose file is gone or was replaced since they were
+        loaded are dropped from the cache, so the next request loads the new weights."""
         options: dict[str, ModelOption] = {}
         missing: dict[str, dict[str, Any]] = {}
         claimed: set[Path] = set()
@@ -133,8 +136,28 @@ class ModelZoo:
                     continue
                 label = path.stem if path.stem not in options else path.name
                 options[label] = ModelOption(label, path, path, f"Checkpoint file {path.name}.")
-        self.options = options
-        self.missing = missing
+        for option in options.values():
+            try:
+                st = option.path.stat()
+                option.stamp = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                pass  # vanished meanwhile: loading it will say so
+        with self._lock:
+            old = self.options
+            for label in list(self._cache):
+                now, before = options.get(label), old.get(label)
+                if (
+                    now is None
+                    or before is None
+                    or (now.path, now.stamp)
+                    != (
+                        before.path,
+                        before.stamp,
+                    )
+                ):
+                    del self._cache[label]
+            self.options = options
+            self.missing = missing
         log.info(
             "models in %s: %s", self.models_dir, ", ".join(options) or "none (no weights found)"
         )
@@ -420,7 +443,7 @@ class ColorizeApp:
                 lines.append(
                     f"- **{name}** (Zhang et al. ECCV16): download the official weights "
                     f"[{info['weights']}]({ECCV16_URL}) (123 MB) and save them as "
-                    f"`{info['weights_path']}`, then restart the demo."
+                    f"`{info['weights_path']}`, then press *Rescan models folder*."
                 )
             else:
                 lines.append(
@@ -437,6 +460,12 @@ class ColorizeApp:
                 f"**{n}**" for n in self.zoo.names
             )
         return head + "\n\n" + self.weights_help()
+
+    def rescan(self) -> list[str]:
+        """Read the models folder again (weights added, removed or replaced while the demo
+        runs); returns the model names now offered."""
+        self.zoo.scan()
+        return self.zoo.names
 
     def examples(self) -> list[str]:
         d = self.config.examples_dir
@@ -556,7 +585,8 @@ def build_demo(
             "# Colorizer\nColourise black-and-white landscape and street photographs. "
             "Colour photos work too: the model only sees their lightness."
         )
-        gr.Markdown(app.status_markdown(), elem_id="model-status")
+        status = gr.Markdown(app.status_markdown(), elem_id="model-status")
+        rescan_btn = gr.Button("Rescan models folder", size="sm", elem_id="rescan")
         with gr.Tab("Colorize"):
             with gr.Row():
                 with gr.Column(scale=1):
@@ -657,6 +687,35 @@ def build_demo(
                 **limit,
             )
 
+        def model_lists(current: str | None, current_b: str | None) -> tuple[Any, Any, Any]:
+            """Status text and both dropdowns as the zoo has them now (a chosen model stays
+            chosen while it exists)."""
+            names_now = app.zoo.names
+            fallback = names_now[0] if names_now else None
+
+            def keep(v: str | None) -> Any:
+                return gr.update(choices=names_now, value=v if v in names_now else fallback)
+
+            return app.status_markdown(), keep(current), keep(current_b)
+
+        def on_rescan(current: str | None, current_b: str | None) -> tuple[Any, Any, Any]:
+            app.rescan()
+            return model_lists(current, current_b)
+
+        rescan_btn.click(
+            _to_gradio(on_rescan),
+            [model_in, b_model],
+            [status, model_in, b_model],
+            api_name="rescan",
+        )
+        # A page opened after a rescan must list the models as they are now, not as they were
+        # when the page was built; nothing is rescanned on load.
+        demo.load(
+            _to_gradio(model_lists),
+            [model_in, b_model],
+            [status, model_in, b_model],
+            api_visibility="private",
+        )
         gr.api(on_models, api_name="models")
     return demo
 

@@ -329,3 +329,45 @@ def test_colorize_on_cuda(models_dir: Path, sample: Path, tmp_path: Path) -> Non
     color, *_ = app.colorize(str(sample), "colornet_tiny", 0.3)
     assert str(app.zoo.get("colornet_tiny").colorizer.device).startswith("cuda")
     assert Image.open(color).size == Image.open(sample).size
+
+
+def test_rescan_picks_up_added_replaced_and_removed_weights(
+    models_dir: Path, sample: Path, tmp_path: Path
+) -> None:
+    # A live server: a checkpoint copied into its folder becomes usable after /rescan, one
+    # replaced in place is reloaded (not served from the cache), one deleted disappears.
+    d = tmp_path / "models"
+    d.mkdir()
+    (d / "colornet_tiny.pt").write_bytes((models_dir / "colornet_tiny.pt").read_bytes())
+    app = demo_module.build_demo(models_dir=d, device="cpu", scratch_dir=tmp_path / "s")
+    app.queue()
+    _, url, _ = app.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "dl"))
+        names = lambda: [m["name"] for m in client.predict(api_name="/models")["available"]]  # noqa: E731
+        assert names() == ["colornet_tiny"]
+        before = np.asarray(Image.open(colorize(client, sample, "colornet_tiny")[0]))
+
+        (d / "extra.pt").write_bytes((models_dir / "streetside_tiny.pt").read_bytes())
+        torch.manual_seed(123)  # different weights under the same file name
+        other = create_model("colornet_tiny")
+        with torch.no_grad():
+            other.head.weight.normal_(0.0, 10.0)
+        save_checkpoint(d / "colornet_tiny.pt", other, default_temperature=CLS_T)
+        assert names() == ["colornet_tiny"]  # nothing changes until asked
+        text, *_ = client.predict("colornet_tiny", "colornet_tiny", api_name="/rescan")
+        assert "**extra**" in text and names() == ["colornet_tiny", "extra"]
+        color, *_ = colorize(client, sample, "extra")
+        assert Image.open(color).size == Image.open(sample).size
+        after = np.asarray(Image.open(colorize(client, sample, "colornet_tiny")[0]))
+        assert np.abs(after.astype(int) - before.astype(int)).mean() > 1.0  # the new weights
+
+        (d / "extra.pt").unlink()
+        client.predict("extra", "extra", api_name="/rescan")
+        assert names() == ["colornet_tiny"]
+        with pytest.raises(AppError, match="extra"):  # Gradio's own check or ours
+            colorize(client, sample, "extra")
+    finally:
+        app.close()
