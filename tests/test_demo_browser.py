@@ -180,3 +180,43 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def test_rescan_button_shows_new_weights_without_restart(tmp_path: Path) -> None:
+    """Weights copied into the folder of a running demo appear after Rescan, in the status line
+    and the dropdown; a page opened afterwards lists them straight away."""
+    from playwright.sync_api import expect, sync_playwright
+
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.manual_seed(0)
+    save_checkpoint(models / "colornet_tiny.pt", create_model("colornet_tiny"))
+    app = demo_module.build_demo(models_dir=models, device="cpu", scratch_dir=tmp_path / "s")
+    app.queue()
+    _, url, _ = app.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1100})
+                page.goto(url, wait_until="networkidle", timeout=60_000)
+                status = page.locator("#model-status")
+                expect(status).to_contain_text("colornet_tiny", timeout=30_000)
+                expect(status).not_to_contain_text("freshmodel")
+                save_checkpoint(models / "freshmodel.pt", create_model("streetside_tiny"))
+                page.get_by_role("button", name="Rescan models folder").click()
+                expect(status).to_contain_text("freshmodel", timeout=30_000)
+                page.locator("#model input").click()
+                expect(page.get_by_role("option", name="freshmodel")).to_be_visible(timeout=30_000)
+
+                later = browser.new_page(viewport={"width": 1400, "height": 1100})
+                later.goto(url, wait_until="networkidle", timeout=60_000)
+                expect(later.locator("#model-status")).to_contain_text("freshmodel", timeout=30_000)
+                later.locator("#model input").click()
+                expect(later.get_by_role("option", name="freshmodel")).to_be_visible(timeout=30_000)
+            finally:
+                browser.close()
+    finally:
+        app.close()
