@@ -142,19 +142,13 @@ class ModelZoo:
                 option.stamp = (st.st_size, st.st_mtime_ns)
             except OSError:
                 pass  # vanished meanwhile: loading it will say so
+
+        def same_file(a: ModelOption | None, b: ModelOption | None) -> bool:
+            return a is not None and b is not None and (a.path, a.stamp) == (b.path, b.stamp)
+
         with self._lock:
-            old = self.options
             for label in list(self._cache):
-                now, before = options.get(label), old.get(label)
-                if (
-                    now is None
-                    or before is None
-                    or (now.path, now.stamp)
-                    != (
-                        before.path,
-                        before.stamp,
-                    )
-                ):
+                if not same_file(options.get(label), self.options.get(label)):
                     del self._cache[label]
             self.options = options
             self.missing = missing

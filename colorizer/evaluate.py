@@ -71,6 +71,12 @@ class EvalResult:
     grid: Image.Image | None = None  # ground truth and each model's output, side by side
 
 
+def _to_height(img: Image.Image, height: int, resample: Image.Resampling) -> Image.Image:
+    """``img`` scaled to ``height`` pixels, keeping its aspect (itself when already that size)."""
+    w = max(1, round(img.width * height / img.height))
+    return img if img.size == (w, height) else img.resize((w, height), resample)
+
+
 def picture_grid(
     columns: Sequence[tuple[str, Sequence[Image.Image]]],
     height: int | None = None,
@@ -88,12 +94,7 @@ def picture_grid(
         raise ValueError("every column of the grid needs the same number of photos")
     h = height or columns[0][1][0].height
     pad, head = 4, 18
-
-    def fit(img: Image.Image) -> Image.Image:
-        w = max(1, round(img.width * h / img.height))
-        return img if img.size == (w, h) else img.resize((w, h), resample)
-
-    tiles = [[fit(img.convert("RGB")) for img in imgs] for _, imgs in columns]
+    tiles = [[_to_height(img.convert("RGB"), h, resample) for img in imgs] for _, imgs in columns]
     widths = [max(t.width for t in col) for col in tiles]
     grid = Image.new(
         "RGB", (sum(widths) + pad * (len(widths) + 1), head + n * (h + pad) + pad), "white"
@@ -301,8 +302,7 @@ def _thumb(img: Image.Image) -> Image.Image:
     """A copy no taller than GRID_HEIGHT, so a grid of 12 MP photos stays small in memory."""
     if img.height <= GRID_HEIGHT:
         return img.copy()
-    w = max(1, round(img.width * GRID_HEIGHT / img.height))
-    return img.resize((w, GRID_HEIGHT), RESAMPLE)
+    return _to_height(img, GRID_HEIGHT, RESAMPLE)
 
 
 def evaluate_predictions(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 
 
 def _command() -> str:
-    return "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command as typed, for provenance: python -m training ..."""
+    from colorizer.evaluate import invocation
+
+    return invocation()
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
