@@ -204,20 +204,24 @@ def test_batch_crops_and_flips_per_photo():
 
 
 # ---------------------------------------------------------------------------- train
-def test_train_resume_matches_unbroken_run(tiny_data, tmp_path):
+@pytest.mark.parametrize("balance", [0.0, 1.0])
+def test_train_resume_matches_unbroken_run(tiny_data, tmp_path, balance):
     from colorizer.checkpoint import load_checkpoint
 
     whole = tmp_path / "whole"
-    cfg = load_config(None, tiny_config(tiny_data, whole))
+    cfg = load_config(None, tiny_config(tiny_data, whole, photo_balance=balance))
     metrics = train(cfg, command="test")
     # killed right after the checkpoint of step 5 (mid-epoch 2), then resumed
     broken = tmp_path / "broken"
-    cfg = load_config(None, tiny_config(tiny_data, broken, save_every_steps=5, max_steps=5))
+    cfg = load_config(
+        None,
+        tiny_config(tiny_data, broken, save_every_steps=5, max_steps=5, photo_balance=balance),
+    )
     assert train(cfg) == {"stopped_at_step": 5}
     assert not (broken / "final.pt").exists()
     with pytest.raises(TrainingError, match="exists: pass --resume"):
         train(load_config(None, tiny_config(tiny_data, broken)))
-    sets = sum((["--set", s] for s in tiny_config(tiny_data, broken)), [])
+    sets = sum((["--set", s] for s in tiny_config(tiny_data, broken, photo_balance=balance)), [])
     assert cli(["train", "--resume", *sets]) == 0
 
     a = torch.load(whole / "final.pt", weights_only=True)
@@ -236,6 +240,37 @@ def test_train_resume_matches_unbroken_run(tiny_data, tmp_path):
     assert len(rows) == 3 and "seed_euclidean" in rows[0] and "psnr_db" in rows[0]
     assert len((broken / "metrics.csv").read_text().splitlines()) == 3
     assert (whole / "loss.png").stat().st_size > 1000 and (whole / "temperature.csv").is_file()
+
+
+def test_photo_rarity_ranks_scenes_and_balanced_order_follows_it():
+    from colorizer.bins import get_bins, rebalance_weights
+    from training.train import balanced_order, compute_prior, photo_rarity
+
+    bins = get_bins("zhang313")
+    rng = np.random.default_rng(0)
+    # As in real landscape sets: grey (overcast) pixels are the commonest colour, green/blue
+    # scenes come next, a saturated sunset is rare.
+    greens = [scene(rng, 64) for _ in range(10)]
+    greys = [np.full((64, 64, 3), 100 + 10 * i, np.uint8) for i in range(5)]
+    sunset = (np.array([250, 120, 20]) + rng.normal(0, 12, (64, 64, 3))).clip(0, 255)
+    images = torch.from_numpy(np.stack([*greens, *greys, sunset.astype(np.uint8)]))
+    weights = rebalance_weights(compute_prior(bins, images), lam=0.5, sigma=5.0, bins=bins)
+    r = photo_rarity(bins, images, weights)
+    assert r.shape == (16,)
+    assert r[15] > r[:10].max() and r[10:15].max() < r[:10].min()  # sunset > green > grey
+
+    probs = torch.tensor([0.1, 0.1, 0.4, 0.4], dtype=torch.float64)
+    a = balanced_order(probs, epoch=3, seed=1, rank=0, world=1, per_rank=20_000)
+    assert torch.equal(a, balanced_order(probs, epoch=3, seed=1, rank=0, world=1, per_rank=20_000))
+    assert not torch.equal(
+        a, balanced_order(probs, epoch=4, seed=1, rank=0, world=1, per_rank=20_000)
+    )
+    counts = torch.bincount(a, minlength=4).double() / len(a)
+    assert torch.allclose(counts, probs, atol=0.015)
+    # two ranks share one draw: disjoint halves that together are the one-rank list
+    r0 = balanced_order(probs, 3, 1, rank=0, world=2, per_rank=10_000)
+    r1 = balanced_order(probs, 3, 1, rank=1, world=2, per_rank=10_000)
+    assert torch.equal(torch.stack([r0, r1], 1).flatten(), a)
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tiny_data, tmp_path):
@@ -262,6 +297,16 @@ def test_regression_model_and_wrong_loss(tiny_data, tmp_path):
     )
     with pytest.raises(TrainingError, match="regression model: use loss = 'mse' or 'l1'"):
         train(bad)
+    balanced = load_config(
+        None,
+        tiny_config(
+            tiny_data, tmp_path / "r3", model='"streetside_tiny"', loss='"l1"', photo_balance=1
+        ),
+    )
+    with pytest.raises(TrainingError, match="photo_balance needs a classification model"):
+        train(balanced)
+    with pytest.raises(ConfigError, match="photo_balance must be >= 0"):
+        load_config(None, tiny_config(tiny_data, tmp_path / "r4", photo_balance=-1))
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.toml")))

@@ -50,6 +50,11 @@ class TrainConfig:
     crop: int = 0  # random square crop side (0: whole stored photo)
     flip: bool = True  # random horizontal flips
     max_train: int = 0  # use at most this many training photos (0: all)
+    # Photo-level rebalancing (class models): draw each epoch's photos with replacement, with
+    # probability ~ (the mean rebalancing weight of the photo's pixels) ** photo_balance, so
+    # scenes made of rare colours (sunsets, autumn) are seen more often as whole scenes, not
+    # only as up-weighted pixels. 0: every photo once per epoch (a plain shuffle).
+    photo_balance: float = 0.0
     val_limit: int = 0  # validate on at most this many photos (0: all)
     # decoding (classification)
     temperature: float = 0.0  # 0: tune on the val split over temperature_grid
@@ -83,6 +88,8 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.photo_balance < 0:
+            raise ConfigError(f"photo_balance must be >= 0, got {self.photo_balance}")
         if self.crop < 0:
             raise ConfigError(f"crop must be >= 0, got {self.crop}")
         if any(t <= 0 for t in self.temperature_grid) or self.temperature < 0:

@@ -137,19 +137,38 @@ def to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lab[:, :1], lab[:, 1:]
 
 
-def compute_prior(
-    bins: ColorBins, images: torch.Tensor, size: int = 64, batch: int = 256
+def _small_ab(images: torch.Tensor, size: int = 64, batch: int = 256):
+    """a*b* (B, 2, size, size) of the photos in batches, from a downscaled copy: the prior and
+    photo rarity are histograms, resolution barely changes them, and 64x64 is 4-16x less work."""
+    for i in range(0, len(images), batch):
+        rgb = images[i : i + batch].permute(0, 3, 1, 2).float() / 255.0
+        rgb = F.interpolate(rgb, size=(size, size), mode="area")
+        yield to_lab(rgb)[1]
+
+
+def compute_prior(bins: ColorBins, images: torch.Tensor) -> torch.Tensor:
+    """Class prior of the training photos."""
+    return class_prior(bins, _small_ab(images))
+
+
+def photo_rarity(bins: ColorBins, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(N,) mean rebalancing weight of each photo's pixels: about 1 for a photo of typical
+    colours, well above 1 for one made of rare colours (a sunset), below 1 for a grey one."""
+    w = weights.to(images.device).float()
+    return torch.cat([w[bins.encode_hard(ab)].mean((1, 2)) for ab in _small_ab(images)]).cpu()
+
+
+def balanced_order(
+    probs: torch.Tensor, epoch: int, seed: int, rank: int, world: int, per_rank: int
 ) -> torch.Tensor:
-    """Class prior of the training photos, from a downscaled copy (the prior is a histogram:
-    resolution barely changes it, and 64x64 is 4-16x less work)."""
+    """This rank's photo indices for one epoch, drawn with replacement with `probs`.
 
-    def batches():
-        for i in range(0, len(images), batch):
-            rgb = images[i : i + batch].permute(0, 3, 1, 2).float() / 255.0
-            rgb = F.interpolate(rgb, size=(size, size), mode="area")
-            yield to_lab(rgb)[1]
-
-    return class_prior(bins, batches())
+    A pure function of (seed, epoch): every rank draws the same list and takes its own share,
+    and a resumed run redraws exactly the list the killed one was walking through.
+    """
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    draw = torch.multinomial(probs, per_rank * world, replacement=True, generator=gen)
+    return draw[rank::world]
 
 
 # ---------------------------------------------------------------------------- loss
@@ -483,9 +502,24 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
 
     weights = None
     prior = None
+    photo_probs = None
     if model.kind == "classification":
         prior = compute_prior(model.bins, train_images)
         weights = rebalance_weights(prior, lam=cfg.lam, sigma=cfg.prior_sigma, bins=model.bins)
+        if cfg.photo_balance:
+            rarity = photo_rarity(model.bins, train_images, weights)
+            photo_probs = rarity.double().pow(cfg.photo_balance)
+            photo_probs /= photo_probs.sum()
+            log.info(
+                "photo balance %.2g: the rarest photo is drawn %.1fx as often as the average, "
+                "%.0f of %d photos effectively in play",
+                cfg.photo_balance,
+                float(photo_probs.max() * len(photo_probs)),
+                float(1.0 / photo_probs.pow(2).sum()),
+                len(photo_probs),
+            )
+    elif cfg.photo_balance:
+        raise TrainingError("photo_balance needs a classification model (it uses the class prior)")
     loss_fn = ColorLoss(cfg, model, weights).to(device)
     model.to(device)
     if on_cuda and cfg.channels_last:
@@ -604,8 +638,11 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     for epoch in range(start_epoch, cfg.epochs):
         if epoch >= cfg.epochs:  # fit_epochs_to_budget shortened the run
             break
-        sampler.set_epoch(epoch)
-        order = torch.tensor(list(iter(sampler)), dtype=torch.long)
+        if photo_probs is None:
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(iter(sampler)), dtype=torch.long)
+        else:
+            order = balanced_order(photo_probs, epoch, cfg.seed, d.rank, d.world, per_rank)
         first = step - epoch * steps_per_epoch  # > 0 only when resuming mid-epoch
         bar = tqdm(
             range(first, steps_per_epoch),
