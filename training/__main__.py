@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--models", nargs="+", required=True, help="checkpoints, 'gray', 'eccv16'")
     q.add_argument("--out", required=True, help="output folder for table + grid")
     q.add_argument("--limit", type=int, default=0, help="evaluate the first N photos only")
-    q.add_argument("--grid", type=int, default=6, help="photos in the picture grid")
+    q.add_argument("--grid", type=int, default=6, help="photos in the picture grid (0: none)")
     q.add_argument("--batch-size", type=int, default=32)
     q.set_defaults(func=cmd_evaluate)
     q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")

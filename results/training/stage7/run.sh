@@ -22,7 +22,7 @@ for name in stage6 stage7_control stage7_pb0.5 stage7_pb1; do
     models+=("$tmp/${name}_T$T.pt")
   done
 done
-python -m training evaluate --data data/landscape --split val --models "${models[@]}" --out "$out/val"
+python -m training evaluate --data data/landscape --split val --models "${models[@]}" --out "$out/val" --grid 0
 PYTHONPATH=. python results/training/stage7/by_rarity.py --data data/landscape --split val \
   --per-photo "$out/val/per_photo.csv" > "$out/by_rarity.md"
 # the demo's example photos, at full size (none of them is in the training data)
