@@ -16,6 +16,8 @@ import pandas as pd
 import torch
 
 from colorizer.bins import get_bins, rebalance_weights
+from colorizer.evaluate import invocation
+from training.config import TrainConfig
 from training.train import compute_prior, load_images, photo_rarity
 
 
@@ -37,14 +39,14 @@ def main() -> None:
     torch.set_num_threads(1)
     bins = get_bins("zhang313")
     prior = compute_prior(bins, load_images(args.data, "train"))
-    weights = rebalance_weights(prior, lam=args.lam, sigma=5.0, bins=bins)
+    weights = rebalance_weights(prior, lam=args.lam, sigma=TrainConfig().prior_sigma, bins=bins)
     rarity = photo_rarity(bins, load_images(args.data, args.split), weights).numpy()
     d = pd.read_csv(args.per_photo)
     d["rarity"] = rarity[d.photo.to_numpy()]
     labels = ["1 (greyest)", "2", "3", "4 (rarest colours)"]
     d["quartile"] = pd.qcut(d.rarity, 4, labels=labels)
     print(f"# {args.split} photos of {args.data} by colour-rarity quartile\n")
-    print(f"Command: `python {' '.join(__import__('sys').argv)}`\n")
+    print(f"Command: `{invocation()}`\n")
     for metric, title in (
         ("psnr_db", "PSNR dB ↑"),
         ("seed_euclidean", "Euclidean distance (seed) ↓"),
