@@ -109,16 +109,25 @@ def make_batch(
     flip: bool,
     gen: torch.Generator,
     device: torch.device,
+    scale_min: float = 1.0,
 ) -> torch.Tensor:
     """Gather, randomly crop and flip a batch: uint8 (N, H, W, 3) -> float RGB (B, 3, c, c).
 
+    With scale_min < 1 the crop side is drawn once per batch from U(scale_min, 1) x the stored
+    short side and the crops are resized to ``crop`` (or the stored size): the net sees scenes
+    at several scales, as photos of any size reach it at inference.
     The random numbers come from `gen` on the CPU, so a run is reproducible on any device.
     """
     B = len(idx)
     _, H, W, _ = images.shape
     x = images[idx.to(images.device)].to(device, non_blocking=True)  # (B, H, W, 3) uint8
-    if crop and (crop < H or crop < W):
-        ch, cw = min(crop, H), min(crop, W)
+    out_side = crop or min(H, W)
+    side = crop
+    if scale_min < 1.0:
+        u = scale_min + (1.0 - scale_min) * float(torch.rand(1, generator=gen))
+        side = max(1, round(u * min(H, W)))
+    if side and (side < H or side < W):
+        ch, cw = min(side, H), min(side, W)
         oy = torch.randint(0, H - ch + 1, (B,), generator=gen)
         ox = torch.randint(0, W - cw + 1, (B,), generator=gen)
         rows = (oy[:, None] + torch.arange(ch)).to(device)  # (B, ch)
@@ -128,7 +137,11 @@ def make_batch(
     if flip:
         f = (torch.rand(B, generator=gen) < 0.5).to(device)
         x = torch.where(f[:, None, None, None], x.flip(2), x)
-    return x.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, h, w)
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, h, w)
+    if scale_min < 1.0 and x.shape[-1] != out_side:
+        x = F.interpolate(x, size=(out_side, out_side), mode="bilinear", antialias=True)
+        x = x.clamp_(0.0, 1.0)  # (B, 3, crop, crop)
+    return x
 
 
 def to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,6 +193,8 @@ class ColorLoss(nn.Module):
         self.cfg = cfg
         self.kind = model.kind
         self.bins: ColorBins | None = model.bins
+        if self.kind != "classification" and cfg.reg_weight:
+            raise TrainingError("reg_weight adds a term to the cross-entropy of a class model")
         if self.kind == "classification":
             if cfg.loss != "ce":
                 raise TrainingError(
@@ -211,7 +226,11 @@ class ColorLoss(nn.Module):
             target = self.bins.encode_soft(ab, k=self.cfg.soft_k, sigma=self.cfg.soft_sigma)
             nll = -(target * logp).sum(1)  # (B, h, w)
             w = self.weights[target.argmax(1)]  # Zhang: the weight of the nearest bin
-        return (nll * w).mean()
+        loss = (nll * w).mean()
+        if self.cfg.reg_weight:
+            mean_ab = self.bins.decode(out, 1.0)  # (B, 2, h, w): the distribution's mean
+            loss = loss + self.cfg.reg_weight * F.smooth_l1_loss(mean_ab / 10.0, ab / 10.0)
+        return loss
 
 
 # ---------------------------------------------------------------------------- schedule
@@ -493,6 +512,11 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
             )
         model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()})
         log.info("initialised from %s", cfg.init_from)
+    elif cfg.pretrained_encoder and not resume:
+        if not hasattr(model, "load_pretrained_encoder"):
+            raise TrainingError(f"{cfg.model} has no pretrained encoder to load")
+        model.load_pretrained_encoder()
+        log.info("encoder initialised from its pretrained weights")
     manifest = load_manifest(cfg.data)
     train_images = load_images(cfg.data, "train", cfg.max_train)
     val_images = load_images(cfg.data, "val", cfg.val_limit)
@@ -658,7 +682,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
                 g["lr"] = lr
             gen = _step_generator(cfg.seed * 1000 + d.rank, step)
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            rgb = make_batch(train_images, idx, cfg.crop, cfg.flip, gen, device)
+            rgb = make_batch(train_images, idx, cfg.crop, cfg.flip, gen, device, cfg.scale_min)
             L, ab = to_lab(rgb)  # Lab of the whole batch on the training device
             if on_cuda and cfg.channels_last:
                 L = L.contiguous(memory_format=torch.channels_last)

