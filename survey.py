@@ -188,7 +188,7 @@ def create_app(session):
     """FastAPI app: /img/<neutral name> for the photos, the survey at /, admin at /admin."""
     import gradio as gr
     from fastapi import FastAPI, HTTPException
-    from fastapi.responses import FileResponse
+    from fastapi.responses import Response
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     manifest = session.manifest
@@ -198,8 +198,12 @@ def create_app(session):
         # Only manifest images, by their neutral name; the folder path never appears in a URL.
         if name not in manifest.images:
             raise HTTPException(status_code=404)
-        return FileResponse(
-            manifest.image_path(name),
+        # Bytes, not FileResponse: its ETag and Last-Modified come from each file's mtime, so
+        # they would tell a participant which image was written first, hence which system
+        # made it. No validator at all (a content hash would differ per image too); the
+        # browser keeps the image for the day instead of revalidating it.
+        return Response(
+            manifest.image_path(name).read_bytes(),
             media_type="image/png",
             headers={"Cache-Control": "private, max-age=86400"},
         )

@@ -236,6 +236,31 @@ def test_fifty_concurrent_participants(served, tmp_path):
     assert adm["ok"] and adm["votes"] >= 50 * N_TRIALS and adm["finished"] >= 50
 
 
+def test_image_headers_do_not_tell_images_apart(served):
+    """A curious participant reading the HTTP headers of every image learns nothing: no header
+    differs between images except the length, and the date is the time of the reply."""
+    from email.utils import parsedate_to_datetime
+
+    manifest, server = served
+    seen: dict[str, dict[str, str]] = {}
+    for name in sorted(manifest.images):  # every image a participant could be shown
+        before = time.time()
+        with urllib.request.urlopen(f"{server.url}/img/{name}") as r:
+            headers = {k.lower(): v for k, v in r.headers.items()}
+            body = r.read()
+        after = time.time()
+        assert r.status == 200 and int(headers["content-length"]) == len(body)
+        # Date is when the reply was made (1 s resolution), nothing about the file.
+        date = parsedate_to_datetime(headers.pop("date")).timestamp()
+        assert int(before) <= date <= after, (headers, before, after)
+        seen[name] = headers
+    names = set().union(*(h.keys() for h in seen.values()))
+    assert {"etag", "last-modified"}.isdisjoint(names)  # no per-file validator
+    values = {k: {h.get(k) for h in seen.values()} for k in names}
+    differing = {k for k, v in values.items() if len(v) > 1}
+    assert differing <= {"content-length"}, {k: values[k] for k in differing}
+
+
 def test_sigkill_loses_no_acknowledged_vote_and_torn_line_is_repaired(tmp_path):
     folder = tmp_path
     make_survey(folder)

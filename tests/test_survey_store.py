@@ -114,6 +114,23 @@ def test_prepare_from_folders_is_blinded(tmp_path):
     assert t_img.tobytes() != w_img.tobytes()
 
 
+def test_prepare_leaves_no_trace_of_which_system_made_an_image(tmp_path):
+    # Made photo by photo in --system order; written in random order with one mtime, under
+    # names that a replayed seed does not reproduce.
+    photos, a, b = make_outputs(tmp_path, n=6)
+    systems = [("sysalpha", str(a)), ("sysbeta", str(b))]
+    m = prepare_survey(PrepareConfig(photos, systems, tmp_path / "s", catch=3, seed=1))
+    files = list((tmp_path / "s" / "images").iterdir())
+    assert len({f.stat().st_mtime_ns for f in files}) == 1
+    made = list(m.images)  # the manifest keeps them in the order they were made
+    by_ctime = [f.name for f in sorted(files, key=lambda f: (f.stat().st_ctime_ns, f.name))]
+    by_inode = [f.name for f in sorted(files, key=lambda f: f.stat().st_ino)]
+    assert by_ctime != made and by_inode != made  # 21 images: 1 in 21! by chance
+    again = prepare_survey(PrepareConfig(photos, systems, tmp_path / "s2", catch=3, seed=1))
+    assert not set(again.images) & set(m.images)
+    assert not {t.id for t in again.trials} & {t.id for t in m.trials}
+
+
 def test_prepare_errors_leave_nothing(tmp_path):
     photos, a, b = make_outputs(tmp_path)
     next(b.iterdir()).unlink()

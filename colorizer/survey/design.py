@@ -28,6 +28,7 @@ import random
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -307,13 +308,37 @@ def _fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
 
 
-def _fresh_name(rng: random.Random, used: set[str], bits: int, template: str) -> str:
-    """A random name from ``template`` that is not in ``used`` yet (and now is)."""
+def _fresh_name(used: set[str], bits: int, template: str) -> str:
+    """A random name from ``template`` that is not in ``used`` yet (and now is).
+
+    Drawn from ``secrets``, never from the survey's seeded generator: a seed can be replayed,
+    and names drawn in writing order from it would give that order (hence the system) away.
+    """
     while True:
-        name = template.format(rng.getrandbits(bits))
+        name = template.format(secrets.randbits(bits))
         if name not in used:
             used.add(name)
             return name
+
+
+def _publish_images(staging: Path, folder: Path, names: list[str]) -> None:
+    """Write the staged images into ``folder`` in random order, all with one mtime.
+
+    A file's metadata must not tell which system made it. Written in the order they were
+    made, an image's mtime (the ETag and Last-Modified of any static file server), its inode
+    number and its creation time would each give its place in that order, hence its system.
+    So every file is rewritten (a new inode, not a rename) in an order drawn from ``secrets``,
+    and all get the same whole-second mtime.
+    """
+    order = names[:]
+    secrets.SystemRandom().shuffle(order)
+    for name in order:
+        (folder / name).write_bytes((staging / name).read_bytes())
+        (staging / name).unlink()
+    staging.rmdir()
+    stamp = int(time.time()) * 1_000_000_000
+    for name in order:
+        os.utime(folder / name, ns=(stamp, stamp))
 
 
 def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Manifest:
@@ -354,18 +379,22 @@ def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Mani
 
     def neutral() -> str:
         # Random, not derived from photo or system, so nothing can be inferred from a name.
-        return _fresh_name(rng, used, 64, "{:016x}.png")
+        return _fresh_name(used, 64, "{:016x}.png")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".survey-", dir=out.parent))
+    # Images are made photo by photo in --system order; they go to a staging folder first
+    # and are only written under images/ at the end, in random order (see _publish_images).
+    staging = tmp / ".staging"
     try:
         (tmp / IMAGES_DIR).mkdir()
+        staging.mkdir()
         images: dict[str, dict[str, str]] = {}
         by_photo: dict[str, dict[str, str]] = {}  # photo -> system -> image name
 
         def save(img: Image.Image, photo: str, system: str) -> str:
             name = neutral()
-            img.save(tmp / IMAGES_DIR / name, format="PNG")  # no metadata carried over
+            img.save(staging / name, format="PNG")  # no metadata carried over
             images[name] = {"photo": photo, "system": system}
             by_photo.setdefault(photo, {})[system] = name
             return name
@@ -395,7 +424,7 @@ def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Mani
         tid: set[str] = set()
 
         def trial_id() -> str:
-            return _fresh_name(rng, tid, 40, "t{:010x}")
+            return _fresh_name(tid, 40, "t{:010x}")
 
         stems = [p.stem for p in photos]
         for stem in stems:
@@ -415,7 +444,7 @@ def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Mani
         rng.shuffle(order)
         for i in range(cfg.catch):
             stem = order[i % len(order)]
-            truth_img = Image.open(tmp / IMAGES_DIR / by_photo[stem][REAL]).convert("RGB")
+            truth_img = Image.open(staging / by_photo[stem][REAL]).convert("RGB")
             wrong = save(wrong_colors(truth_img), stem, CATCH_WRONG)
             trials.append(
                 Trial(
@@ -427,6 +456,7 @@ def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Mani
                 )
             )
 
+        _publish_images(staging, tmp / IMAGES_DIR, list(images))
         manifest = Manifest(
             mode=cfg.mode,
             question=QUESTIONS[cfg.mode],
