@@ -177,6 +177,30 @@ def test_config_toml_and_overrides(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("lr=nan", "lr must be a finite number"),
+        ("lr=inf", "lr must be a finite number"),
+        ("temperature=nan", "temperature must be a finite number"),
+        ("temperature=inf", "temperature must be a finite number"),
+        ("temperature_grid=[0.3, nan]", "temperature_grid values must be finite"),
+        ("temperature_grid=[inf]", "temperature_grid values must be finite"),
+        ("max_minutes=-5.0", "max_minutes must be a finite number >= 0"),
+        ("max_minutes=nan", "max_minutes must be a finite number >= 0"),
+        ("max_steps=-1", "max_steps must be >= 0"),
+    ],
+)
+def test_config_refuses_non_finite_and_negative_budgets_up_front(tmp_path, override, message):
+    # TOML spells nan and inf, in a file as on --set; both paths go through validate().
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+    p = tmp_path / "c.toml"
+    p.write_text(override.replace("=", " = ", 1) + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(p)
+
+
 def test_lr_schedules():
     cfg = load_config(
         None, ["epochs=4", "lr=1.0", "schedule=step", "step_epochs=[2]", "step_gamma=0.5"]

@@ -97,8 +97,19 @@ class TrainConfig:
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        # NaN compares False with everything, so `x <= 0` lets it through: check finiteness
+        # first, or a NaN or infinite value only shows up as a NaN loss (or a refusal at
+        # temperature tuning) after a whole epoch.
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
+        if not math.isfinite(self.max_minutes) or self.max_minutes < 0:
+            raise ConfigError(
+                f"max_minutes must be a finite number >= 0 (0: no time budget), got "
+                f"{self.max_minutes}"
+            )
+        for key in ("max_steps", "save_every_steps"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0 (0: off), got {getattr(self, key)}")
         if self.photo_balance < 0:
             raise ConfigError(f"photo_balance must be >= 0, got {self.photo_balance}")
         if self.crop < 0:
@@ -107,8 +118,14 @@ class TrainConfig:
             raise ConfigError(f"scale_min must be in (0, 1], got {self.scale_min}")
         if not math.isfinite(self.reg_weight) or self.reg_weight < 0:
             raise ConfigError(f"reg_weight must be >= 0, got {self.reg_weight}")
-        if any(t <= 0 for t in self.temperature_grid) or self.temperature < 0:
-            raise ConfigError("temperatures must be > 0")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ConfigError(
+                f"temperature must be a finite number > 0 (0: tune it on val), got "
+                f"{self.temperature}"
+            )
+        bad_t = [t for t in self.temperature_grid if not math.isfinite(t) or t <= 0]
+        if bad_t:
+            raise ConfigError(f"temperature_grid values must be finite numbers > 0, got {bad_t}")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
