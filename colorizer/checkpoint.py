@@ -19,6 +19,7 @@ crash mid-write never leaves a half file under the real name. ``load_checkpoint`
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
 import warnings
@@ -236,6 +237,7 @@ def _check_format(obj: Any, path: Path) -> None:
         for key in ("arch", "arch_args", "state_dict"):
             if key not in obj:
                 raise CheckpointError(f"{path} is a colorizer checkpoint without {key!r}")
+        _check_contents(obj, path)
         return
     keys = list(obj)
     if keys and all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -255,6 +257,50 @@ def _check_format(obj: Any, path: Path) -> None:
         f"{path} is not a colorizer checkpoint: a dict without format={FORMAT!r} (keys: "
         f"{', '.join(map(str, keys[:8]))}{', ...' if len(keys) > 8 else ''})"
     )
+
+
+def _check_contents(obj: dict, path: Path) -> None:
+    """The fields of a colorizer checkpoint have the types save_checkpoint writes. A hand-made
+    or hand-edited file may not; each oddity is named here rather than surfacing later as a
+    TypeError inside torch or, for a NaN temperature, as a refusal at the first photo."""
+
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{path} is a damaged colorizer checkpoint: {what}")
+
+    if not isinstance(obj["arch"], str) or not obj["arch"]:
+        raise bad(f"'arch' must be a model name, got {type(obj['arch']).__name__} {obj['arch']!r}")
+    if not isinstance(obj["arch_args"], dict):
+        raise bad(f"'arch_args' must be a dict, got a {type(obj['arch_args']).__name__}")
+    state = obj["state_dict"]
+    if not isinstance(state, dict):
+        n = f" of {len(state)} items" if isinstance(state, list | tuple) else ""
+        raise bad(
+            f"'state_dict' must be a dict of named tensors, got a {type(state).__name__}{n} "
+            "(the names say which layer each tensor belongs to)"
+        )
+    odd = [str(k) for k, v in state.items() if not isinstance(k, str) or not torch.is_tensor(v)]
+    if odd:
+        raise bad(
+            f"'state_dict' entries must be name -> tensor; not so for {', '.join(odd[:3])}"
+            + (f", ... ({len(odd)} in all)" if len(odd) > 3 else "")
+        )
+    t = obj.get("default_temperature")
+    if t is not None:
+        if isinstance(t, bool) or not isinstance(t, int | float):
+            raise bad(f"'default_temperature' must be a number, got {type(t).__name__} {t!r}")
+        if not math.isfinite(t) or t <= 0:
+            raise bad(f"'default_temperature' must be a positive finite number, got {t}")
+    bins = obj.get("bins")
+    if bins is not None:
+        if not isinstance(bins, dict):
+            raise bad(
+                f"'bins' must be None (regression) or the dict ColorBins.to_dict() writes, got "
+                f"a {type(bins).__name__}"
+            )
+        if not bins:
+            raise bad("'bins' is an empty dict: no colour bins to decode with (None means none)")
+        if "centers" not in bins:
+            raise bad(f"'bins' has no 'centers' (keys: {', '.join(map(str, bins))})")
 
 
 def state_dict_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
@@ -312,7 +358,10 @@ def load_checkpoint(
     model.load_state_dict(state, strict=True)  # copy_ casts fp16 weights back to fp32
 
     if ckpt.get("bins") is not None and getattr(model, "bins", None) is not None:
-        bins = ColorBins.from_dict(ckpt["bins"])
+        try:
+            bins = ColorBins.from_dict(ckpt["bins"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # e.g. centers of shape (0, 2)
+            raise CheckpointError(f"{path}: its colour bins are unusable: {e}") from e
         if bins.num_classes != model.bins.num_classes:
             raise CheckpointError(
                 f"{path}: its bins have {bins.num_classes} classes but {arch!r} outputs "

@@ -241,3 +241,33 @@ def test_mismatched_state_dict_lists_what_differs(tmp_path):
     path = edited(tmp_path, bins=get_bins("seed104").to_dict())
     with pytest.raises(CheckpointError, match="105 classes but 'colornet_tiny' outputs 313"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "changes, pattern",
+    [
+        ({"bins": {}}, "'bins' is an empty dict"),
+        ({"bins": "seed104"}, "'bins' must be None .* got a str"),
+        ({"bins": {"name": "x"}}, "'bins' has no 'centers'"),
+        ({"bins": {"name": "x", "centers": torch.zeros(0, 2)}}, "colour bins are unusable"),
+        (
+            {"state_dict": [torch.zeros(1), torch.ones(2)]},
+            "'state_dict' must be a dict .* list of 2",
+        ),
+        ({"state_dict": {"stem.0.weight": 3.0}}, "entries must be name -> tensor.*stem.0.weight"),
+        ({"default_temperature": float("nan")}, "'default_temperature' must be a positive finite"),
+        ({"default_temperature": float("inf")}, "'default_temperature' must be a positive finite"),
+        ({"default_temperature": -0.5}, "'default_temperature' must be a positive finite"),
+        ({"default_temperature": "warm"}, "'default_temperature' must be a number, got str"),
+        ({"arch_args": [8, 16]}, "'arch_args' must be a dict, got a list"),
+        ({"arch": 7}, "'arch' must be a model name, got int 7"),
+    ],
+    ids=lambda v: None if isinstance(v, dict) else v.split(" ")[0][:24],
+)
+def test_hand_made_checkpoints_with_odd_contents_say_what_is_odd(tmp_path, changes, pattern):
+    # Before, these gave a KeyError, a TypeError from deep inside torch or, for a NaN
+    # temperature, a model that loaded and then refused every photo with "got None".
+    path = edited(tmp_path, **changes)
+    with pytest.raises(CheckpointError, match=pattern) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
