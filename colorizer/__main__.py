@@ -1,6 +1,7 @@
 """Command line: ``python -m colorizer {models,colorize,evaluate}``.
 
     python -m colorizer models
+    python -m colorizer colorize photo.jpg folder/ --out colorized/   # the default model
     python -m colorizer colorize photo.jpg folder/ --model eccv16 --out colorized/ --uncertainty
     python -m colorizer evaluate --model gray eccv16 --images photos/ --out results/eval_photos
 
@@ -47,6 +48,8 @@ def unit_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from colorizer.models import DEFAULT_MODEL
+
     p = argparse.ArgumentParser(
         prog="python -m colorizer",
         description="Colorize landscape and street photographs; evaluate colorizers.",
@@ -66,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("colorize", help="colorize photos and folders into an output folder")
     c.add_argument("inputs", nargs="+", metavar="IN", help="image files and/or folders")
-    c.add_argument("--model", required=True, help="registry name, checkpoint path, or 'gray'")
+    c.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"registry name, checkpoint path, or 'gray' (default: {DEFAULT_MODEL!r}, the "
+        f"shipped weights/{DEFAULT_MODEL}.pt)",
+    )
     c.add_argument("--out", required=True, help="output folder (created); outputs are <stem>.png")
     c.add_argument(
         "--temperature",
@@ -144,8 +152,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from colorizer.inference import Colorizer, colorize_many
+    from colorizer.inference import Colorizer, check_output_folder, colorize_many
 
+    check_output_folder(args.out)  # before loading a model: a file named like --out is a typo
     colorizer = Colorizer(args.model, device=args.device, weights_dir=args.weights_dir)
     report = colorize_many(
         colorizer,
@@ -218,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"models": cmd_models, "colorize": cmd_colorize, "evaluate": cmd_evaluate}
     try:
         return handlers[args.command](args)
-    except (ImageError, CheckpointError, FileNotFoundError, ValueError) as e:
+    except (ImageError, CheckpointError, FileNotFoundError, NotADirectoryError, ValueError) as e:
         # ModelError is a ValueError. One line, no traceback: these are the user's to fix.
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: {msg}", file=sys.stderr)

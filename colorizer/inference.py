@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -314,6 +314,29 @@ class ColorizeReport:
         return f"{len(self.done)} colorized, {len(self.skipped)} skipped in {self.seconds:.1f} s"
 
 
+UNCERTAINTY_SUFFIX = "_uncertainty"  # x.png's entropy map is x_uncertainty.png
+
+
+def uncertainty_path(output: Path) -> Path:
+    """Where the uncertainty map of the colorization written to ``output`` goes."""
+    return output.with_name(f"{output.stem}{UNCERTAINTY_SUFFIX}.png")
+
+
+def check_output_folder(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` as a Path, refused up front if it or a folder above it is an existing file
+    (else the first write would fail mid-run with a bare FileExistsError)."""
+    out_root = Path(out_dir)
+    for p in (out_root, *out_root.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is" if p == out_root else f"lies under '{p}', which is"
+                raise NotADirectoryError(
+                    f"output folder '{out_root}' {where} an existing file, not a folder"
+                )
+            break
+    return out_root
+
+
 def plan_outputs(
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -322,8 +345,11 @@ def plan_outputs(
     """Expand files and folders into (input, output) pairs; missing inputs come back as skipped.
 
     A file ``x.jpg`` goes to ``out_dir/x.png``; a photo inside a given folder keeps its path
-    relative to that folder (``in/a/x.jpg`` -> ``out_dir/a/x.png``). Two inputs that would share
-    an output name get ``-2``, ``-3``, ... suffixes instead of overwriting each other.
+    relative to that folder (``in/a/x.jpg`` -> ``out_dir/a/x.png``). Each output also reserves
+    its uncertainty map's name (``x_uncertainty.png``), whether or not maps are written, so
+    the plan is the same either way and no output is ever another's: two inputs that would
+    share a name (``x.jpg`` and ``x.png``, or ``x.jpg`` and ``x_uncertainty.jpg``) get ``-2``,
+    ``-3``, ... suffixes instead of overwriting each other.
     """
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
@@ -350,24 +376,29 @@ def plan_outputs(
             seen.add(key)
             target = out_root / rel / f"{f.stem}.png"
             n = 2
-            while target.resolve() in taken:
+            while {target.resolve(), uncertainty_path(target).resolve()} & taken:
                 target = out_root / rel / f"{f.stem}-{n}.png"
                 n += 1
-            taken.add(target.resolve())
+            taken.update((target.resolve(), uncertainty_path(target).resolve()))
             pairs.append((f, target))
     return pairs, skipped
 
 
 def _save_atomic(img: Image.Image, path: Path) -> None:
-    """Write a PNG via a temp file + rename, so an interrupted run never leaves half a file."""
+    """Write a PNG via a temp file + rename, so an interrupted run never leaves half a file.
+
+    The temp file is created with mode 0666 less the umask, like any file a program writes
+    (mkstemp would make every output 0600, unreadable to the group whatever the umask says).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             img.save(f, format="PNG")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -391,11 +422,12 @@ def colorize_many(
     start = time.perf_counter()
     if not isinstance(inputs, str | os.PathLike):
         inputs = list(inputs)
-    pairs, skipped = plan_outputs(inputs, out_dir, recursive)
+    out_root = check_output_folder(out_dir)
+    pairs, skipped = plan_outputs(inputs, out_root, recursive)
     report = ColorizeReport(skipped=skipped)
     input_set = {src.resolve() for src, _ in pairs}
     for src, dst in tqdm(pairs, desc="colorize", unit="img", disable=not progress):
-        extra = dst.with_name(f"{dst.stem}_uncertainty.png")
+        extra = uncertainty_path(dst)
         if dst.resolve() in input_set or (uncertainty and extra.resolve() in input_set):
             report.skipped.append((src, f"output {dst} would overwrite an input"))
             continue
@@ -411,9 +443,15 @@ def colorize_many(
             log.warning("skipped %s", e)
             continue
         rgb, u = result if uncertainty else (result, None)
-        _save_atomic(rgb, dst)
-        if u is not None:
-            _save_atomic(uncertainty_image(u), extra)
+        try:
+            _save_atomic(rgb, dst)
+            if u is not None:
+                _save_atomic(uncertainty_image(u), extra)
+        except (FileExistsError, NotADirectoryError) as e:
+            # A file where this output's subfolder should be: this photo fails, the rest go on.
+            report.skipped.append((src, f"cannot write {dst}: a file is in the way ({e})"))
+            log.warning("skipped %s: cannot write %s", src, dst)
+            continue
         report.done.append((src, dst))
     report.seconds = time.perf_counter() - start
     log.debug("%s", report.summary())

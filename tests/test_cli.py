@@ -252,3 +252,95 @@ def test_checkpoint_labels_and_the_recorded_command(workdir):
     assert r.returncode == 0, r.stderr
     assert list(pd.read_csv(out / "summary.csv")["model"]) == ["myrun"]
     assert "Command: `python -m colorizer -q evaluate --model " in (out / "summary.md").read_text()
+
+
+def test_out_naming_an_existing_file_is_a_one_line_error(workdir):
+    # Before: a FileExistsError traceback from the first write, exit 1.
+    target = workdir / "taken.txt"
+    target.write_text("keep me")
+    for out in (target, target / "sub"):
+        r = cli("colorize", str(workdir / "photos"), "--model", "gray", "--out", str(out))
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.startswith("error: output folder") and r.stderr.count("\n") == 1
+        assert "existing file, not a folder" in r.stderr and "Traceback" not in r.stderr
+    assert target.read_text() == "keep me"
+
+
+def test_outputs_never_collide_with_uncertainty_maps(workdir, tmp_path):
+    # a.jpg's map is a_uncertainty.png; a photo really named a_uncertainty.jpg must get its
+    # own name. Before, it was skipped as "exists" (exit 0), and with --overwrite its
+    # colorization replaced a.jpg's map. Different sizes tell the files apart.
+    src = tmp_path / "in"
+    src.mkdir()
+    photo(20, 30, 0).save(src / "a.jpg")
+    photo(24, 36, 1).save(src / "a_uncertainty.jpg")
+    out = tmp_path / "out"
+    args = ["-q", "colorize", str(src), "--model", str(workdir / "tiny.pt"), "--out", str(out),
+            "--uncertainty"]  # fmt: skip
+    for extra in ([], ["--overwrite"]):
+        assert main([*args, *extra]) == 0
+        sizes = {p.name: Image.open(p).size for p in sorted(out.iterdir())}
+        assert sizes == {
+            "a.png": (30, 20),
+            "a_uncertainty.png": (30, 20),  # a.jpg's map
+            "a_uncertainty-2.png": (36, 24),  # the photo named a_uncertainty.jpg
+            "a_uncertainty-2_uncertainty.png": (36, 24),
+        }
+    # Without --uncertainty the plan is the same, so a later run with maps finds its names free.
+    plain = tmp_path / "plain"
+    assert main(["-q", "colorize", str(src), "--model", "gray", "--out", str(plain)]) == 0
+    assert sorted(p.name for p in plain.iterdir()) == ["a.png", "a_uncertainty-2.png"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_outputs_honour_the_umask(workdir, tmp_path, umask, mode):
+    # Before: every output was 0600 (mkstemp's mode), unreadable to the group whatever the umask.
+    old = os.umask(umask)
+    try:
+        code = main(["-q", "colorize", str(workdir / "photos" / "p0.png"), "--model",
+                     str(workdir / "tiny.pt"), "--out", str(tmp_path / "o"), "--uncertainty"])  # fmt: skip
+    finally:
+        os.umask(old)
+    assert code == 0
+    written = sorted((tmp_path / "o").iterdir())
+    assert [p.name for p in written] == ["p0.png", "p0_uncertainty.png"]
+    for p in written:
+        assert p.stat().st_mode & 0o777 == mode, (p.name, oct(p.stat().st_mode))
+
+
+def test_colorize_without_model_uses_the_default_model(workdir, tmp_path):
+    from colorizer.models import DEFAULT_MODEL
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    r = cli("colorize", str(workdir / "photos" / "p0.png"), "--out", str(tmp_path / "none"),
+            "--weights-dir", str(weights))  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert f"model {DEFAULT_MODEL!r} is missing" in r.stderr
+    assert str(weights / f"{DEFAULT_MODEL}.pt") in r.stderr
+    assert not (tmp_path / "none").exists()
+    shutil.copy(workdir / "tiny.pt", weights / f"{DEFAULT_MODEL}.pt")
+    for out, model in (
+        (tmp_path / "default", []),
+        (tmp_path / "named", ["--model", str(workdir / "tiny.pt")]),
+    ):
+        code = main(["-q", "colorize", str(workdir / "photos" / "p0.png"), "--out", str(out),
+                     "--weights-dir", str(weights), *model])  # fmt: skip
+        assert code == 0
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "default" / "p0.png")),
+        np.asarray(Image.open(tmp_path / "named" / "p0.png")),
+    )
+
+
+def test_odd_checkpoint_is_named_in_one_line(workdir, tmp_path, capsys):
+    # A NaN default temperature used to load, then fail on each photo with "got None".
+    ckpt = torch.load(workdir / "tiny.pt", weights_only=True)
+    ckpt["default_temperature"] = float("nan")
+    torch.save(ckpt, tmp_path / "nan_t.pt")
+    code = main(["-q", "colorize", str(workdir / "photos"), "--model", str(tmp_path / "nan_t.pt"),
+                 "--out", str(tmp_path / "o")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "nan_t.pt" in err and "'default_temperature' must be a positive finite number" in err
+    assert not (tmp_path / "o").exists()
