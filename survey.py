@@ -167,7 +167,9 @@ def build_blocks(session):
         gr.api(api_start, api_name="start")
         gr.api(api_resume, api_name="resume")
         gr.api(api_vote, api_name="vote")
-        gr.api(api_admin, api_name="admin")
+        # One at a time: a wrong password sleeps (see SurveySession.admin), and the sleepers
+        # must wait in Gradio's queue, not hold worker threads that votes need.
+        gr.api(api_admin, api_name="admin", concurrency_limit=1, concurrency_id="admin")
     return blocks
 
 
@@ -180,7 +182,13 @@ def build_admin_blocks(session):
         pw = gr.Textbox(label="Admin password", type="password")
         show = gr.Button("Show counts")
         out = gr.JSON()
-        show.click(lambda p: session.admin(p), pw, out, api_visibility="private")
+        show.click(
+            lambda p: session.admin(p),
+            pw,
+            out,
+            api_visibility="private",
+            concurrency_limit=1,
+        )
     return blocks
 
 

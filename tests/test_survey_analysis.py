@@ -194,6 +194,17 @@ def test_malformed_rows_are_reported_not_dropped(tmp_path):
     assert (tmp_path / "o" / "malformed.txt").read_text().count("\n") == 4
 
 
+def test_cells_a_spreadsheet_would_run_are_malformed(tmp_path):
+    w = VoteWriter()
+    w.add("u1", "p0", "ours", "zhang", "left")
+    w.add("u1", '=HYPERLINK("http://x")', "ours", "zhang", "left")
+    w.add("@u2", "p0", "ours", "zhang", "right")
+    with pytest.raises(AnalysisError, match="2 malformed") as e:
+        load_votes(w.write(tmp_path / "v.csv"))
+    assert ":3: photo" in str(e.value) and ":4: vote_id" in str(e.value)
+    assert "formula" in str(e.value)
+
+
 def test_bad_header_and_empty_file(tmp_path):
     p = tmp_path / "v.csv"
     p.write_text("a,b,c\n1,2,3\n")

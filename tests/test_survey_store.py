@@ -154,6 +154,35 @@ def test_prepare_errors_leave_nothing(tmp_path):
         Manifest.load(tmp_path)
 
 
+@pytest.mark.parametrize("stem", ["two\nlines", "tab\there", "para\u2028sep", "=HYPERLINK(1)",
+                                  "+1", "-2+3", "@SUM(A1)"])  # fmt: skip
+def test_prepare_refuses_photo_names_that_break_the_votes_csv(tmp_path, stem):
+    # A newline in a photo name made every vote on it fail (the row would span two lines);
+    # a leading = + - @ would run as a formula where the CSV is opened in a spreadsheet.
+    photos, a, b = make_outputs(tmp_path, n=2)
+    for folder, ext in ((photos, ".png"), (a, ".jpg"), (b, ".jpg")):
+        (folder / f"photo_000{ext}").rename(folder / f"{stem}{ext}")
+    out = tmp_path / "s"
+    with pytest.raises(SurveyError, match="rename these photo files") as e:
+        prepare_survey(PrepareConfig(photos, [("x", str(a)), ("y", str(b))], out))
+    assert repr(f"{stem}.png") in str(e.value)
+    assert not out.exists() and not list(tmp_path.glob(".survey-*"))
+    assert (photos / f"{stem}.png").exists()  # nothing of the user's is touched
+    with pytest.raises(SurveyError, match="system name"):
+        prepare_survey(PrepareConfig(photos, [(stem, str(a)), ("y", str(b))], out))
+
+
+def test_a_manifest_with_an_unsafe_name_is_refused(tmp_path):
+    photos, a, b = make_outputs(tmp_path, n=2)
+    prepare_survey(PrepareConfig(photos, [("x", str(a)), ("y", str(b))], tmp_path / "s"))
+    path = tmp_path / "s" / "manifest.json"
+    d = json.loads(path.read_text())
+    d["photos"][0] = "=cmd|' /C calc'!A0"  # edited by hand, or written before the check
+    path.write_text(json.dumps(d))
+    with pytest.raises(SurveyError, match="formula; prepare the survey again"):
+        Manifest.load(tmp_path / "s")
+
+
 def test_prepare_with_a_model_checkpoint_in_turing_mode(tmp_path):
     from colorizer.checkpoint import save_checkpoint
     from colorizer.models import create_model

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .design import REAL
+from .design import REAL, name_problem
 from .votes import VOTE_FIELDS
 
 log = logging.getLogger(__name__)
@@ -177,9 +177,20 @@ def load_votes(path: str | Path, drop_malformed: bool = False) -> tuple[pd.DataF
     return df, problems
 
 
+# Text fields that reach the output tables; numbers are checked below.
+TEXT_FIELDS = ("vote_id", "survey", "participant", "trial", "photo", "left_system",
+               "right_system", "chosen_system", "shown_at", "voted_at", "app_version")  # fmt: skip
+
+
 def _row_problem(r: dict) -> str | None:
     if not r["participant"] or not r["trial"] or not r["photo"]:
         return "empty participant, trial or photo"
+    for f in TEXT_FIELDS:
+        # The server never writes such a cell (prepare refuses those names); a hand-edited
+        # one would reach the output tables and run as a formula in a spreadsheet.
+        problem = name_problem(r[f]) if r[f] else None
+        if problem:
+            return f"{f} {r[f]!r} {problem}"
     if r["choice"] not in ("left", "right"):
         return f"choice {r['choice']!r} is not left/right"
     side = r["left_system"] if r["choice"] == "left" else r["right_system"]

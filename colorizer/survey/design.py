@@ -61,6 +61,26 @@ class SurveyError(ValueError):
     """Bad survey input (photos, systems, manifest); the message says what to fix."""
 
 
+# A cell starting with one of these is run as a formula by spreadsheets (CSV injection).
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` (a photo id or system name) cannot go into a survey, or None if it can.
+
+    Names land in every vote row and in the analysis tables. A line break or other control
+    character would break the one-row-per-line votes file (every vote on that photo failed);
+    a leading ``= + - @`` makes a spreadsheet opening the CSV run the cell as a formula.
+    """
+    if not name:
+        return "is empty"
+    if not name.isprintable():  # newlines, tabs, CR, U+2028 ... (splitlines would split)
+        return "contains a line break or another control character"
+    if name[0] in FORMULA_START:
+        return f"starts with {name[0]!r}, which a spreadsheet runs as a formula"
+    return None
+
+
 @dataclass
 class Side:
     system: str
@@ -156,6 +176,10 @@ class Manifest:
             m = cls(trials=trials, **d)
         except (KeyError, TypeError) as e:
             raise SurveyError(f"{path} is malformed: {e!r}") from e
+        for name in {*m.photos, *m.systems, *(v for i in m.images.values() for v in i.values())}:
+            problem = name_problem(name)
+            if problem:  # prepared before names were checked, or edited by hand
+                raise SurveyError(f"{path}: name {name!r} {problem}; prepare the survey again")
         m.root = folder
         missing = [n for n in m.images if not (folder / IMAGES_DIR / n).is_file()]
         if missing:
@@ -176,11 +200,19 @@ def parse_system(spec: str) -> tuple[str, str]:
     name, source = name.strip(), source.strip()
     if not name or not source:
         raise SurveyError(f"--system takes NAME=SOURCE, got {spec!r}")
+    check_system_name(name)
+    return name, source
+
+
+def check_system_name(name: str) -> None:
+    """Raise SurveyError unless ``name`` can name a system (it lands in every vote row)."""
     if not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
         raise SurveyError(f"system name {name!r}: use letters, digits, '-', '_', '.'")
     if name in RESERVED:
         raise SurveyError(f"system name {name!r} is reserved ({', '.join(RESERVED)})")
-    return name, source
+    problem = name_problem(name)
+    if problem:
+        raise SurveyError(f"system name {name!r} {problem}")
 
 
 def _list_photos(folder: Path) -> list[Path]:
@@ -194,6 +226,9 @@ def _list_photos(folder: Path) -> list[Path]:
         photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
     if not photos:
         raise SurveyError(f"--photos {folder}: no images found")
+    bad = [f"{p.name!r} {problem}" for p in photos if (problem := name_problem(p.stem))]
+    if bad:
+        raise SurveyError(f"--photos {folder}: rename these photo files: {'; '.join(bad)}")
     stems = [p.stem for p in photos]
     dup = sorted({s for s in stems if stems.count(s) > 1})
     if dup:
@@ -349,6 +384,8 @@ def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Mani
     """
     if cfg.mode not in MODES:
         raise SurveyError(f"--mode must be one of {MODES}, got {cfg.mode!r}")
+    for n, _ in cfg.systems:  # the same rules as --system NAME=SOURCE
+        check_system_name(n)
     names = [n for n, _ in cfg.systems]
     if len(set(names)) != len(names):
         raise SurveyError(f"system names must differ, got {names}")

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 APP_VERSION = "colorizer-survey/1.0"
 CHOICES = ("left", "right")
 THANKS = "Thank you! Your answers are saved. You can close this page."
+# Each wrong admin password costs this long, one failure at a time for the whole server.
+ADMIN_FAILURE_DELAY_S = 1.0
 
 
 def _now_iso() -> str:
@@ -62,6 +64,7 @@ class SurveySession:
         max_trials: int = 0,
         image_url: Callable[[str], str] = lambda name: f"/img/{name}",
         app_version: str = APP_VERSION,
+        admin_failure_delay_s: float = ADMIN_FAILURE_DELAY_S,
     ):
         self.manifest = manifest
         self.store = store
@@ -76,6 +79,8 @@ class SurveySession:
         self._orders: dict[str, list[Presented]] = {}
         self._shown: dict[str, _Shown] = {}
         self._survey_id = manifest.survey_id
+        self.admin_failure_delay_s = max(0.0, float(admin_failure_delay_s))
+        self._admin_failures = threading.Lock()
 
     # ------------------------------------------------------------------ tokens
 
@@ -252,6 +257,12 @@ class SurveySession:
         if not isinstance(password, str) or not hmac.compare_digest(
             password.encode(), self.admin_password.encode()
         ):
+            # Slow guessing down: every failure waits its turn on one lock and then sleeps, so
+            # the password can be tried at most 1/delay times a second in all, however many
+            # requests arrive at once (no per-client count: the server keeps no addresses).
+            with self._admin_failures:
+                time.sleep(self.admin_failure_delay_s)
+            log.warning("admin: wrong password")
             return {"ok": False, "message": "Wrong password."}
         rows = self.store.rows()
         main = [r for r in rows if r["is_catch"] != "1"]
