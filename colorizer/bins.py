@@ -206,19 +206,101 @@ class ColorBins:
             return torch.zeros_like(x).scatter_(1, idx, 1.0)
         return torch.softmax(x / temperature, dim=1)
 
-    def decode(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """THE decode: (B, Q, H, W) logits -> (B, 2, H, W) a*b*, annealed mean at temperature T."""
-        p = self.probabilities(logits, temperature)
-        centers = self._on(p.device)["centers"]
-        return torch.einsum("bqhw,qc->bchw", p, centers)  # (B, 2, H, W)
+    def decode(
+        self,
+        logits: torch.Tensor,
+        temperature: float = 1.0,
+        calibration: dict | None = None,
+    ) -> torch.Tensor:
+        """THE decode: (B, Q, H, W) logits -> (B, 2, H, W) a*b*, annealed mean at temperature T.
+
+        With a ``calibration`` (see :func:`fit_confidence`), colour only as strongly as the model
+        is sure: each pixel moves from the distribution's mean (T = 1, the safe guess) towards
+        the annealed mean by w(entropy), a weight fitted on validation photos, so a hesitant
+        pixel stays near the mean and a sure one commits to the vivid colour.
+        """
+        centers = self._on(logits.device)["centers"]
+        vivid = torch.einsum("bqhw,qc->bchw", self.probabilities(logits, temperature), centers)
+        if calibration is None or temperature == 1.0:
+            return vivid  # (B, 2, H, W)
+        p1 = self.probabilities(logits, 1.0)
+        mean = torch.einsum("bqhw,qc->bchw", p1, centers)  # (B, 2, H, W)
+        w = confidence_weight(calibration, _normalised_entropy(p1, self))  # (B, H, W)
+        return mean + w[:, None] * (vivid - mean)
 
     def entropy(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, Q, H, W) logits -> (B, H, W) entropy of softmax(logits) over real colours,
         divided by log(number of colours) so that 0 is certain and 1 is uniform."""
-        p = self.probabilities(logits, 1.0)
-        logp = torch.log(p.clamp_min(1e-12))
-        n = int(self._on(p.device)["mask"].sum())
-        return -(p * logp).sum(1) / math.log(n)
+        return _normalised_entropy(self.probabilities(logits, 1.0), self)
+
+
+def _normalised_entropy(p: torch.Tensor, bins: ColorBins) -> torch.Tensor:
+    """(B, Q, H, W) probabilities -> (B, H, W) entropy / log(number of real colours)."""
+    n = int(bins._on(p.device)["mask"].sum())
+    return -(p * torch.log(p.clamp_min(1e-12))).sum(1) / math.log(n)
+
+
+# ---------------------------------------------------------------------- confidence calibration
+CALIBRATION_BINS = 20  # equal-width entropy bins over [0, 1]
+
+
+def confidence_weight(calibration: dict, entropy: torch.Tensor) -> torch.Tensor:
+    """w(entropy) in [0, 1]: piecewise-linear through the calibration's (entropy, weight)
+    points, flat beyond the ends. ``calibration``: {"entropy": [...], "weight": [...]}."""
+    x = torch.as_tensor(calibration["entropy"], dtype=entropy.dtype, device=entropy.device)
+    y = torch.as_tensor(calibration["weight"], dtype=entropy.dtype, device=entropy.device)
+    if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
+        raise ValueError("calibration needs equal, non-empty 'entropy' and 'weight' lists")
+    e = entropy.clamp(float(x[0]), float(x[-1]))
+    i = torch.searchsorted(x, e.contiguous()).clamp(1, max(1, len(x) - 1))
+    if len(x) == 1:
+        return y[0].expand_as(e)
+    x0, x1, y0, y1 = x[i - 1], x[i], y[i - 1], y[i]
+    t = ((e - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0, 1)
+    return y0 + t * (y1 - y0)
+
+
+class ConfidenceFit:
+    """Accumulates, over validation batches, what the least-squares blend weight of each
+    entropy bin needs: w_k = sum <vivid - mean, truth - mean> / sum |vivid - mean|^2 over the
+    pixels whose entropy falls in bin k. That w minimises the a*b* squared error of
+    ``mean + w (vivid - mean)`` in each bin: where the vivid guess is usually right (sure
+    pixels) w -> 1, where it is a coin toss w -> 0."""
+
+    def __init__(self, bins: ColorBins, temperature: float, n_bins: int = CALIBRATION_BINS):
+        self.bins, self.temperature, self.n = bins, float(temperature), int(n_bins)
+        self.count = torch.zeros(self.n, dtype=torch.float64)
+        self.sum_e = torch.zeros(self.n, dtype=torch.float64)
+        self.dot = torch.zeros(self.n, dtype=torch.float64)
+        self.norm = torch.zeros(self.n, dtype=torch.float64)
+
+    def add(self, logits: torch.Tensor, ab: torch.Tensor) -> None:
+        """logits (B, Q, h, w) and the photos' a*b* at the same size (B, 2, h, w)."""
+        p1 = self.bins.probabilities(logits.float(), 1.0)
+        centers = self.bins._on(p1.device)["centers"]
+        mean = torch.einsum("bqhw,qc->bchw", p1, centers)
+        vivid = self.bins.decode(logits.float(), self.temperature)
+        d, r = vivid - mean, ab.float() - mean
+        e = _normalised_entropy(p1, self.bins).flatten().cpu().double()
+        k = (e * self.n).long().clamp(0, self.n - 1)
+        self.count += torch.bincount(k, minlength=self.n)
+        self.sum_e += torch.bincount(k, e, minlength=self.n)
+        self.dot += torch.bincount(k, (d * r).sum(1).flatten().cpu().double(), minlength=self.n)
+        self.norm += torch.bincount(k, (d * d).sum(1).flatten().cpu().double(), minlength=self.n)
+
+    def result(self, min_pixels: int = 100) -> dict:
+        """{"temperature", "entropy": bin centres, "weight": w_k in [0, 1], "pixels"}; bins
+        with fewer than ``min_pixels`` pixels are left out (the curve is flat past its ends)."""
+        keep = (self.count >= min_pixels) & (self.norm > 0)
+        if not bool(keep.any()):
+            raise ValueError("too few validation pixels to calibrate the confidence")
+        w = (self.dot[keep] / self.norm[keep]).clamp(0.0, 1.0)
+        return {
+            "temperature": self.temperature,
+            "entropy": [round(float(v), 5) for v in self.sum_e[keep] / self.count[keep]],
+            "weight": [round(float(v), 5) for v in w],
+            "pixels": [int(v) for v in self.count[keep]],
+        }
 
 
 def _check_ab(ab: torch.Tensor) -> None:

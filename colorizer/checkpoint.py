@@ -7,6 +7,7 @@ A checkpoint is a dict of tensors and primitives, so it loads with
     arch, arch_args            # create_model(arch, **arch_args) rebuilds the network
     bins                       # ColorBins.to_dict() or None (regression)
     default_temperature        # tuned decode temperature
+    calibration                # confidence calibration of the decode (bins.ConfidenceFit), or None
     state_dict, half           # weights (fp16 when half=True; loading casts back to fp32)
     train, metrics             # how it was trained (data, command, config, ...) and its scores
     ...extra                   # resume files add optimizer, scheduler, epoch, step, rng
@@ -40,6 +41,7 @@ _RESERVED = {
     "arch_args",
     "bins",
     "default_temperature",
+    "calibration",
     "state_dict",
     "half",
     "train",
@@ -108,6 +110,7 @@ def checkpoint_dict(
             if default_temperature is not None
             else getattr(model, "default_temperature", 1.0)
         ),
+        "calibration": getattr(model, "calibration", None),
         "state_dict": state,
         "half": bool(half),
         "train": dict(train or {}),
@@ -329,6 +332,22 @@ def state_dict_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str
     return "; ".join(parts)
 
 
+def _check_calibration(cal: Any, path: Path) -> None:
+    ok = (
+        isinstance(cal, dict)
+        and isinstance(cal.get("entropy"), list)
+        and isinstance(cal.get("weight"), list)
+        and 0 < len(cal["entropy"]) == len(cal["weight"])
+        and all(isinstance(v, int | float) and 0 <= v <= 1 for v in cal["entropy"] + cal["weight"])
+        and cal["entropy"] == sorted(cal["entropy"])
+    )
+    if not ok:
+        raise CheckpointError(
+            f"{path}: its confidence calibration is malformed (needs equal, non-empty, sorted "
+            "'entropy' and 'weight' lists of numbers in [0, 1])"
+        )
+
+
 def load_checkpoint(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -370,6 +389,9 @@ def load_checkpoint(
         model.bins = bins
     if ckpt.get("default_temperature") is not None:
         model.default_temperature = float(ckpt["default_temperature"])
+    if ckpt.get("calibration") is not None:
+        _check_calibration(ckpt["calibration"], path)
+        model.calibration = ckpt["calibration"]
     model.to(device).eval()
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     meta["path"] = str(path)

@@ -75,12 +75,15 @@ def output_to_ab(
 ) -> torch.Tensor:
     """A model's raw output -> a*b* in Lab units, (B, 2, h, w), float32.
 
-    classification: ``model.bins.decode(logits, T)`` (annealed mean); regression: the output is
+    classification: ``model.bins.decode(logits, T, model.calibration)`` (annealed mean, moved
+    towards the safe mean where the model hesitates if the checkpoint carries a confidence
+    calibration); regression: the output is
     in the seeds' unit scaling, ``ab_from_unit``.
     """
     kind = getattr(model, "kind", None)
     if kind == "classification":
-        return model.bins.decode(out.float(), resolve_temperature(model, temperature))
+        t = resolve_temperature(model, temperature)
+        return model.bins.decode(out.float(), t, getattr(model, "calibration", None))
     if kind == "regression":
         if out.dim() != 4 or out.shape[1] != 2:
             raise ValueError(f"regression output must be (B, 2, h, w); got {tuple(out.shape)}")

@@ -18,7 +18,13 @@ from training.prepare import PrepareConfig, load_split, prepare, split_of
 from training.train import TrainingError, lr_factor, make_batch, pick_temperature, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
-TINY = {"colornet": "colornet_tiny", "cunet": "cunet_tiny", "streetside": "streetside_tiny"}
+TINY = {
+    "colornet": "colornet_tiny",
+    "cunet": "cunet_tiny",
+    "streetside": "streetside_tiny",
+    "effunet": "effunet_tiny",
+}
+MIN_SIDE = {"effunet": 32}  # its encoder downsamples by 32
 
 
 def scene(rng: np.random.Generator, size: int = 40) -> np.ndarray:
@@ -333,7 +339,9 @@ def test_regression_model_and_wrong_loss(tiny_data, tmp_path):
         load_config(None, tiny_config(tiny_data, tmp_path / "r4", photo_balance=-1))
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.toml")))
+@pytest.mark.parametrize(
+    "name", sorted(str(p.relative_to(CONFIGS).with_suffix("")) for p in CONFIGS.rglob("*.toml"))
+)
 def test_each_shipped_config_runs_end_to_end(name, tiny_data, tmp_path):
     """Every config in training/configs (the seeds' reproductions, our shipped models, the
     baselines) trains end to end with its own loss, targets, lambda, schedule and temperature,
@@ -351,9 +359,10 @@ def test_each_shipped_config_runs_end_to_end(name, tiny_data, tmp_path):
             "epochs=1",
             "batch_size=8",
             "max_train=24",
-            "crop=24",
+            f"crop={MIN_SIDE.get(orig.model, 24)}",
             "threads=0",
             "max_minutes=0",
+            "save_every_steps=0",
             "temperature_grid=[0.4, 1.0]",
         ],
     )
@@ -493,6 +502,45 @@ def test_init_from_checkpoint(tiny_data, tmp_path):
     bad = tiny_config(tiny_data, tmp_path / "bad", model='"streetside_tiny"', loss='"mse"')
     with pytest.raises(TrainingError, match="holds a 'colornet_tiny'"):
         train(load_config(None, [*bad, f'init_from="{first / "final.pt"}"']))
+
+
+def test_calibrate_cli_writes_a_calibrated_checkpoint(tiny_data, tmp_path, caplog):
+    """calibrate fits w(entropy) on val, scores each temperature with it, picks the default
+    by the floor rule and writes both into the checkpoint, with the table beside it."""
+    run = tmp_path / "run"
+    train(load_config(None, tiny_config(tiny_data, run, epochs=3, reg_weight=1.0)))
+    out = tmp_path / "cal.pt"
+    args = ["calibrate", "--ckpt", str(run / "final.pt"), "--data", str(tiny_data)]
+    assert cli([*args, "--out", str(out), "--temperatures", "0.3", "0.6"]) == 0
+    ckpt = torch.load(out, weights_only=True)
+    cal = ckpt["calibration"]
+    assert cal["temperature"] == ckpt["default_temperature"] in (0.3, 0.6)
+    assert len(cal["entropy"]) == len(cal["weight"]) > 0
+    assert all(0 <= w <= 1 for w in cal["weight"])
+    assert "calibration" in ckpt["metrics"]
+    rows = (tmp_path / "cal.csv").read_text().splitlines()
+    assert rows[0].startswith("temperature,calibrated") and len(rows) == 1 + 2 * 2 + 2
+    from colorizer.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(out)
+    assert model.calibration == cal  # the decode uses it from now on
+    reg = tmp_path / "reg"
+    train(load_config(None, tiny_config(tiny_data, reg, model='"streetside_tiny"', loss='"mse"')))
+    bad = ["calibrate", "--ckpt", str(reg / "final.pt"), "--data", str(tiny_data)]
+    assert cli([*bad, "--out", str(tmp_path / "x.pt")]) == 2
+    assert "regression model" in caplog.text
+
+
+def test_multiscale_crops_and_regression_term(tiny_data, tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    images = torch.from_numpy(np.array(load_split(tiny_data, "train")))
+    x = make_batch(images, torch.arange(4), 24, True, gen, torch.device("cpu"), scale_min=0.5)
+    assert x.shape == (4, 3, 24, 24) and 0 <= float(x.min()) and float(x.max()) <= 1
+    with pytest.raises(ConfigError, match="scale_min"):
+        load_config(None, tiny_config(tiny_data, tmp_path / "a", scale_min=0))
+    with pytest.raises(TrainingError, match="reg_weight"):
+        reg = tiny_config(tiny_data, tmp_path / "b", model='"streetside_tiny"', loss='"mse"')
+        train(load_config(None, [*reg, "reg_weight=1.0"]))
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""python -m training {prepare,prior,train,evaluate,export} ..."""
+"""python -m training {prepare,prior,train,evaluate,calibrate,export} ..."""
 
 from __future__ import annotations
 
@@ -84,6 +84,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from training.calibrate import calibrate
+
+    calibrate(
+        args.ckpt,
+        args.data,
+        args.out,
+        split=args.split,
+        grid=args.temperatures,
+        limit=args.limit,
+        command=_command(),
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -128,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--grid", type=int, default=6, help="photos in the picture grid (0: none)")
     q.add_argument("--batch-size", type=int, default=32)
     q.set_defaults(func=cmd_evaluate)
+    q = sub.add_parser("calibrate", help="fit how strongly a class model colours, per entropy")
+    q.add_argument("--ckpt", required=True, help="a final.pt written by train")
+    q.add_argument("--data", required=True, help="a folder written by prepare")
+    q.add_argument("--out", required=True, help="the calibrated checkpoint (+ a .csv table)")
+    q.add_argument("--split", default="val", choices=["train", "val"])
+    q.add_argument("--temperatures", type=float, nargs="+", help="grid (default 0.2 ... 0.7)")
+    q.add_argument("--limit", type=int, default=0, help="use the first N photos only")
+    q.set_defaults(func=cmd_calibrate)
     q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")
     q.add_argument("--ckpt", required=True, help="a final.pt written by train")
     q.add_argument("--out", required=True, help="e.g. weights/landscape.pt")

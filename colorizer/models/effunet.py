@@ -58,7 +58,9 @@ class Conv2dSame(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
-        for size, k, s in zip(x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
+        for size, k, s in zip(
+            x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1], strict=True
+        ):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, 1, self.groups)
@@ -108,7 +110,9 @@ class EfficientNetLite0(nn.Module):
         blocks = []
         for repeats, k, stride, expand, c_in, c_out in LITE0_STAGES:
             for r in range(repeats):
-                blocks.append(MBConv(c_in if r == 0 else c_out, c_out, k, stride if r == 0 else 1, expand))
+                blocks.append(
+                    MBConv(c_in if r == 0 else c_out, c_out, k, stride if r == 0 else 1, expand)
+                )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = Conv2dSame(320, self.HEAD, 1, bias=False)
         self._bn1 = _bn(self.HEAD)
@@ -157,7 +161,9 @@ def load_imagenet_state(classifier: bool = False) -> dict[str, torch.Tensor]:
 
 def conv_bn_relu(c_in: int, c_out: int, k: int = 3) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, k, 1, k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+        nn.Conv2d(c_in, c_out, k, 1, k // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
     )
 
 

