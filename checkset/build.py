@@ -1047,6 +1047,33 @@ def check(out: Path) -> list[str]:
     return problems
 
 
+def difference_hash(path: Path, n: int = 16) -> list[bool]:
+    """Signs of horizontal brightness steps on an n x n grid: robust to scale and recompression."""
+    with Image.open(path) as im:
+        im.draft("L", (4 * n, 4 * n))  # JPEG decodes at reduced size: fast over thousands
+        px = im.convert("L").resize((n + 1, n), Image.Resampling.BILINEAR).tobytes()
+    return [px[r * (n + 1) + c + 1] > px[r * (n + 1) + c] for r in range(n) for c in range(n)]
+
+
+def nearest_in(data: Path, out: Path) -> list[tuple[int, str, str]]:
+    """For each photo, the most similar image under `data` by difference-hash distance.
+
+    The set must share no photo with the training data; a distance near 0 (of 256) would be
+    a duplicate, unrelated photos sit far above 10.
+    """
+    ours = [(p.file, difference_hash(out / p.file)) for p in PHOTOS]
+    best = {name: (257, "") for name, _ in ours}
+    for f in sorted(data.rglob("*")):
+        if f.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+            continue
+        h = difference_hash(f)
+        for name, mine in ours:
+            d = sum(a != b for a, b in zip(mine, h, strict=True))
+            if d < best[name][0]:
+                best[name] = (d, str(f))
+    return sorted((d, name, f) for name, (d, f) in best.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -1059,8 +1086,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, default=HERE, help="the check set's folder")
     ap.add_argument("--check", action="store_true", help="verify the committed set only")
+    ap.add_argument(
+        "--nearest-in",
+        type=Path,
+        metavar="DATA",
+        help="print each photo's nearest image under DATA (e.g. ../shared/data) and exit",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.nearest_in:
+        for d, name, f in nearest_in(args.nearest_in, args.out):
+            log.info("%3d  %s  %s", d, name, f)
+        return 0
     try:
         if args.check:
             problems = check(args.out)
