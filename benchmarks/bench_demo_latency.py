@@ -14,21 +14,16 @@ on a shared machine:
 Prints median / p95 and the overhead ratios server/library and handler/library, and writes
 them with the machine and the command to results/demo_latency.csv.
 
-    python benchmarks/bench_demo_latency.py                     # models in weights/
-    python benchmarks/bench_demo_latency.py --n 30 --models-dir weights
+    python -m benchmarks.bench_demo_latency                     # models in weights/
+    python -m benchmarks.bench_demo_latency --n 30 --models-dir weights
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import logging
 import os
-import platform
-import shlex
-import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,26 +36,19 @@ from tqdm import tqdm
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 import gradio  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
 import demo as demo_module  # noqa: E402
 from colorizer.checkpoint import save_checkpoint  # noqa: E402
-from colorizer.evaluate import cpu_model  # noqa: E402
 from colorizer.models import create_model  # noqa: E402
+from colorizer.provenance import invocation, machine_string, utc_now  # noqa: E402
 
 log = logging.getLogger("bench_demo_latency")
 
 # A real landscape photo that is exactly 1024x768 (see examples/ATTRIBUTION.md).
 PHOTO = REPO / "examples" / "picos_de_europa.jpg"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tiny_models(folder: Path) -> None:
@@ -84,7 +72,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "demo_latency.csv")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = invocation()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-demo-"))
     models_dir = args.models_dir
@@ -102,9 +90,7 @@ def main() -> None:
     )
     blocks = demo_module.build_demo(models_dir=models_dir, device="cpu", scratch_dir=tmp / "srv")
     blocks.queue()
-    _, url, _ = blocks.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-    )
+    _, url, _ = blocks.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     client = Client(url, verbose=False, download_files=str(tmp / "downloads"))
     w, h = Image.open(args.photo).size
 
@@ -166,15 +152,9 @@ def main() -> None:
         blocks.close()
 
     # Other work on a shared machine slows every way alike (they are interleaved) but widens
-    # p95; the 1-minute load average at the end says how busy it was.
-    load = os.getloadavg()[0]
-    machine = (
-        f"{cpu_model()}, {os.cpu_count()} cores (shared, load avg {load:.1f}), "
-        f"torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), gradio {gradio.__version__}, "
-        f"python {platform.python_version()}, device cpu"
-    )
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # p95; the load average at the end says how busy it was.
+    machine = f"{machine_string('cpu')}; gradio {gradio.__version__}"
+    date = utc_now()
     print(f"\n{machine}\n{command}\n")
     print(
         f"{'model':<18}{'library med/p95 s':>20}{'handler med/p95 s':>20}"

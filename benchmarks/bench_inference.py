@@ -1,7 +1,7 @@
 """Inference speed of cunet, eccv16 and streetside side by side, and our Lab vs skimage's.
 
-    python benchmarks/bench_inference.py                    # writes results/bench_inference.csv
-    python benchmarks/bench_inference.py --batch 8 --reps 5 --devices cpu cuda
+    python -m benchmarks.bench_inference                    # writes results/bench_inference.csv
+    python -m benchmarks.bench_inference --batch 8 --reps 5 --devices cpu cuda
 
 Measures, on CPU (and CUDA when present), in ONE run so the numbers share a machine state:
 
@@ -21,24 +21,20 @@ import argparse
 import csv
 import logging
 import os
-import shlex
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from colorizer.evaluate import machine_info  # noqa: E402
-from colorizer.inference import STRIP_PIXELS, Colorizer, predict_ab  # noqa: E402
-from colorizer.lab import lab_to_rgb, rgb_to_lab  # noqa: E402
-from colorizer.models import create_model  # noqa: E402
+from colorizer.inference import STRIP_PIXELS, Colorizer, predict_ab
+from colorizer.lab import lab_to_rgb, rgb_to_lab
+from colorizer.models import create_model
+from colorizer.provenance import invocation, machine_info, utc_now
 
 log = logging.getLogger("bench_inference")
 
@@ -261,10 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     add_ratios(rows, cfg.baseline)
     elapsed = time.perf_counter() - start
 
-    command = " ".join(
-        shlex.quote(x) for x in ["python", "benchmarks/bench_inference.py", *(argv or sys.argv[1:])]
-    )
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    command = invocation()
+    stamp = utc_now()
     load_after = os.getloadavg()[0]
     for r in rows:
         r.update(

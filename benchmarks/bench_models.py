@@ -2,16 +2,13 @@
 on this machine, run round-robin so that load from other processes hits every model alike.
 Baseline for the ratios: eccv16.
 
-    python benchmarks/bench_models.py --out results/models_cost.md
+    python -m benchmarks.bench_models --out results/models_cost.md
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from colorizer.models import create_model  # noqa: E402
+from colorizer.models import create_model
+from colorizer.provenance import invocation, machine_string
 
 CASES = [
     ("eccv16", {}, (128, 128)),
@@ -95,9 +92,8 @@ def main() -> None:
 
     base_g, base_t = runs[0]["g"][1], statistics.median(runs[0]["t"])
     lines = [
-        f"command: python {' '.join(sys.argv)}",
-        f"machine: {platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}",
+        f"command: {invocation()}",
+        f"machine: {machine_string()}",
         "",
         f"| model | args | params | fp16 MB | GFLOPs 256 | GFLOPs 128 | FLOPs vs eccv16 | "
         f"train step B={args.batch} (s) | img/s | time vs eccv16 |",

@@ -1,6 +1,6 @@
 """Survey server under load: votes per second and vote latency with concurrent participants.
 
-    python benchmarks/bench_survey.py [--participants 50] [--photos 5] [--catch 2]
+    python -m benchmarks.bench_survey [--participants 50] [--photos 5] [--catch 2]
         [--out results/survey_bench.csv] [--votes-out results/survey/demo_votes.csv]
 
 A real `survey.py serve` subprocess on a free port, driven by one gradio_client per simulated
@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
-import platform
 import random
-import shlex
 import shutil
 import socket
 import subprocess
@@ -33,18 +30,16 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from colorizer.provenance import invocation, machine_string, utc_now
+from colorizer.survey import PrepareConfig, VoteStore, prepare_survey
+from colorizer.survey.design import sample_photos, wrong_colors
 
-from colorizer.evaluate import cpu_model  # noqa: E402
-from colorizer.survey import PrepareConfig, VoteStore, prepare_survey  # noqa: E402
-from colorizer.survey.design import sample_photos, wrong_colors  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # Hidden qualities of the simulated systems (BT log-strengths); "real" and "catch_wrong" make
 # attentive participants pass catch trials with probability sigmoid(6) = 99.8 %.
@@ -159,16 +154,6 @@ def run_participants(url: str, manifest, n: int, seed: int) -> tuple[list[float]
     return [x for xs in lat for x in xs], wall
 
 
-def machine() -> str:
-    cpu = cpu_model()
-    # The load average matters here: these cores are shared with other work.
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{cpu}; {os.cpu_count()} CPUs visible; load average {load} at start; "
-        f"{platform.system()} {platform.release()}; Python {platform.python_version()}"
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -181,8 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--votes-out", default="", help="keep the loaded run's votes CSV here")
     args = p.parse_args(argv)
     cfg = BenchConfig(args.participants, args.photos, args.catch, seed=args.seed)
-    command = shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv])
-    info = machine()  # before the run, so the load average is the others' load
+    command = invocation()
+    info = machine_string()  # before the run, so the load average is the others' load
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-survey-"))
     server = None
@@ -219,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     base = rows[1]
-    when = datetime.now(UTC).isoformat(timespec="seconds")
+    when = utc_now()
     for r in rows:
         r["votes_per_s_vs_baseline"] = round(r["votes_per_s"] / base["votes_per_s"], 2)
         r["p95_vs_baseline"] = round(r["p95_ms"] / base["p95_ms"], 2)

@@ -1,6 +1,6 @@
 """Training-input throughput: our batched pipeline against the seeds' per-photo pipeline.
 
-    python benchmarks/bench_training.py [--data data/landscape] [--batches 8] [--out results/bench_training.csv]
+    python -m benchmarks.bench_training [--data data/landscape] [--batches 8] [--out results/bench_training.csv]
 
 Both pipelines turn the same uint8 photos into (L, target) batches with the same random crops
 and flips:
@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import platform
-import shlex
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +31,10 @@ import torch
 from skimage.color import rgb2lab
 from torch.utils.data import DataLoader, Dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from colorizer.lab import ab_to_unit  # noqa: E402
-from colorizer.models import create_model  # noqa: E402
-from training.train import hardware_string, make_batch, to_lab  # noqa: E402
+from colorizer.lab import ab_to_unit
+from colorizer.models import create_model
+from colorizer.provenance import invocation, machine_string, utc_now
+from training.train import make_batch, to_lab
 
 
 class PerPhotoDataset(Dataset):
@@ -140,8 +136,8 @@ def bench_device(
             rate = n / times[name]
             rows.append(
                 dict(
-                    date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-                    machine=hardware_string(device),
+                    date=utc_now(),
+                    machine=machine_string(device),
                     device=device.type,
                     stage=stage,
                     pipeline=name,
@@ -181,9 +177,7 @@ def main() -> int:
     else:
         images = synthetic_photos(n, 128)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    if os.environ.get("OMP_NUM_THREADS"):  # part of how it ran: torch's thread count
-        command = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} {command}"
+    command = invocation()  # with OMP_NUM_THREADS when set: part of how it ran
     rows = [r for d in devices for r in bench_device(d, images, args, command)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Every shipped model against the gray floor, per source of photos, as a user would run them.
 
-    python benchmarks/per_source.py --data data/outdoor160 --checkset checkset/photos \
+    python -m benchmarks.per_source --data data/outdoor160 --checkset checkset/photos \
         --models default landscape street seed1_cunet seed2_cnn gray --out results/default_model
 
 Two kinds of sources:
@@ -29,9 +29,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from colorizer.evaluate import EvalConfig, evaluate_models, invocation, machine_info
+from colorizer.evaluate import EvalConfig, evaluate_models
 from colorizer.imageio import list_images, load_image, to_tensor
 from colorizer.metrics import colorfulness
+from colorizer.provenance import invocation, machine_info
 
 log = logging.getLogger("per_source")
 COLUMNS = ("psnr_db", "euclidean", "auc", "colorfulness")

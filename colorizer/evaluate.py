@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
-import shlex
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +30,7 @@ from colorizer import metrics
 from colorizer.bins import class_prior, get_bins, rebalance_weights
 from colorizer.imageio import ImageError, list_images, load_image, to_tensor
 from colorizer.lab import rgb_to_lab
+from colorizer.provenance import invocation, machine_info
 
 log = logging.getLogger(__name__)
 
@@ -163,32 +161,6 @@ def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
                 row[f"{m}_std"] = group[m].std(ddof=1) if len(group) > 1 else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def machine_info() -> dict[str, str]:
-    """Where a number was measured: host, CPU model, threads, torch version, GPU if any."""
-    info = {
-        "host": platform.node(),
-        "cpu": cpu_model(),
-        "cpu_count": str(os.cpu_count()),
-        "torch_threads": str(torch.get_num_threads()),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def summary_markdown(result: EvalResult, title: str, images: str, size: int, command: str) -> str:
@@ -371,16 +343,6 @@ def evaluate_predictions(
         rows.append({"model": name, "photo": _rel(truth_path, images), **s})
     per_photo = pd.DataFrame(rows, columns=["model", "photo", *METRICS])
     return EvalResult(per_photo, summarize(per_photo), skipped, unmatched, missing)
-
-
-def invocation() -> str:
-    """This process's command line as a person would type it: ``python -m colorizer ...``
-    rather than the absolute path of the package's ``__main__.py``."""
-    argv = list(sys.argv)
-    main = Path(argv[0]) if argv else Path()
-    if main.name == "__main__.py":
-        argv[0:1] = ["-m", main.parent.name]
-    return " ".join(shlex.quote(a) for a in ["python", *argv])
 
 
 def _rel(path: Path, root: str | os.PathLike) -> str:

@@ -9,7 +9,7 @@ import sys
 
 def _command() -> str:
     """The command as typed, for provenance: python -m training ..."""
-    from colorizer.evaluate import invocation
+    from colorizer.provenance import invocation
 
     return invocation()
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from colorizer.evaluate import picture_grid
+from colorizer.provenance import machine_string
 from training.prepare import load_manifest, load_split
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def evaluate_models(
             )
     size = manifest.get("size", [images.shape[2], images.shape[1]])
     table = summary_markdown(summary, split, len(images), size)
-    md = f"# Evaluation on {data} ({split})\n\nCommand: `{command}`\n\nMachine: {os.uname().nodename}\n\n{table}"
+    md = f"# Evaluation on {data} ({split})\n\nCommand: `{command}`\n\nMachine: {machine_string()}\n\n{table}"
     (out_dir / "summary.md").write_text(md)
     (out_dir / "summary.json").write_text(
         json.dumps(

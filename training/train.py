@@ -14,7 +14,6 @@ import csv
 import logging
 import math
 import os
-import platform
 import random
 import time
 from dataclasses import dataclass
@@ -29,8 +28,8 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from colorizer.bins import ColorBins, class_prior, rebalance_weights
-from colorizer.evaluate import cpu_model
 from colorizer.lab import ab_to_unit, lab_to_rgb, rgb_to_lab
+from colorizer.provenance import hardware_string
 from training.config import TrainConfig, config_to_dict
 from training.prepare import load_manifest, load_split
 
@@ -78,17 +77,6 @@ def pick_device(name: str, d: Dist) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise TrainingError(f"device {name!r} asked for, but torch sees no CUDA GPU")
     return torch.device(name)
-
-
-def hardware_string(device: torch.device, world: int = 1) -> str:
-    """What trained it, in words: for the model card."""
-    if device.type == "cuda":
-        what = f"{world} x {torch.cuda.get_device_name(device)}"
-    else:
-        what = f"{cpu_model()}, {torch.get_num_threads()} torch threads"
-        if world > 1:
-            what = f"{world} x ({what})"
-    return f"{what} on {platform.node()} (torch {torch.__version__})"
 
 
 # ---------------------------------------------------------------------------- data
