@@ -21,7 +21,7 @@ from colorizer.inference import (
     resize_rows,
     uncertainty_image,
 )
-from colorizer.lab import ab_from_unit, rgb_to_lab
+from colorizer.lab import ab_from_unit, lab_to_rgb, rgb_to_l, rgb_to_lab
 from colorizer.models import ModelError, create_model
 
 TINY = ["cunet_tiny", "eccv16_tiny", "streetside_tiny", "colornet_tiny"]
@@ -273,3 +273,48 @@ def test_cuda_matches_cpu(models):
     gpu, u = gpu_c.colorize(img, return_uncertainty=True)
     assert gpu_c.device.type == "cuda" and u.shape == (64, 96)
     assert np.abs(np.asarray(gpu, dtype=float) - cpu).mean() < 2.0  # autocast fp16 vs fp32
+
+
+# ---------------------------------------------------------------------- full-resolution speed path
+def test_compose_within_one_level_of_the_exact_conversion():
+    # Saturated colours on a photo with deep shadows and highlights: many pixels leave the
+    # gamut, so the deferred chroma mapping is checked as well as the in-gamut tables.
+    g = torch.Generator().manual_seed(4)
+    logits = torch.full((1, 313, 4, 4), -10.0)
+    bins = get_bins("zhang313")
+    far = bins.centers.norm(dim=1).argsort(descending=True)[:40]  # the most colourful bins
+    for i in range(4):
+        for j in range(4):
+            logits[0, far[torch.randint(0, 40, (1,), generator=g)], i, j] = 10.0
+    c = Colorizer(FixedLogits(logits), device="cpu", temperature=0.05)
+    img = pattern(211, 307)
+    img[:40] //= 8  # shadows
+    img[-40:] = 255 - (255 - img[-40:]) // 8  # highlights
+    out = np.asarray(c.colorize(img)).astype(int)
+    ab = c.predict(c.working_l(Image.fromarray(img))).ab
+    ab_full = F.interpolate(ab.double(), size=img.shape[:2], mode="bilinear", align_corners=False)
+    L = rgb_to_l(torch.from_numpy(img).permute(2, 0, 1).double() / 255.0)
+    exact = lab_to_rgb(torch.cat([L, ab_full[0]])) * 255.0
+    exact = exact.round().permute(1, 2, 0).numpy().astype(int)
+    clip = lab_to_rgb(torch.cat([L, ab_full[0]]), gamut="clip") * 255.0
+    mapped = (clip.round().permute(1, 2, 0).numpy().astype(int) != exact).any(-1)
+    assert mapped.mean() > 0.1  # a real share of the photo needed the chroma mapping
+    assert np.abs(out - exact).max() <= 1
+
+
+def test_working_l_stays_close_to_a_plain_bicubic_resize():
+    # working_l reduces big photos by an integer factor before the bicubic (reducing_gap):
+    # the network's input must stay within a fraction of an L unit of the plain resize.
+    h, w = 1500, 2000
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack(
+        [(xx // 7 * 37) % 256, (yy // 5 * 53) % 256, ((xx + yy) // 11 * 29) % 256], -1
+    ).astype(np.uint8)
+    pil = Image.fromarray(img)
+    model = FixedLogits(torch.zeros(1, 313, 4, 4))
+    model.input_size = (128, 128)
+    seen = Colorizer(model, device="cpu").working_l(pil)
+    plain = pil.resize((128, 128), Image.Resampling.BICUBIC)
+    ref = rgb_to_lab(to_tensor(plain)[None])[:, :1]
+    diff = (seen - ref).abs()
+    assert diff.mean() < 0.3 and diff.max() < 3.0

@@ -149,3 +149,80 @@ def test_big_conversions_restore_the_thread_count(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------- 8-bit recolouring
+def _exact_rgb8(rgb8: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """The general chain in float64, rounded to 8 bits: what rgb8_with_ab must reproduce."""
+    L = rgb_to_l(rgb8.double() / 255.0)
+    return (lab_to_rgb(torch.cat([L, ab.double()])) * 255.0).round().to(torch.uint8)
+
+
+def _photo_and_colours(h: int = 120, w: int = 160, sigma: float = 45.0):
+    g = torch.Generator().manual_seed(3)
+    rgb = torch.from_numpy(np.ascontiguousarray(data.astronaut()[:h, :w])).permute(2, 0, 1)
+    rgb = rgb.contiguous()
+    rgb[:, :6, :6] = torch.tensor([0, 255, 128], dtype=torch.uint8).view(3, 1, 1)  # pure levels
+    rgb[:, 6:8, :] = 0  # black and white rows: L at both ends of its range
+    rgb[:, 8:10, :] = 255
+    ab = torch.randn(2, h, w, generator=g) * sigma
+    return rgb, ab
+
+
+def test_rgb8_with_ab_within_one_level_of_the_exact_chain():
+    from colorizer.lab import rgb8_with_ab
+
+    rgb, ab = _photo_and_colours()
+    exact = _exact_rgb8(rgb, ab)
+    clipped = lab_to_rgb(torch.cat([rgb_to_l(rgb.double() / 255), ab.double()]), "clip") * 255
+    outside = (clipped.round().to(torch.uint8) != exact).any(0)
+    assert outside.float().mean() > 0.2  # the chroma mapping is exercised, not only clipping
+    fast = rgb8_with_ab(rgb, ab)
+    diff = (fast.int() - exact.int()).abs()
+    assert diff.max() <= 1
+    assert (diff > 0).float().mean() < 0.01  # off by one only where rounding is a coin toss
+    assert diff[:, outside].max() <= 1
+
+
+def test_rgb8_with_own_ab_gives_the_photo_back():
+    from colorizer.lab import rgb8_with_ab
+
+    rgb, _ = _photo_and_colours()
+    own_ab = rgb_to_lab(rgb.double() / 255.0)[1:]
+    back = rgb8_with_ab(rgb, own_ab)
+    assert (back.int() - rgb.int()).abs().max() <= 1
+
+
+def test_recolor_strips_equal_one_piece_across_strips():
+    from colorizer.lab import recolor_strips, rgb8_with_ab
+
+    rgb, ab = _photo_and_colours(64, 50)
+    px = rgb.reshape(3, -1).int()
+    words = px[0] | (px[1] << 8) | (px[2] << 16)
+    flat_ab = ab.reshape(2, -1)
+    n = words.numel()
+    cuts = [0, 7, 500, 1234, 2999, n]  # ragged strips, out-of-gamut pixels in several
+    out = recolor_strips(
+        ((a, words[a:b], flat_ab[:, a:b]) for a, b in zip(cuts, cuts[1:], strict=False)), n
+    )
+    got = torch.stack([(out >> (8 * c)) & 0xFF for c in range(3)]).to(torch.uint8).view(rgb.shape)
+    assert torch.equal(got, rgb8_with_ab(rgb, ab))
+
+
+def test_rgb8_with_ab_refuses_bad_shapes():
+    from colorizer.lab import rgb8_with_ab
+
+    with pytest.raises(ValueError, match="uint8"):
+        rgb8_with_ab(torch.rand(3, 4, 4), torch.zeros(2, 4, 4))
+    with pytest.raises(ValueError, match="ab must be"):
+        rgb8_with_ab(torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(2, 4, 5))
+
+
+@pytest.mark.cuda
+def test_rgb8_with_ab_cuda_matches_cpu():
+    from colorizer.lab import rgb8_with_ab
+
+    rgb, ab = _photo_and_colours()
+    cpu = rgb8_with_ab(rgb, ab)
+    gpu = rgb8_with_ab(rgb.cuda(), ab.cuda()).cpu()
+    assert (cpu.int() - gpu.int()).abs().max() <= 1
