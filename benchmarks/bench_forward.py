@@ -1,0 +1,72 @@
+"""Forward time of one 256x256 photo on the CPU: the default model against eccv16, side by side.
+
+    python -m benchmarks.bench_forward --out results/default_model/forward_256.md
+
+Round-robin over the models (each round times every model once), so load from other processes
+hits them alike; the median of the rounds is reported with its ratio to eccv16. Models are built
+from the registry at random init: the time does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from colorizer.models import create_model
+from colorizer.provenance import invocation, machine_info
+
+CASES = ("eccv16", "effunet", "colornet", "cunet", "streetside")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    models = {name: create_model(name).eval() for name in CASES}
+    L = torch.rand(1, 1, args.size, args.size) * 100
+    times: dict[str, list[float]] = {name: [] for name in CASES}
+    with torch.inference_mode():
+        for m in models.values():
+            m(L)  # warm-up
+        for _ in range(args.rounds):
+            for name, m in models.items():
+                t0 = time.perf_counter()
+                m(L)
+                times[name].append(time.perf_counter() - t0)
+    base = statistics.median(times["eccv16"])
+    lines = [
+        f"# Forward time, 1 x {args.size} x {args.size}, CPU",
+        "",
+        f"Command: `{invocation()}`  ",
+        f"Machine: {machine_info()}",
+        "",
+        "| model | params | fp16 MB | median ms | min ms | eccv16 / model |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in models.items():
+        n = sum(p.numel() for p in m.parameters())
+        med, lo = statistics.median(times[name]), min(times[name])
+        lines.append(
+            f"| {name} | {n / 1e6:.2f} M | {n * 2 / 1e6:.1f} | {1e3 * med:.0f} | "
+            f"{1e3 * lo:.0f} | {base / med:.1f}x |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
