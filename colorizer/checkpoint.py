@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from colorizer.atomic import atomic_write
+
 log = logging.getLogger(__name__)
 
 FORMAT = "colorizer-checkpoint"
@@ -146,33 +148,10 @@ def save_checkpoint(
         extra=extra,
         half=half,
     )
-    atomic_torch_save(ckpt, path)
+    with atomic_write(path) as f:
+        torch.save(ckpt, f)
     log.info("saved checkpoint %s (%s, %.1f MB)", path, ckpt["arch"], path.stat().st_size / 1e6)
     return path
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to a temp file beside ``path``, fsync, then os.replace onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable; not possible on every platform
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------------- loading

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from colorizer.atomic import atomic_write
 from colorizer.imageio import ImageError, ImageSource, list_images, load_image, to_tensor
 from colorizer.lab import ab_from_unit, recolor_strips, rgb_to_l
 
@@ -404,21 +404,9 @@ def plan_outputs(
 
 
 def _save_atomic(img: Image.Image, path: Path) -> None:
-    """Write a PNG via a temp file + rename, so an interrupted run never leaves half a file.
-
-    The temp file is created with mode 0666 less the umask, like any file a program writes
-    (mkstemp would make every output 0600, unreadable to the group whatever the umask says).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write a PNG atomically, so an interrupted run never leaves half a file."""
+    with atomic_write(path) as f:
+        img.save(f, format="PNG")
 
 
 def colorize_many(

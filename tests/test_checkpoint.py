@@ -9,11 +9,11 @@ import zipfile
 import pytest
 import torch
 
+from colorizer.atomic import atomic_write
 from colorizer.bins import get_bins
 from colorizer.checkpoint import (
     FORMAT,
     CheckpointError,
-    atomic_torch_save,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
@@ -130,7 +130,8 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     # A real failure half-way through torch.save: a big tensor is written, then a lambda
     # cannot be pickled.
     with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
-        atomic_torch_save({"a": torch.zeros(100_000), "b": lambda: 0}, target)
+        with atomic_write(target) as f:
+            torch.save({"a": torch.zeros(100_000), "b": lambda: 0}, f)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
     # overwriting and creating missing folders work

@@ -28,6 +28,8 @@ import numpy as np
 from PIL import Image, ImageFile
 from tqdm import tqdm
 
+from colorizer.atomic import atomic_write
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
@@ -268,10 +270,8 @@ def prepare(cfg: PrepareConfig, command: str = "") -> Summary:
 
     for split in SPLITS:
         stack = np.stack(arrays[split]) if arrays[split] else np.zeros((0, H, W, 3), np.uint8)
-        tmp = out / f".{split}.npy.tmp"
-        with open(tmp, "wb") as f:  # atomic: a killed prepare never leaves half an array
+        with atomic_write(out / f"{split}.npy") as f:  # a killed prepare leaves no half array
             np.save(f, stack)
-        os.replace(tmp, out / f"{split}.npy")
     summary = Summary(
         found=len(files),
         kept=len(items),
@@ -290,9 +290,8 @@ def prepare(cfg: PrepareConfig, command: str = "") -> Summary:
         items=[asdict(i) for i in items],
         skipped=skipped,
     )
-    tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out / "manifest.json")
+    with atomic_write(out / "manifest.json") as f:
+        f.write(json.dumps(manifest, indent=1).encode())
     log.info(
         "kept %d of %d files (%s); skipped %s -> %s",
         summary.kept,

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from colorizer.atomic import atomic_write
+
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
@@ -147,10 +149,8 @@ class Manifest:
         return d
 
     def save(self, folder: Path) -> None:
-        path = Path(folder) / MANIFEST_NAME
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1))
-        os.replace(tmp, path)
+        with atomic_write(Path(folder) / MANIFEST_NAME) as f:
+            f.write(json.dumps(self.to_json(), indent=1).encode())
 
     @classmethod
     def load(cls, folder: str | Path) -> Manifest:
