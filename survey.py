@@ -22,8 +22,40 @@ CSS = """
 @keyframes survey-hide-0 { to { visibility: hidden; } }
 @keyframes survey-hide-1 { to { visibility: hidden; } }
 .survey-pair { display: flex; gap: 12px; justify-content: center; }
-.survey-pair figure { margin: 0; flex: 1; text-align: center; }
-.survey-pair img { max-width: 100%; max-height: 70vh; border-radius: 4px; }
+.survey-pair figure { margin: 0; flex: 1 1 0; min-width: 0; text-align: center; }
+.survey-pair img { display: block; margin: 0 auto; max-width: 100%; max-height: 70vh;
+                   border-radius: 4px; }
+/* The next pair, fetched while this one is shown; kept off screen, never displayed. */
+.survey-preload { position: absolute; width: 1px; height: 1px; overflow: hidden;
+                  opacity: 0; pointer-events: none; }
+.survey-progress-text { font-weight: 600; }
+.survey-progress-bar { width: 100%; height: 8px; margin-top: 4px; accent-color: #2563eb; }
+.survey-keys { color: #6b7280; font-size: 0.9em; text-align: center; }
+#survey-buttons { flex-wrap: nowrap; gap: 8px; }
+#survey-buttons > * { min-width: 0; flex: 1 1 0; }
+/* A phone: the two photos stay side by side (the answer is "left" or "right") and, with
+   the buttons, fit on one screen without scrolling. */
+@media (max-width: 640px) {
+  .survey-pair { gap: 6px; }
+  .survey-pair img { max-height: 46vh; }
+  .survey-keys { display: none; }
+}
+"""
+
+# Left/right arrow keys press the Left/Right photo buttons, while a pair is on screen.
+KEYS_JS = """
+() => {
+  document.addEventListener("keydown", (e) => {
+    if (e.repeat || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    const id = {ArrowLeft: "survey-left", ArrowRight: "survey-right"}[e.key];
+    const tag = e.target && e.target.tagName;
+    if (!id || tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+    const button = document.getElementById(id);
+    if (!button || button.offsetParent === null || button.disabled) return;  // not shown
+    e.preventDefault();
+    button.click();
+  });
+}
 """
 
 CONSENT = """
@@ -62,10 +94,26 @@ def pair_html(d: dict) -> str:
         # animation would not restart; alternating its name between trials restarts it.
         name = f"survey-hide-{d['index'] % 2}"
         hide = f' style="animation: {name} 0s linear {int(d["exposure_ms"])}ms forwards"'
+    # The next pair's images are fetched now (the server lets the browser keep them), so
+    # they appear as soon as this vote is answered.
+    preload = "".join(f'<img src="{u}" alt="">' for u in d.get("preload", []))
     return (
         f'<div class="survey-pair" data-trial="{d["trial"]}">'
         f'<figure><img src="{d["left"]}" alt="left photo"{hide}></figure>'
         f'<figure><img src="{d["right"]}" alt="right photo"{hide}></figure></div>'
+        f'<div class="survey-preload" aria-hidden="true">{preload}</div>'
+    )
+
+
+def progress_html(d: dict) -> str:
+    """'Photo pair k of N' and a bar of the pairs already answered."""
+    if d.get("status") != "trial":
+        return ""
+    k, n = int(d["index"]), int(d["total"])
+    return (
+        f'<div class="survey-progress-text">Photo pair {k} of {n}</div>'
+        f'<progress class="survey-progress-bar" max="{n}" value="{k - 1}" '
+        f'aria-label="{k - 1} of {n} answered"></progress>'
     )
 
 
@@ -81,12 +129,13 @@ def build_blocks(session):
             agree = gr.Checkbox(label="I have read this and agree to take part", value=False)
             start = gr.Button("Start", variant="primary", elem_id="survey-start")
         with gr.Column(visible=False) as trial_col:
-            progress = gr.Markdown(elem_id="survey-progress")
+            progress = gr.HTML(elem_id="survey-progress")
             question = gr.Markdown(elem_id="survey-question")
             pair = gr.HTML(elem_id="survey-pair")
-            with gr.Row():
+            with gr.Row(elem_id="survey-buttons"):
                 left = gr.Button("Left photo", variant="primary", elem_id="survey-left")
                 right = gr.Button("Right photo", variant="primary", elem_id="survey-right")
+            gr.Markdown("Keys: &larr; left photo, &rarr; right photo", elem_classes="survey-keys")
         with gr.Column(visible=False) as done_col:
             thanks = gr.Markdown(elem_id="survey-thanks")
         message = gr.Markdown(elem_id="survey-message")
@@ -113,7 +162,7 @@ def build_blocks(session):
                 gr.update(visible=show_consent),
                 gr.update(visible=status == "trial"),
                 gr.update(visible=status == "done"),
-                f"Photo pair {d['index']} of {d['total']}" if status == "trial" else "",
+                progress_html(d),
                 f"### {d['question']}" if status == "trial" else "",
                 pair_html(d),
                 d.get("message", "") if status == "done" else "",
@@ -220,7 +269,7 @@ def create_app(session):
     blocks.queue(default_concurrency_limit=16)
     admin = build_admin_blocks(session)
     app = gr.mount_gradio_app(app, admin, path="/admin", footer_links=[])
-    app = gr.mount_gradio_app(app, blocks, path="/", css=CSS, footer_links=[])
+    app = gr.mount_gradio_app(app, blocks, path="/", css=CSS, js=KEYS_JS, footer_links=[])
     return app
 
 

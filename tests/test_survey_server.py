@@ -112,6 +112,8 @@ def assert_blind(response, where: str) -> None:
         for side in ("left", "right"):
             if response.get(side):
                 assert IMG_URL.match(response[side]), response[side]
+        for url in response.get("preload", []):  # the next pair, fetched ahead
+            assert IMG_URL.match(url), url
 
 
 class Participant:
@@ -351,13 +353,13 @@ def test_chromium_completes_the_survey(served):
         progress.get_by_text(f"Photo pair 1 of {N_TRIALS}").wait_for()
         for i in range(1, N_TRIALS + 1):
             progress.get_by_text(f"Photo pair {i} of {N_TRIALS}").wait_for()
-            imgs = page.locator("#survey-pair img")
+            imgs = page.locator("#survey-pair .survey-pair img")  # not the preloaded pair
             assert imgs.count() == 2
             if i == 3:  # a reload continues with the same pair
                 src = imgs.first.get_attribute("src")
                 page.reload()
                 progress.get_by_text(f"Photo pair 3 of {N_TRIALS}").wait_for()
-                assert page.locator("#survey-pair img").first.get_attribute("src") == src
+                assert imgs.first.get_attribute("src") == src
             page.locator("#survey-left" if i % 2 else "#survey-right").click()
         page.locator("#survey-thanks").get_by_text("Thank you").wait_for()
         token = re.search(r"[?&]t=([0-9a-f]+)\.", page.url).group(1)

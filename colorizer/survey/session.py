@@ -115,17 +115,26 @@ class SurveySession:
                 self._orders[pid] = order
         return order
 
-    def _next(self, pid: str) -> Presented | None:
+    def _upcoming(self, pid: str, n: int) -> list[Presented]:
+        """The participant's next ``n`` trials without a stored vote, in their order."""
         done = self.store.voted_trials(pid)
+        out: list[Presented] = []
         for p in self._order(pid):
             if p.trial.id not in done:
-                return p
-        return None
+                out.append(p)
+                if len(out) == n:
+                    break
+        return out
+
+    def _next(self, pid: str) -> Presented | None:
+        nxt = self._upcoming(pid, 1)
+        return nxt[0] if nxt else None
 
     def _present(self, token: str, pid: str, reset: bool, **extra) -> dict:
         """Show (and remember showing) the participant's next trial. Caller holds the plock."""
         order = self._order(pid)
-        p = self._next(pid)
+        upcoming = self._upcoming(pid, 2)
+        p = upcoming[0] if upcoming else None
         base = {"token": token, "total": len(order), "question": self.manifest.question}
         base.update({"recorded": False, "message": ""})
         base.update(extra)
@@ -139,6 +148,7 @@ class SurveySession:
                 "trial": "",
                 "left": "",
                 "right": "",
+                "preload": [],
                 "exposure_ms": 0,
                 "message": extra.get("message") or THANKS,
             }
@@ -153,6 +163,9 @@ class SurveySession:
             "trial": p.trial.id,
             "left": self.image_url(p.left.image),
             "right": self.image_url(p.right.image),
+            # The pair after this one, for the page to fetch now so it appears at once. In the
+            # order it will be shown; neutral names like the rest.
+            "preload": [self.image_url(x.image) for q in upcoming[1:] for x in (q.left, q.right)],
             "exposure_ms": self.exposure_ms,
         }
 
@@ -166,6 +179,7 @@ class SurveySession:
             "trial": "",
             "left": "",
             "right": "",
+            "preload": [],
             "index": 0,
             "total": 0,
             "question": "",
