@@ -130,6 +130,31 @@ def test_prepare_checks_every_file_and_splits_by_content(tmp_path):
     assert all(after[h] == sp for h, sp in before.items())
 
 
+def test_prepare_stores_a_rotated_phone_photo_upright(tmp_path):
+    """A phone stores a portrait photo sideways with an EXIF orientation tag; inference shows
+    it upright, so training must store it upright too (not sky on the left)."""
+    upright = np.zeros((60, 40, 3), np.uint8)  # portrait, H 60 x W 40
+    upright[:30] = [110, 165, 240]  # sky on top
+    upright[30:] = [45, 115, 40]  # ground below
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    img = tmp_path / "img"
+    img.mkdir()
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # sideways, 60x40
+    stored.save(img / "phone.jpg", "JPEG", quality=95, exif=exif)
+    assert Image.open(img / "phone.jpg").size == (60, 40)
+
+    out = tmp_path / "data"
+    s = prepare(PrepareConfig(images=[str(img)], out=str(out), size=(32, 32), val_fraction=0.0,
+                              test_fraction=0.0))  # fmt: skip
+    assert s.kept == 1
+    row = load_split(out, "train")[0].astype(int)
+    blue = row[..., 2] > row[..., 1]
+    assert blue[:8].mean() > 0.95 and not blue[-8:].any()  # sky on top, ground below
+    item = json.loads((out / "manifest.json").read_text())["items"][0]
+    assert item["orig_size"] == [40, 60]  # the photo as shown: portrait
+
+
 def test_prepare_cli_streetside_crop_and_errors(tmp_path, capsys, caplog):
     img = tmp_path / "frames"
     img.mkdir()

@@ -2,22 +2,21 @@
 
     python -m training prepare --images DIR [DIR ...] --out DATA --size N [--streetside-crop]
 
-Every file is read and checked (unreadable, truncated, tiny, black-and-white photos are
-skipped and counted; byte-identical duplicates are dropped by SHA-256), resized on its short
-side and centre-cropped, then assigned to train/val/test by a hash of its CONTENT, so adding
-photos later never moves an old photo to another split. Each split is written as one uint8
-array of shape (N, H, W, 3) in a .npy file (memory-mappable with np.load(mmap_mode="r")),
-next to a manifest.json that records where every photo came from and why the others did not
-make it.
+Every file is read once and decoded by the library's loader, as at inference (so a phone
+photo's EXIF orientation is applied), and checked (unreadable, truncated, tiny,
+black-and-white photos are skipped and counted; byte-identical duplicates are dropped by
+SHA-256), resized on its short side and centre-cropped, then assigned to train/val/test by
+a hash of its CONTENT, so adding photos later never moves an old photo to another split. Each
+split is written as one uint8 array of shape (N, H, W, 3) in a .npy file (memory-mappable
+with np.load(mmap_mode="r")), next to a manifest.json that records where every photo came
+from and why the others did not make it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-import os
 import sys
 import time
 from collections import Counter
@@ -25,14 +24,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
 from tqdm import tqdm
 
 from colorizer.atomic import atomic_write
+from colorizer.imageio import ImageError, list_images, load_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 SPLITS = ("train", "val", "test")
 # The second seed cut Street View's GUI off 1280x1024 frames and downscaled by 11; its own
 # images (../shared/data/streetside) are 114x88, i.e. 1254x968 before the downscale. So the
@@ -105,45 +104,30 @@ def split_of(sha256: str, val_fraction: float, test_fraction: float) -> str:
 
 
 def find_images(folders: list[str]) -> list[tuple[str, Path]]:
-    """(source folder, file) for every image-looking file below the folders, sorted."""
+    """(source folder, file) for every image file below the folders, in the library's order
+    (colorizer.imageio.list_images: sorted, hidden files skipped); the first of duplicates is
+    kept."""
     found: list[tuple[str, Path]] = []
     for folder in folders:
-        root = Path(folder)
-        if not root.is_dir():
-            raise PrepareError(f"--images: {folder!r} is not a folder")
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()  # deterministic walk order: the first of duplicates is kept
-            for name in sorted(filenames):
-                p = Path(dirpath) / name
-                if p.suffix.lower() in IMAGE_SUFFIXES:
-                    found.append((folder, p))
+        try:
+            found += [(folder, p) for p in list_images(folder)]
+        except ImageError as e:
+            raise PrepareError(f"--images: {e}") from e
     return found
 
 
-def _load_rgb(data: bytes) -> Image.Image:
-    """Decode fully (so truncation shows up now) and convert to RGB.
+def _load(data: bytes) -> Image.Image:
+    """Decode with the library's loader, as inference does (EXIF orientation applied,
+    transparency composited on white, any mode to RGB), once.
 
-    Raises ValueError('unreadable' | 'truncated' | 'grayscale-mode', detail).
+    Raises ValueError('unreadable' | 'truncated', detail).
     """
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off JPEG must fail, not decode gray
     try:
-        img = Image.open(io.BytesIO(data))
-    except Exception as e:  # PIL raises several types for non-images
-        raise ValueError("unreadable", f"{type(e).__name__}: {e}") from e
-    try:
-        img.load()
-    except (OSError, SyntaxError, ValueError) as e:
-        msg = str(e)
-        reason = "truncated" if ("truncated" in msg or "broken data" in msg) else "unreadable"
-        raise ValueError(reason, f"{type(e).__name__}: {msg}") from e
-    if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
-        raise ValueError("grayscale", f"single-channel mode {img.mode}")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        # Composite on white: transparent pixels are otherwise undefined colour.
-        img = img.convert("RGBA")
-        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(bg, img)
-    return img.convert("RGB")
+        return load_image(data)
+    except ImageError as e:
+        cause = str(e.__cause__ or "")  # PIL's own message says whether the data was cut off
+        reason = "truncated" if ("truncated" in cause or "broken data" in cause) else "unreadable"
+        raise ValueError(reason, str(e)) from e
 
 
 def is_grayscale(img: Image.Image, threshold: float) -> tuple[bool, float]:
@@ -181,24 +165,6 @@ def resize_crop(img: Image.Image, size: tuple[int, int]) -> Image.Image:
         w, h = nw, nh
     left, top = (w - tw) // 2, (h - th) // 2
     return img.crop((left, top, left + tw, top + th))
-
-
-def _check_load(path: Path, data: bytes) -> Image.Image:
-    """Prefer the library's loader when present (one definition of 'a readable photo')."""
-    try:
-        from colorizer.imageio import ImageError, load_image  # type: ignore
-    except ImportError:
-        return _load_rgb(data)
-    # The library's loader converts any mode to RGB; decode ourselves first so truncation and
-    # single-channel photos get their own reason, then let it have the final word.
-    img = _load_rgb(data)
-    try:
-        load_image(io.BytesIO(data))
-    except ImageError as e:  # pragma: no cover - depends on the library's stricter checks
-        raise ValueError("unreadable", str(e)) from e
-    except TypeError:
-        load_image(str(path))
-    return img
 
 
 def prepare(cfg: PrepareConfig, command: str = "") -> Summary:
@@ -241,7 +207,7 @@ def prepare(cfg: PrepareConfig, command: str = "") -> Summary:
             continue
         seen[digest] = str(path)
         try:
-            img = _check_load(path, data)
+            img = _load(data)
             orig = img.size
             if cfg.streetside_crop:
                 img = streetside_crop(img)
