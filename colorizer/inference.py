@@ -41,6 +41,7 @@ STRIP_PIXELS = 1 << 16
 WORKING_REDUCING_GAP = 3.0  # see Colorizer.working_l
 
 GRAY = "gray"  # the built-in floor: a*b* = 0 everywhere
+BACKENDS = ("torch", "onnx")  # what runs the network (see Colorizer)
 
 
 class GrayModel(nn.Module):
@@ -138,6 +139,10 @@ class Colorizer:
         temperature: default decoding temperature for this colorizer (default: the model's).
         weights_dir: where registry weights are looked up (default: weights/ or
             $COLORIZER_WEIGHTS_DIR).
+        backend: "torch" (default) or "onnx": the network exported in memory (checked against
+            torch) and run by onnxruntime on the CPU, faster there for colornet and effunet
+            (benchmarks/bench_inference.py); decoding and colour work stay the same. A
+            ``.onnx`` file as ``model`` always runs on onnxruntime.
     """
 
     def __init__(
@@ -146,9 +151,17 @@ class Colorizer:
         device: str | torch.device | None = None,
         temperature: float | None = None,
         weights_dir: str | os.PathLike | None = None,
+        backend: str = "torch",
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.model, self.name = load_model(model, weights_dir=weights_dir)
+        if backend == "onnx" and getattr(self.model, "backend", "torch") != "onnx":
+            from colorizer.onnx import OnnxModel
+
+            self.model = OnnxModel.from_module(self.model)
+        self.backend = getattr(self.model, "backend", "torch")
         for attr in ("kind", "input_size"):
             if not hasattr(self.model, attr):
                 raise ValueError(f"model {self.name} lacks the '{attr}' attribute of the contract")
@@ -156,7 +169,13 @@ class Colorizer:
         self.temperature = (
             None if temperature is None else resolve_temperature(self.model, temperature)
         )
-        log.info("colorizer %s (%s) on %s", self.name, self.model.kind, self.device)
+        log.info(
+            "colorizer %s (%s) on %s, %s backend",
+            self.name,
+            self.model.kind,
+            self.device,
+            self.backend,
+        )
 
     @property
     def kind(self) -> str:
@@ -299,6 +318,12 @@ def load_model(
     if spec in list_models():
         return create_model(spec, pretrained=True, weights_dir=weights_dir), spec
     path = Path(spec)
+    if path.suffix == ".onnx":  # a network exported by `python -m colorizer export-onnx`
+        from colorizer.onnx import OnnxModel
+
+        if not path.is_file():
+            raise FileNotFoundError(f"no such ONNX file: {path}")
+        return OnnxModel.from_file(path), checkpoint_label(path)
     if path.is_file() or path.suffix in (".pt", ".pth"):
         from colorizer.checkpoint import load_checkpoint
 
