@@ -391,8 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     s.set_defaults(fn=cmd_serve)
 
-    z = sub.add_parser("analyze", help="analyse a votes CSV")
-    z.add_argument("votes")
+    z = sub.add_parser("analyze", help="analyse votes CSVs (one per server instance, merged)")
+    z.add_argument(
+        "votes",
+        nargs="+",
+        help="votes files; several are merged, a vote found twice stops the analysis",
+    )
     z.add_argument("--out", default="results/survey")
     z.add_argument(
         "--min-response-ms",

@@ -76,6 +76,8 @@ def test_wilson_and_binomial_known_values():
     assert binom_p(8, 10) == pytest.approx(112 / 1024, rel=1e-12)
     assert binom_p(60, 100) == pytest.approx(0.056888, abs=1e-5)
     assert all(math.isnan(x) for x in wilson_interval(0, 0))
+    # Exactly 0 and 1 at the ends (rounding gave 5.6e-17 > the share of 0: a negative bar).
+    assert wilson_interval(0, 3)[0] == 0.0 and wilson_interval(3, 3)[1] == 1.0
 
 
 def test_pairwise_share_per_photo_position_and_exclusions(tmp_path):
@@ -215,3 +217,30 @@ def test_bad_header_and_empty_file(tmp_path):
         analyze(load_votes(p)[0])
     with pytest.raises(AnalysisError, match="no such"):
         load_votes(tmp_path / "missing.csv")
+
+
+def test_several_votes_files_are_merged_and_duplicates_refused(tmp_path):
+    # One file per server instance: merged they give the same analysis as one file.
+    w = VoteWriter()
+    for j in range(6):
+        for i in range(4):
+            w.add(f"u{j}", f"p{i}", "ours", "zhang", "left" if (i + j) % 3 else "right")
+    one = w.write(tmp_path / "all.csv")
+    a, b = VoteWriter(), VoteWriter()
+    a.rows, b.rows = w.rows[:10], w.rows[10:]
+    files = [a.write(tmp_path / "votes-1.csv"), b.write(tmp_path / "votes-2.csv")]
+    merged = analyze_file(files, tmp_path / "m", FAST)
+    whole = analyze_file(one, tmp_path / "w", FAST)
+    assert merged.overall.equals(whole.overall) and merged.per_photo.equals(whole.per_photo)
+    summary = (tmp_path / "m" / "summary.md").read_text()
+    assert "votes-1.csv` (10)" in summary and "votes-2.csv` (14)" in summary
+
+    with pytest.raises(AnalysisError, match="given twice"):
+        load_votes([files[0], tmp_path / "." / "votes-1.csv"])
+    # The same participant and trial in two files: answered twice, refused with both places.
+    b.rows.append(dict(a.rows[3], choice="right", chosen_system="zhang"))
+    b.write(files[1])
+    with pytest.raises(AnalysisError, match="1 malformed") as e:
+        load_votes(files)
+    assert "votes-2.csv:16: duplicate vote" in str(e.value)
+    assert "first at " + str(files[0]) + ":5" in str(e.value)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -74,7 +75,11 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At k = 0 (k = n) the bound is exactly 0 (1); rounding gave 5.6e-17, above the share,
+    # and a plot's error bar went negative.
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return (lo, hi)
 
 
 def binom_p(k: int, n: int, p: float = 0.5) -> float:
@@ -125,19 +130,59 @@ def bradley_terry(
 # ----------------------------------------------------------------------------- loading
 
 
-def load_votes(path: str | Path, drop_malformed: bool = False) -> tuple[pd.DataFrame, list[str]]:
-    """Read and validate a votes CSV -> (votes, problems).
+def _votes_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The votes files to merge, each existing and none given twice."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise AnalysisError(f"{p}: no such votes file")
+        twin = next((q for q in out if q.samefile(p)), None)
+        if twin is not None:
+            raise AnalysisError(f"{p} is {twin}, given twice: its votes would count twice")
+        out.append(p)
+    if not out:
+        raise AnalysisError("no votes file given")
+    return out
+
+
+def load_votes(
+    path: str | Path | Sequence[str | Path], drop_malformed: bool = False
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read, validate and merge votes CSVs (one per server instance) -> (votes, problems).
 
     Every row is checked (field count, choice, chosen side, numbers, flags, duplicate
-    participant/trial). Problems are an error unless ``drop_malformed``; then they are
-    returned (and written to the report) and those rows skipped.
+    participant/trial, within a file and across files: a participant who voted on the same
+    trial on two instances answered it twice, which the analysis cannot settle). Problems
+    are an error unless ``drop_malformed``; then they are returned (and written to the
+    report) and those rows skipped (a duplicate keeps its first row). The votes get a
+    ``source`` column naming their file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AnalysisError(f"{path}: no such votes file")
     problems: list[str] = []
     good: list[dict] = []
-    seen: set[tuple[str, str]] = set()
+    seen: dict[tuple[str, str], str] = {}  # (participant, trial) -> where it was first
+    for one in _votes_paths(path):
+        _read_votes(one, good, seen, problems)
+    if problems and not drop_malformed:
+        shown = "\n  ".join(problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise AnalysisError(
+            f"{len(problems)} malformed vote row(s) (pass --drop-malformed to skip them):\n  {shown}{more}"
+        )
+    for p in problems:
+        log.warning("skipped: %s", p)
+    df = pd.DataFrame(good, columns=[*VOTE_FIELDS, "source"])
+    df["position"] = df["position"].astype(int)
+    df["response_ms"] = df["response_ms"].astype(float)
+    df["is_catch"] = df["is_catch"].astype(int).astype(bool)
+    return df, problems
+
+
+def _read_votes(
+    path: Path, good: list[dict], seen: dict[tuple[str, str], str], problems: list[str]
+) -> None:
+    """Append ``path``'s valid rows to ``good`` and its problems to ``problems``."""
     with open(path, newline="", encoding="utf-8") as f:
         text = f.read()
     if text and not text.endswith("\n"):
@@ -155,26 +200,17 @@ def load_votes(path: str | Path, drop_malformed: bool = False) -> tuple[pd.DataF
             continue
         r = dict(zip(VOTE_FIELDS, rec, strict=True))
         bad = _row_problem(r)
-        if bad is None and (r["participant"], r["trial"]) in seen:
-            bad = f"duplicate vote of participant {r['participant']} on trial {r['trial']}"
+        key = (r["participant"], r["trial"])
+        if bad is None and key in seen:
+            bad = (
+                f"duplicate vote of participant {r['participant']} on trial {r['trial']} "
+                f"(first at {seen[key]})"
+            )
         if bad is not None:
             problems.append(f"{where}: {bad}")
             continue
-        seen.add((r["participant"], r["trial"]))
-        good.append(r)
-    if problems and not drop_malformed:
-        shown = "\n  ".join(problems[:10])
-        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise AnalysisError(
-            f"{len(problems)} malformed vote row(s) (pass --drop-malformed to skip them):\n  {shown}{more}"
-        )
-    for p in problems:
-        log.warning("skipped: %s", p)
-    df = pd.DataFrame(good, columns=VOTE_FIELDS)
-    df["position"] = df["position"].astype(int)
-    df["response_ms"] = df["response_ms"].astype(float)
-    df["is_catch"] = df["is_catch"].astype(int).astype(bool)
-    return df, problems
+        seen[key] = where
+        good.append({**r, "source": str(path)})
 
 
 # Text fields that reach the output tables; numbers are checked below.
@@ -424,6 +460,9 @@ def to_markdown(res: AnalysisResult, cfg: AnalysisConfig, command: str = "") -> 
     out = [f"# Survey analysis ({res.mode})", ""]
     if command:
         out += [f"Command: `{command}`", ""]
+    if "source" in df and df["source"].nunique() > 1:  # several server instances, merged
+        per_file = df.groupby("source", sort=False).size()
+        out += ["Votes merged from " + ", ".join(f"`{f}` ({n})" for f, n in per_file.items()), ""]
     out += [
         f"- votes: {len(df)} valid rows from {df['participant'].nunique()} participants "
         f"({int(df['is_catch'].sum())} catch-trial votes)",
@@ -566,9 +605,12 @@ def write_report(
 
 
 def analyze_file(
-    votes: str | Path, out_dir: str | Path, cfg: AnalysisConfig | None = None, command: str = ""
+    votes: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    cfg: AnalysisConfig | None = None,
+    command: str = "",
 ) -> AnalysisResult:
-    """load_votes -> analyze -> write_report; the CLI's `analyze`."""
+    """load_votes (one file or several, merged) -> analyze -> write_report; the CLI's `analyze`."""
     cfg = cfg or AnalysisConfig()
     df, problems = load_votes(votes, drop_malformed=cfg.drop_malformed)
     res = analyze(df, cfg, problems)
