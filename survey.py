@@ -321,6 +321,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         admin_password=args.admin_password,
         exposure_ms=args.exposure_ms,
         max_trials=args.max_trials,
+        simulated=args.simulated,
     )
     app = create_app(session)
     log.info(
@@ -388,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="non-catch trials per participant, drawn at random (0 = all)",
+    )
+    s.add_argument(
+        "--simulated",
+        action="store_true",
+        help="for benchmarks and demos: mark every vote simulated (analyses say so in titles)",
     )
     s.set_defaults(fn=cmd_serve)
 

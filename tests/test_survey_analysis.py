@@ -244,3 +244,30 @@ def test_several_votes_files_are_merged_and_duplicates_refused(tmp_path):
         load_votes(files)
     assert "votes-2.csv:16: duplicate vote" in str(e.value)
     assert "first at " + str(files[0]) + ":5" in str(e.value)
+
+
+def test_outputs_of_simulated_votes_say_so_in_their_titles(tmp_path):
+    from PIL import Image
+
+    w = VoteWriter()
+    for j in range(4):
+        for x, y in (("A", "B"), ("B", "C"), ("A", "C")):
+            w.add(f"u{j}", "p0", x, y, "left" if j % 3 else "right")
+    for r in w.rows:
+        r["app_version"] = "colorizer-survey/1.0+simulated"  # `serve --simulated`
+    cfg = AnalysisConfig(bootstrap=20, min_response_ms=0)
+    analyze_file(w.write(tmp_path / "v.csv"), tmp_path / "sim", cfg)
+    pngs = ["per_photo.png", "overall.png", "bradley_terry.png"]
+    summary = (tmp_path / "sim" / "summary.md").read_text()
+    assert summary.startswith("# SIMULATED votes, not a real survey: Survey analysis")
+    for name in pngs:  # drawn as the plot's title and kept in the file's metadata
+        assert Image.open(tmp_path / "sim" / name).info["Title"].startswith("SIMULATED votes")
+    w.rows[0]["app_version"] = "colorizer-survey/1.0"
+    analyze_file(w.write(tmp_path / "v.csv"), tmp_path / "mixed", cfg)
+    assert "# 11 of 12 votes SIMULATED" in (tmp_path / "mixed" / "summary.md").read_text()
+    for r in w.rows:
+        r["app_version"] = "colorizer-survey/1.0"
+    analyze_file(w.write(tmp_path / "v.csv"), tmp_path / "real", cfg)
+    assert "SIMULATED" not in (tmp_path / "real" / "summary.md").read_text()
+    for name in pngs:
+        assert not Image.open(tmp_path / "real" / name).info["Title"].startswith("SIMULATED")

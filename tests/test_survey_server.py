@@ -492,7 +492,9 @@ def test_turing_mode_through_a_live_server(tmp_path):
     system_of = {f"/img/{name}": v["system"] for name, v in manifest.images.items()}
     trials = {t.id: t for t in manifest.trials}
 
-    server = Server(tmp_path / "survey", tmp_path / "votes.csv", tmp_path / "server.log").start()
+    server = Server(
+        tmp_path / "survey", tmp_path / "votes.csv", tmp_path / "server.log", "--simulated"
+    ).start()
     try:
         fooled: Counter = Counter()
         seen: list = []
@@ -536,3 +538,5 @@ def test_turing_mode_through_a_live_server(tmp_path):
     assert o.loc["sysbeta", "fooled"] == fooled["sysbeta"]
     assert fooled["sysbeta"] >= 3  # person 0 alone is fooled 3 times by it
     assert o.loc["(all)", "fooled"] == fooled["sysalpha"] + fooled["sysbeta"]
+    # Started with --simulated: the analysis of these scripted participants says so.
+    assert res.markdown.startswith("# SIMULATED votes, not a real survey")

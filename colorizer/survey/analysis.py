@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from .design import REAL, name_problem
+from .session import SIMULATED
 from .votes import VOTE_FIELDS
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,16 @@ class AnalysisResult:
     bt: pd.DataFrame | None
     malformed: list[str] = field(default_factory=list)
     markdown: str = ""
+    simulated: int = 0  # votes stored by a server started with --simulated
+
+    def title(self, text: str) -> str:
+        """``text``, led by a warning when any vote was simulated: every output says so."""
+        n = len(self.votes)
+        if not self.simulated:
+            return text
+        if self.simulated == n:
+            return f"SIMULATED votes, not a real survey: {text}"
+        return f"{self.simulated} of {n} votes SIMULATED: {text}"
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -424,6 +435,7 @@ def analyze(
         [_share_row({"side": "left"}, int((main["choice"] == "left").sum()), len(main))]
     )
     res = AnalysisResult(mode, df, per_photo, overall, position, people, bt, list(malformed or []))
+    res.simulated = int(df["app_version"].str.endswith(SIMULATED).sum())
     res.markdown = to_markdown(res, cfg)
     return res
 
@@ -457,7 +469,7 @@ def _md_table(df: pd.DataFrame) -> str:
 def to_markdown(res: AnalysisResult, cfg: AnalysisConfig, command: str = "") -> str:
     df = res.votes
     n_ex_people = int(res.participants["excluded"].sum())
-    out = [f"# Survey analysis ({res.mode})", ""]
+    out = [f"# {res.title(f'Survey analysis ({res.mode})')}", ""]
     if command:
         out += [f"Command: `{command}`", ""]
     if "source" in df and df["source"].nunique() > 1:  # several server instances, merged
@@ -524,6 +536,16 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     files = []
 
+    def save(fig, ax, name: str, title: str) -> None:
+        # The title is drawn and kept in the PNG's metadata: a plot of simulated votes says
+        # so wherever it is shown, not only in a README beside it.
+        title = res.title(title)
+        ax.set_title(title, fontsize=9, color="#b91c1c" if res.simulated else "black", wrap=True)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120, metadata={"Title": title})
+        plt.close(fig)
+        files.append(out / name)
+
     def csv_(name: str, table: pd.DataFrame) -> None:
         p = out / name
         table.to_csv(p, index=False)
@@ -555,10 +577,8 @@ def write_report(
     ax.axhline(50, color="grey", lw=0.8, ls="--")
     ax.set_ylim(0, 100)
     ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "per_photo.png", dpi=120)
-    plt.close(fig)
-    files.append(out / "per_photo.png")
+    what = f"{col.replace('_share_pct', '')} share" if res.mode == "pairwise" else "fooled rate"
+    save(fig, ax, "per_photo.png", f"Per photo: {what}")
 
     # Overall plot with 95 % intervals.
     fig, ax = plt.subplots(figsize=(5, 0.5 * len(res.overall) + 1.5))
@@ -576,10 +596,8 @@ def write_report(
     ax.axvline(50, color="grey", lw=0.8, ls="--")
     ax.set_xlim(0, 100)
     ax.set_xlabel("share of votes (%)" if res.mode == "pairwise" else "fooled rate (%)")
-    fig.tight_layout()
-    fig.savefig(out / "overall.png", dpi=120)
-    plt.close(fig)
-    files.append(out / "overall.png")
+    what = "Share of votes" if res.mode == "pairwise" else "Fooled rate"
+    save(fig, ax, "overall.png", f"{what}, 95 % Wilson intervals")
 
     if res.bt is not None:
         fig, ax = plt.subplots(figsize=(5, 0.5 * len(res.bt) + 1.5))
@@ -593,10 +611,7 @@ def write_report(
         )
         ax.set_yticks(range(len(b)), b["system"])
         ax.set_xlabel("Bradley-Terry log-strength (95 % bootstrap interval)")
-        fig.tight_layout()
-        fig.savefig(out / "bradley_terry.png", dpi=120)
-        plt.close(fig)
-        files.append(out / "bradley_terry.png")
+        save(fig, ax, "bradley_terry.png", "Bradley-Terry scores")
 
     md = out / "summary.md"
     md.write_text(to_markdown(res, cfg, command))

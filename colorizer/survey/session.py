@@ -35,6 +35,9 @@ from .votes import DuplicateVote, VoteStore
 log = logging.getLogger(__name__)
 
 APP_VERSION = "colorizer-survey/1.0"
+# Appended to app_version of every vote a server started with --simulated stores (benchmarks,
+# demos), so any analysis of those votes can say so in its own titles.
+SIMULATED = "+simulated"
 CHOICES = ("left", "right")
 THANKS = "Thank you! Your answers are saved. You can close this page."
 # Each wrong admin password costs this long, one failure at a time for the whole server.
@@ -65,6 +68,7 @@ class SurveySession:
         image_url: Callable[[str], str] = lambda name: f"/img/{name}",
         app_version: str = APP_VERSION,
         admin_failure_delay_s: float = ADMIN_FAILURE_DELAY_S,
+        simulated: bool = False,
     ):
         self.manifest = manifest
         self.store = store
@@ -72,7 +76,7 @@ class SurveySession:
         self.exposure_ms = max(0, int(exposure_ms))
         self.max_trials = max(0, int(max_trials))
         self.image_url = image_url
-        self.app_version = app_version
+        self.app_version = app_version + (SIMULATED if simulated else "")
         self._secret = manifest.secret.encode()
         self._lock = threading.Lock()  # guards the dicts below, never held during I/O
         self._plocks: dict[str, threading.Lock] = {}
