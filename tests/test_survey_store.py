@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from colorizer.survey import (
+    REAL,
     VOTE_FIELDS,
     DuplicateVote,
     Manifest,
@@ -112,6 +113,21 @@ def test_prepare_from_folders_is_blinded(tmp_path):
     t_img = Image.open(m2.image_path(c.a.image)).convert("HSV")
     w_img = Image.open(m2.image_path(c.b.image)).convert("HSV")
     assert t_img.tobytes() != w_img.tobytes()
+
+
+def test_prepare_shows_photos_downscaled_by_the_library_loader(tmp_path):
+    from colorizer.imageio import load_image
+
+    photos, a, b = make_outputs(tmp_path, n=2)
+    cfg = PrepareConfig(photos, [("sysalpha", str(a)), ("sysbeta", str(b))], tmp_path / "s",
+                        catch=1, seed=1, max_side=40)  # fmt: skip
+    m = prepare_survey(cfg)
+    for name, what in m.images.items():
+        shown = Image.open(m.image_path(name))
+        assert shown.size == (40, 40)  # outputs are fitted to the downscaled photo
+        if what["system"] == REAL:
+            want = load_image(photos / f"{what['photo']}.png", max_side=40)
+            assert shown.tobytes() == want.tobytes()
 
 
 def test_prepare_leaves_no_trace_of_which_system_made_an_image(tmp_path):

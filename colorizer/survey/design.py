@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from colorizer.atomic import atomic_write
+from colorizer.imageio import list_images, load_image
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ QUESTIONS = {
     "pairwise": "Which photo looks more realistic?",
     "turing": "One of these photos is a real colour photo. Which one?",
 }
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class SurveyError(ValueError):
@@ -218,12 +218,7 @@ def check_system_name(name: str) -> None:
 def _list_photos(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise SurveyError(f"--photos {folder}: not a folder")
-    try:  # the project's lister when it exists, so both agree on what a photo is
-        from colorizer.imageio import list_images
-
-        photos = [Path(p) for p in list_images(folder)]
-    except ImportError:
-        photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    photos = list_images(folder)  # the library's lister: one answer to "what is a photo"
     if not photos:
         raise SurveyError(f"--photos {folder}: no images found")
     bad = [f"{p.name!r} {problem}" for p in photos if (problem := name_problem(p.stem))]
@@ -234,20 +229,6 @@ def _list_photos(folder: Path) -> list[Path]:
     if dup:
         raise SurveyError(f"--photos {folder}: several files share the stem(s) {dup}")
     return photos
-
-
-def _load_rgb(path: Path) -> Image.Image:
-    try:
-        from colorizer.imageio import load_image
-
-        return load_image(path)
-    except ImportError:
-        pass
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (OSError, ValueError) as e:
-        raise SurveyError(f"cannot read image {path}: {e}") from e
 
 
 def _to_pil(x) -> Image.Image:
@@ -268,16 +249,15 @@ def _to_pil(x) -> Image.Image:
 def folder_system(folder: Path) -> Callable[[str, Image.Image], Image.Image]:
     """Ready-made outputs (e.g. made with Zhang's own code) matched to photos by file stem."""
     files: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.suffix.lower() in IMAGE_EXTS:
-            if p.stem in files:
-                raise SurveyError(f"{folder}: several outputs for stem {p.stem!r}")
-            files[p.stem] = p
+    for p in list_images(folder, recursive=False):
+        if p.stem in files:
+            raise SurveyError(f"{folder}: several outputs for stem {p.stem!r}")
+        files[p.stem] = p
 
     def run(stem: str, photo: Image.Image) -> Image.Image:
         if stem not in files:
             raise SurveyError(f"{folder}: no output for photo {stem!r} (match by file stem)")
-        return _load_rgb(files[stem])
+        return load_image(files[stem])
 
     run.stems = set(files)  # type: ignore[attr-defined]
     return run
@@ -439,13 +419,7 @@ def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Mani
         it = photos if progress is None else progress(photos, desc="colorizing", unit="photo")
         for path in it:
             stem = path.stem
-            truth = _load_rgb(path)
-            if cfg.max_side and max(truth.size) > cfg.max_side:
-                s = cfg.max_side / max(truth.size)
-                truth = truth.resize(
-                    (max(1, round(truth.width * s)), max(1, round(truth.height * s))),
-                    Image.Resampling.LANCZOS,
-                )
+            truth = load_image(path, max_side=cfg.max_side or None)
             if cfg.mode == "turing" or cfg.catch:
                 save(truth, stem, REAL)
             for n, fn in systems.items():
