@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Stage 7 (photo-level rebalancing) against stage 6, at equal decoding temperatures.
 # Needs the runs of training/configs/landscape_stage7_{photobal,photobal05,control}.toml and
-# data/landscape; writes this folder's val/, examples/ and by_rarity.md.
-#   bash results/training/stage7/run.sh
+# data/landscape; writes val/, examples/ and by_rarity.md under results/training/stage7/.
+#   bash training/experiments/stage7.sh
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
+cd "$(dirname "$0")/../.."
 out=results/training/stage7
 tmp=runs/stage7_compare
 mkdir -p "$tmp"
@@ -23,7 +23,7 @@ for name in stage6 stage7_control stage7_pb0.5 stage7_pb1; do
   done
 done
 python -m training evaluate --data data/landscape --split val --models "${models[@]}" --out "$out/val" --grid 0
-PYTHONPATH=. python results/training/stage7/by_rarity.py --data data/landscape --split val \
+python -m training.experiments.stage7_by_rarity --data data/landscape --split val \
   --per-photo "$out/val/per_photo.csv" > "$out/by_rarity.md"
 # the demo's example photos, at full size (none of them is in the training data)
 python -m colorizer -q evaluate --model gray "$tmp"/*_T1.0.pt --images examples --size 0 \

@@ -1,6 +1,6 @@
 """Per-photo PSNR and Euclidean distance of an evaluation, split by how rare the photos' colours are.
 
-    PYTHONPATH=. python results/training/stage7/by_rarity.py --data data/landscape --split val \
+    python -m training.experiments.stage7_by_rarity --data data/landscape --split val \
         --per-photo results/training/stage7/val/per_photo.csv > results/training/stage7/by_rarity.md
 
 A photo's rarity is `training.train.photo_rarity`: the mean rebalancing weight (lambda 0.7, the
@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from colorizer.bins import get_bins, rebalance_weights
-from colorizer.evaluate import invocation
+from colorizer.provenance import invocation
 from training.config import TrainConfig
 from training.train import compute_prior, load_images, photo_rarity
 
