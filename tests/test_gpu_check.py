@@ -1,0 +1,75 @@
+"""benchmarks/gpu_check.py on a machine without a GPU: it refuses clearly, its arguments are
+checked, and its DDP step really runs two processes (gloo on the CPU, torchrun)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks import gpu_check
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu_check", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_without_cuda_it_stops_with_one_line_and_writes_nothing(tmp_path):
+    p = run("--out", str(tmp_path / "gpu"))
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no CUDA GPU")
+    assert not (tmp_path / "gpu").exists()
+
+
+def test_arguments_are_checked(capsys):
+    with pytest.raises(SystemExit) as e:
+        gpu_check.parse_args(["--train-steps", "0"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        gpu_check.parse_args(["--only", "everything"])
+    assert "--train-steps must be >= 1" in capsys.readouterr().err
+    assert gpu_check.parse_args([]).only == list(gpu_check.STEPS)
+    assert sum(gpu_check.LIMITS.values()) < 300  # the check fits in five minutes
+
+
+def test_dry_run_shows_every_step_and_the_ddp_fallback(capsys):
+    assert gpu_check.main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for step in gpu_check.STEPS:
+        assert f"# {step} (limit" in out
+    assert "pytest -m cuda" in out and "--devices cuda" in out
+    ddp = [line for line in out.splitlines() if "benchmarks.ddp_step" in line]
+    if torch.cuda.device_count() < 2:  # NCCL first; gloo on the shared GPU if NCCL refuses
+        assert ["--backend nccl" in ddp[0], "--backend gloo" in ddp[1]] == [True, True]
+    assert gpu_check.main(["--dry-run", "--only", "ddp", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "--backend gloo --device cpu" in out and "nccl" not in out
+
+
+def test_cpu_rehearsal_of_the_two_process_ddp_step(tmp_path):
+    out = tmp_path / "gpu"
+    p = run("--device", "cpu", "--only", "ddp", "--out", str(out), timeout=240)
+    assert p.returncode == 0, p.stdout + p.stderr
+    report = json.loads((out / "ddp_gloo.json").read_text())
+    assert report["ok"] and report["world_size"] == 2 and report["backend"] == "gloo"
+    assert all(report["weights_equal_across_ranks_after_each_step"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["name"] for s in summary["steps"]] == ["ddp"] and summary["ok"]
+    assert "| ddp | ok |" in (out / "summary.md").read_text()
