@@ -1,5 +1,46 @@
+"""Shared fixtures and helpers of the test suite (test modules import the plain helpers with
+``from conftest import ...``; pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+
+# One small variant per family: fast enough for every test that builds or runs a model.
+FAMILIES = ["cunet", "eccv16", "streetside", "colornet"]
+TINY = [f"{f}_tiny" for f in FAMILIES]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a test server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sample_photos(folder: Path, n: int, size: int = 64, seed: int = 0) -> list[Path]:
+    """Small synthetic "photos" (sky gradient over green ground) as PNGs in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        y = np.linspace(0, 1, size)[:, None, None]
+        sky = np.array([0.35, 0.55, 0.95]) * (1 - 0.4 * y) + g.uniform(-0.05, 0.05, 3)
+        ground = np.array([0.2, 0.55, 0.15]) + g.uniform(-0.1, 0.1, 3)
+        horizon = int(size * g.uniform(0.4, 0.7))
+        img = np.broadcast_to(sky, (size, size, 3)).copy()
+        img[horizon:] = ground
+        img += g.normal(0, 0.02, img.shape)
+        arr = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+        p = folder / f"photo_{i:03d}.png"
+        Image.fromarray(arr).save(p)
+        paths.append(p)
+    return paths
 
 
 def pytest_collection_modifyitems(config, items):

@@ -20,7 +20,7 @@ from colorizer.checkpoint import (
 )
 from colorizer.models import create_model
 
-TINY = ["cunet_tiny", "eccv16_tiny", "streetside_tiny", "colornet_tiny"]
+from conftest import TINY
 
 
 def lightness(h: int = 32, w: int = 32) -> torch.Tensor:

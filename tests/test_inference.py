@@ -24,7 +24,7 @@ from colorizer.inference import (
 from colorizer.lab import ab_from_unit, lab_to_rgb, rgb_to_l, rgb_to_lab
 from colorizer.models import ModelError, create_model
 
-TINY = ["cunet_tiny", "eccv16_tiny", "streetside_tiny", "colornet_tiny"]
+from conftest import TINY
 
 
 def pattern(h: int = 61, w: int = 83) -> np.ndarray:

@@ -18,8 +18,7 @@ from colorizer.models import (
 )
 from colorizer.models import eccv16 as eccv16_module
 
-FAMILIES = ["cunet", "eccv16", "streetside", "colornet"]
-TINY = [f"{f}_tiny" for f in FAMILIES]
+from conftest import FAMILIES, TINY
 
 
 def lightness(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:

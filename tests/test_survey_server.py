@@ -6,7 +6,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,9 @@ from PIL import Image
 
 from colorizer.survey import REAL, Manifest, PrepareConfig, prepare_survey
 from colorizer.survey.analysis import AnalysisConfig, analyze_file
-from colorizer.survey.design import sample_photos, wrong_colors
+from colorizer.survey.design import wrong_colors
+
+from conftest import free_port, sample_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 # Distinctive names so a leak scan cannot hit ordinary words.
@@ -30,12 +31,6 @@ SECRET_WORDS = (*SYSTEMS, "catch_wrong", "photo_0")
 N_PHOTOS, N_CATCH = 5, 2
 N_TRIALS = N_PHOTOS + N_CATCH  # two systems: one pair per photo
 IMG_URL = re.compile(r"^/img/[0-9a-f]{16}\.png$")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -20,7 +20,9 @@ from colorizer.survey import (
     participant_order,
     prepare_survey,
 )
-from colorizer.survey.design import parse_system, sample_photos, wrong_colors
+from colorizer.survey.design import parse_system, wrong_colors
+
+from conftest import sample_photos
 
 
 def row(participant: str, trial: str, **kw) -> dict:
