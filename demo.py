@@ -5,22 +5,29 @@
 
 Three tabs, each also a named API endpoint for ``gradio_client``:
 
-- colorize (``/colorize``): one photo, one model, a temperature -> the colorized photo at full
-  resolution, a before/after slider, the uncertainty map and a PNG to download;
-- compare (``/compare``): the same photo through every available model, side by side;
+- colorize (``/colorize``): one photo, one model, a colour strength (the decode temperature)
+  -> the colorized photo at full resolution, a before/after slider, the uncertainty map and a
+  PNG to download;
+- compare (``/compare``): the same photo through every available model, side by side, plus a
+  note naming any model that could not be loaded (it is skipped, the rest still run);
 - batch (``/batch``): several photos -> a zip of colorized PNGs plus a per-file report.
 
 Decoding, colour maths and models all live in the library; the handlers here only move files
-and turn library errors into messages on the page. Models are loaded once and cached.
+and turn library errors into messages on the page. Models are loaded once and cached. Answers
+name files relative to the models folder, never by their absolute path on the server; the
+files the app writes are removed when it shuts down.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import logging
 import os
 import re
+import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -37,7 +44,13 @@ from PIL import Image
 from colorizer.checkpoint import CheckpointError
 from colorizer.imageio import ImageError, load_image
 from colorizer.inference import Colorizer, uncertainty_image
-from colorizer.models import ModelError, default_weights_dir, list_models, model_info
+from colorizer.models import (
+    DEFAULT_MODEL,
+    ModelError,
+    default_weights_dir,
+    list_models,
+    model_info,
+)
 from colorizer.models.eccv16 import ECCV16_URL
 
 # Nothing may reach the network at run time: no Gradio usage analytics or version checks.
@@ -56,12 +69,15 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 # colour, T = 1 is the plain mean). A checkpoint's default outside it widens the range.
 T_MIN, T_MAX, T_STEP = 0.01, 1.5, 0.01
 
+# The knob is the annealed-mean temperature (the API keeps that name); on the page it is named
+# for what a person sees it do.
+TEMPERATURE_LABEL = "Colour strength / vividness: lower = more vivid"
 TEMPERATURE_HELP = (
-    "How boldly the model commits to one colour per pixel. Lower = more vivid, saturated "
-    "colours (it picks the single most likely colour; very low values can look blotchy). "
-    "Higher = safer, greyer or sepia colours (it averages every colour it finds plausible). "
-    "Each model starts at the value it was tuned for."
+    "Lower: bolder, more saturated colours (very low can look blotchy). Higher: safer, greyer "
+    "or sepia colours. Each model starts where it was tuned."
 )
+NO_TEMPERATURE_HELP = "This model paints colours directly: colour strength does not apply to it."
+MODEL_HELP = "Which trained model paints the colours."
 UNCERTAINTY_HELP = (
     "Bright where the model hesitated between many colours (the entropy of its colour "
     "distribution), dark where it was sure. Models that predict colours directly have none."
@@ -72,15 +88,54 @@ class DemoError(ValueError):
     """A request the demo cannot serve (no photo, unknown model, unloadable weights)."""
 
 
+def photo_input(**kwargs: Any) -> gr.Image:
+    """An image input that shows the photo, but hands the library the uploaded file itself.
+
+    gr.Image's own preprocessing opens the upload with PIL first (a file PIL cannot read then
+    fails inside Gradio with no useful message) and, given an image_mode, converts it (16-bit
+    and CMYK photos lose what makes them so). The library reads every mode itself, so the
+    uploaded path goes to it untouched and its errors name the file. (An instance override,
+    not a subclass: Gradio writes a .pyi stub beside any module that subclasses a component.)
+    """
+    kwargs.setdefault("sources", ["upload", "clipboard"])
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    preprocess = image.preprocess
+
+    def uploaded_path(payload: Any) -> str | None:
+        path = getattr(payload, "path", None)
+        url = getattr(payload, "url", None) or ""
+        if path and not url.startswith("data:"):
+            return str(path)
+        return preprocess(payload)  # a pasted image arrives as a data: URL
+
+    image.preprocess = uploaded_path
+    return image
+
+
 @dataclass
 class ModelOption:
     """One entry of the model dropdown."""
 
-    label: str  # what the dropdown shows and what API callers pass
+    label: str  # the dropdown's value: what API callers pass
     source: str | Path  # registry name or checkpoint path, as Colorizer takes it
     path: Path  # the weights file
     description: str = ""
     stamp: tuple[int, int] = (0, 0)  # (size, mtime_ns) at the scan: a replaced file reloads
+
+    @property
+    def title(self) -> str:
+        """What the dropdown shows: a registry model's description in plain words, then its
+        name ("The first seed's system (seed1_cunet)"); a loose file says it is one."""
+        if isinstance(self.source, Path):
+            return f"{self.label} (a checkpoint file)"
+        return f"{plain_title(self.description) or self.label} ({self.label})"
+
+
+def plain_title(description: str) -> str:
+    """The plain-words head of a registry description: before its first colon, without the
+    trailing "(weights/x.pt)" or "(32.2M params, ...)" detail."""
+    head = re.sub(r"\s*\([^()]*\)\s*\.?$", "", description.split(": ", 1)[0]).strip()
+    return head.rstrip(".")
 
 
 @dataclass
@@ -160,6 +215,36 @@ class ModelZoo:
     def names(self) -> list[str]:
         return list(self.options)
 
+    @property
+    def preferred(self) -> str | None:
+        """The model a new page starts with: the registry's default when its weights are here,
+        else the first one found."""
+        if DEFAULT_MODEL in self.options:
+            return DEFAULT_MODEL
+        return self.names[0] if self.options else None
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(shown title, value) pairs for a dropdown."""
+        return [(o.title, o.label) for o in self.options.values()]
+
+    def shown(self, path: str | os.PathLike) -> str:
+        """A path as answers show it: relative to the models folder, prefixed by the folder's
+        own name ("weights/street.pt"); a file elsewhere by its name alone. Answers never
+        reveal where the server keeps things."""
+        p = Path(path)
+        try:
+            rel = p.resolve().relative_to(self.models_dir.resolve())
+        except (ValueError, OSError):
+            return p.name
+        return (Path(self.models_dir.name) / rel).as_posix()
+
+    def scrub(self, message: str) -> str:
+        """A library message with the models folder's absolute path replaced by its name."""
+        for root in sorted({str(self.models_dir.resolve()), str(self.models_dir)}, key=len)[::-1]:
+            if os.path.isabs(root):
+                message = message.replace(root, self.models_dir.name)
+        return message
+
     def get(self, label: str) -> LoadedModel:
         """The loaded model for ``label``; loads it on first use (under a lock: two requests
         arriving together must not load the same weights twice)."""
@@ -169,20 +254,23 @@ class ModelZoo:
         with self._lock:
             if label not in self._cache:
                 option = self.options[label]
+                where = self.shown(option.path)
                 t0 = time.perf_counter()
                 try:
                     colorizer = Colorizer(
                         option.source, device=self.device, weights_dir=self.models_dir
                     )
                 except (CheckpointError, ModelError) as e:
-                    raise DemoError(f"Cannot load model {label!r} from {option.path}: {e}") from e
+                    raise DemoError(
+                        f"Cannot load model {label!r} from {where}: {self.scrub(str(e))}"
+                    ) from e
                 except Exception as e:  # noqa: BLE001
                     # load_checkpoint wraps the torch.load failures it knows in CheckpointError;
                     # whatever else a foreign file provokes must not take the demo down either.
                     log.exception("loading %s failed", option.path)
                     raise DemoError(
-                        f"Cannot load model {label!r} from {option.path}: not a readable "
-                        f"checkpoint ({type(e).__name__}: {e})"
+                        f"Cannot load model {label!r} from {where}: not a readable "
+                        f"checkpoint ({type(e).__name__}: {self.scrub(str(e))})"
                     ) from e
                 kind = colorizer.kind
                 default_t = colorizer.default_temperature if kind == "classification" else None
@@ -203,16 +291,28 @@ class ModelZoo:
 
 class Scratch:
     """Folder for the files the app hands back; files older than ``max_age_s`` are pruned on
-    every request so a long-running demo does not fill the disk."""
+    every request so a long-running demo does not fill the disk, and ``cleanup`` removes
+    everything this process wrote (the folder itself too when it made it)."""
 
     def __init__(self, root: str | os.PathLike | None = None, max_age_s: float = 3600.0):
+        self.owns_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="colorizer-demo-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_age_s = max_age_s
+        self._made: set[Path] = set()
 
     def new_dir(self) -> Path:
         self.prune()
-        return Path(tempfile.mkdtemp(dir=self.root))
+        d = Path(tempfile.mkdtemp(dir=self.root))
+        self._made.add(d)
+        return d
+
+    def cleanup(self) -> None:
+        """Remove what this process wrote: the whole folder when it made it, else the
+        sub-folders it made (a folder the caller gave may hold other things)."""
+        for d in [self.root] if self.owns_root else sorted(self._made):
+            shutil.rmtree(d, ignore_errors=True)
+        self._made.clear()
 
     def prune(self) -> None:
         cutoff = time.time() - self.max_age_s
@@ -282,7 +382,23 @@ class ColorizeApp:
         self.zoo = ModelZoo(config.models_dir, device=config.device)
         self.scratch = Scratch(config.scratch_dir)
 
+    def close(self) -> None:
+        """Remove the files this app wrote (idempotent; also registered to run at exit)."""
+        self.scratch.cleanup()
+
     # -- helpers
+
+    def _model(self, label: str | None) -> LoadedModel:
+        """The model a request asked for; a request that names none is told so (and, when
+        there is nothing to choose from, why)."""
+        if not label:
+            if not self.zoo.names:
+                raise DemoError(self.no_models_message())
+            raise DemoError(
+                "No model selected: choose one in the Model list "
+                f"(available: {', '.join(self.zoo.names)})."
+            )
+        return self.zoo.get(label)
 
     def _load(self, path: str | None) -> Image.Image:
         if not path:
@@ -299,7 +415,9 @@ class ColorizeApp:
             return loaded.default_temperature
         t = float(temperature)
         if not np.isfinite(t) or t <= 0:
-            raise DemoError(f"Temperature must be a positive number, got {temperature!r}.")
+            raise DemoError(
+                f"Colour strength (temperature) must be a positive number, got {temperature!r}."
+            )
         return t
 
     def _run(
@@ -326,17 +444,31 @@ class ColorizeApp:
         return loaded.default_temperature, loaded.kind, self.zoo.options[label].description
 
     def colorize(
-        self, file: Any, label: str, temperature: float | None
+        self,
+        file: Any,
+        label: str | None,
+        temperature: float | None,
+        progress: Any = None,
     ) -> tuple[str, tuple[str, str], str | None, str, str]:
         """-> (colorized PNG, (input, colorized PNG), uncertainty PNG or None, download
-        PNG, a line of text saying what was done)."""
+        PNG, a line of text saying what was done).
+
+        ``progress`` (a gr.Progress, or None) is told each stage: on a 12-megapixel photo the
+        run and the PNG encoding take seconds each.
+        """
+        step = progress if progress is not None else _no_progress
+        step(0.0, desc="Reading the photo")
         path = _file_path(file)
         img = self._load(path)
-        loaded = self.zoo.get(label)
+        w, h = img.size
+        step(0.1, desc="Loading the model")
+        loaded = self._model(label)
         t = self._temperature(loaded, temperature)
+        step(0.2, desc=f"Colorizing {w}x{h} px")
         t0 = time.perf_counter()
         color, uncertainty = self._run(loaded, img, t)
         seconds = time.perf_counter() - t0
+        step(0.75, desc="Saving the full-resolution PNG")
 
         out_dir = self.scratch.new_dir()
         stem = _safe_stem(Path(path).name)
@@ -349,8 +481,11 @@ class ColorizeApp:
         if uncertainty is not None:
             unc_path = out_dir / f"{stem}_uncertainty.png"
             save_png(uncertainty, unc_path)
-        w, h = img.size
-        t_text = f"temperature {t:.2f}" if t is not None else "no temperature (regression model)"
+        t_text = (
+            f"colour strength: temperature {t:.2f}"
+            if t is not None
+            else "no temperature (regression model)"
+        )
         info = f"{w}x{h} px, model **{label}**, {t_text}, {seconds:.2f} s on {loaded.colorizer.device}."
         return (
             str(color_path),
@@ -360,8 +495,13 @@ class ColorizeApp:
             info,
         )
 
-    def compare(self, file: Any) -> list[tuple[str, str]]:
-        """Every available model on the same photo, each at its own default temperature."""
+    def compare(self, file: Any, progress: Any = None) -> tuple[list[tuple[str, str]], str]:
+        """Every available model on the same photo, each at its own default temperature.
+
+        -> (gallery of (image, caption), a note). A model that cannot be loaded or run (an
+        unreadable checkpoint in the folder) is skipped and named in the note; the others
+        still run. Only when none works is it an error.
+        """
         path = _file_path(file)
         img = self._load(path)
         if not self.zoo.names:
@@ -371,14 +511,33 @@ class ColorizeApp:
         original = out_dir / f"{stem}_original.jpg"
         save_preview(img, original)
         gallery = [(str(original), "original")]
-        for label in self.zoo.names:
-            loaded = self.zoo.get(label)
-            t = loaded.default_temperature
-            color, _ = self._run(loaded, img, t)
+        skipped: list[str] = []
+        labels = self.zoo.names
+        iterator = progress.tqdm(labels, desc="Colorizing with each model") if progress else labels
+        for label in iterator:
+            try:
+                loaded = self.zoo.get(label)
+                t = loaded.default_temperature
+                color, _ = self._run(loaded, img, t)
+            except DemoError as e:
+                skipped.append(str(e))
+                continue
+            except Exception as e:  # noqa: BLE001 - one odd model must not sink the comparison
+                log.exception("compare: %s failed", label)
+                skipped.append(
+                    f"Model {label!r} failed: {type(e).__name__}: {self.zoo.scrub(str(e))}"
+                )
+                continue
             out = out_dir / f"{stem}_{_safe_stem(label)}.png"
             save_png(color, out)
             gallery.append((str(out), f"{label}" + (f" (T={t:.2f})" if t is not None else "")))
-        return gallery
+        if len(gallery) == 1:
+            raise DemoError("No model could colorize this photo:\n" + "\n".join(skipped))
+        n_ok = len(gallery) - 1
+        note = f"{n_ok} model{'s' if n_ok != 1 else ''} compared."
+        if skipped:
+            note += f" Skipped {len(skipped)}:\n" + "\n".join(f"- {m}" for m in skipped)
+        return gallery, note
 
     def batch(
         self, files: Any, label: str, temperature: float | None, progress: Any = None
@@ -387,7 +546,7 @@ class ColorizeApp:
         paths = [p for p in (_file_path(f) for f in (files or [])) if p]
         if not paths:
             raise DemoError("No photos: upload one or more files first.")
-        loaded = self.zoo.get(label)
+        loaded = self._model(label)
         t = self._temperature(loaded, temperature)
         out_dir = self.scratch.new_dir()
         zip_path = out_dir / f"colorized_{_safe_stem(label)}.zip"
@@ -426,8 +585,8 @@ class ColorizeApp:
 
     def no_models_message(self) -> str:
         return (
-            f"No trained weights found in `{self.zoo.models_dir}`: nothing to colorize with. "
-            + self.weights_help()
+            f"No trained weights found in `{self.zoo.shown(self.zoo.models_dir)}/`: nothing to "
+            "colorize with. " + self.weights_help()
         )
 
     def weights_help(self) -> str:
@@ -437,23 +596,25 @@ class ColorizeApp:
                 lines.append(
                     f"- **{name}** (Zhang et al. ECCV16): download the official weights "
                     f"[{info['weights']}]({ECCV16_URL}) (123 MB) and save them as "
-                    f"`{info['weights_path']}`, then press *Rescan models folder*."
+                    f"`{self.zoo.shown(info['weights_path'])}`, then press *Rescan models "
+                    "folder*."
                 )
             else:
                 lines.append(
-                    f"- **{name}**: `{info['weights_path']}` is missing; train it "
-                    f"(`python -m training ...`) or copy the shipped file there."
+                    f"- **{name}**: `{self.zoo.shown(info['weights_path'])}` is missing; train "
+                    f"it (`python -m training ...`) or copy the shipped file there."
                 )
         return ("Not available:\n" + "\n".join(lines)) if lines else ""
 
     def status_markdown(self) -> str:
+        """One line: which models the folder holds (what is missing goes in missing_markdown)."""
+        folder = f"`{self.zoo.shown(self.zoo.models_dir)}/`"
         if not self.zoo.names:
-            head = f"**No trained weights found** in `{self.zoo.models_dir}`."
-        else:
-            head = f"Models found in `{self.zoo.models_dir}`: " + ", ".join(
-                f"**{n}**" for n in self.zoo.names
-            )
-        return head + "\n\n" + self.weights_help()
+            return f"**No trained weights found** in {folder} (see the bottom of the page)."
+        return f"Models found in {folder}: " + ", ".join(f"**{n}**" for n in self.zoo.names)
+
+    def missing_markdown(self) -> str:
+        return self.weights_help() or "Every registered model's weights are here."
 
     def rescan(self) -> list[str]:
         """Read the models folder again (weights added, removed or replaced while the demo
@@ -468,19 +629,28 @@ class ColorizeApp:
         return [str(p) for p in sorted(d.iterdir()) if p.suffix.lower() in EXAMPLE_SUFFIXES]
 
 
+def _no_progress(*_args: Any, **_kwargs: Any) -> None:
+    """Stands in for gr.Progress when the handlers are called from Python."""
+
+
 def _about(description: str, temperature: float | None) -> str:
-    t = f"Default temperature: {temperature:.2f}." if temperature is not None else ""
+    t = (
+        f"Tuned colour strength (temperature): {temperature:.2f}."
+        if temperature is not None
+        else ""
+    )
     return f"{description}\n\n{t}".strip()
 
 
 def _temperature_slider(t_max: float, value: float | None, **kwargs: Any) -> gr.Slider:
-    """The temperature control, the same on every tab (0.38, Zhang's T, until a model says)."""
+    """The colour-strength control, the same on every tab (0.38, Zhang's T, until a model
+    says)."""
     return gr.Slider(
         T_MIN,
         t_max,
         value=value if value is not None else 0.38,
         step=T_STEP,
-        label="Temperature",
+        label=TEMPERATURE_LABEL,
         info=TEMPERATURE_HELP,
         **kwargs,
     )
@@ -520,8 +690,9 @@ def build_demo(
         concurrency=concurrency,
     )
     app = ColorizeApp(config)
+    atexit.register(app.close)  # the scratch files go when the process ends, however it ends
     names = app.zoo.names
-    first = names[0] if names else None
+    first = app.zoo.preferred
     first_t, first_kind = None, None
     if first is not None:
         try:
@@ -536,25 +707,23 @@ def build_demo(
             return gr.update(), gr.update()
         t, kind, description = app.model_defaults(label)
         if kind != "classification":
-            return (
-                gr.update(
-                    interactive=False,
-                    info="This model predicts colours directly: temperature does not apply.",
-                ),
-                description,
-            )
+            return gr.update(interactive=False, info=NO_TEMPERATURE_HELP), description
         return gr.update(value=t, maximum=max(T_MAX, t), interactive=True, info=TEMPERATURE_HELP), (
             _about(description, t)
         )
 
-    def on_colorize(file: Any, label: str | None, temperature: float | None):
-        if not label:
-            raise DemoError(app.no_models_message())
-        return app.colorize(file, label, temperature)
+    def on_colorize(
+        file: Any, label: str | None, temperature: float | None, progress=gr.Progress()
+    ):
+        return app.colorize(file, label, temperature, progress=progress)
+
+    def on_compare(file: Any, progress=gr.Progress()):
+        gallery, note = app.compare(file, progress=progress)
+        if "Skipped" in note:
+            gr.Warning(note.split(":", 1)[0] + ": see the note under the pictures.")
+        return gallery, note
 
     def on_batch(files: Any, label: str | None, temperature: float | None, progress=gr.Progress()):
-        if not label:
-            raise DemoError(app.no_models_message())
         zip_path, rows = app.batch(files, label, temperature, progress=progress)
         bad = [r for r in rows if r[1] != "ok"]
         if bad:
@@ -562,40 +731,51 @@ def build_demo(
         return zip_path, rows
 
     def on_models() -> dict[str, Any]:
-        """The models this server offers and the ones it lacks (with where to put them)."""
+        """The models this server offers and the ones it lacks (with where to put them), as
+        paths inside the models folder."""
         return {
-            "models_dir": str(app.zoo.models_dir),
+            "models_dir": app.zoo.shown(app.zoo.models_dir),
+            "default": app.zoo.preferred,
             "available": [
-                {"name": o.label, "weights": str(o.path), "description": o.description}
+                {
+                    "name": o.label,
+                    "title": o.title,
+                    "weights": app.zoo.shown(o.path),
+                    "description": o.description,
+                }
                 for o in app.zoo.options.values()
             ],
-            "missing": {n: i["weights_path"] for n, i in app.zoo.missing.items()},
+            "missing": {n: app.zoo.shown(i["weights_path"]) for n, i in app.zoo.missing.items()},
         }
 
     limit = {"concurrency_id": "model", "concurrency_limit": max(1, concurrency)}
-    # delete_cache: Gradio copies every returned file into its cache; drop them after an hour.
+    example_label = "Or try an example (see examples/ATTRIBUTION.md)"
+    # delete_cache: Gradio copies every returned file into its cache; drop them after an hour
+    # (and all of them when the server shuts down).
     with gr.Blocks(title="Colorizer", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
             "# Colorizer\nColourise black-and-white landscape and street photographs. "
             "Colour photos work too: the model only sees their lightness."
         )
-        status = gr.Markdown(app.status_markdown(), elem_id="model-status")
-        rescan_btn = gr.Button("Rescan models folder", size="sm", elem_id="rescan")
+        with gr.Row(equal_height=False):
+            status = gr.Markdown(app.status_markdown(), elem_id="model-status")
+            rescan_btn = gr.Button(
+                "Rescan models folder", size="sm", elem_id="rescan", scale=0, min_width=180
+            )
         with gr.Tab("Colorize"):
-            with gr.Row():
-                with gr.Column(scale=1):
-                    file_in = gr.File(
-                        label="Photo (any image file)", type="filepath", elem_id="photo"
+            # Two columns that wrap into one on a phone: the photo and the knobs, then the
+            # result beside its before/after slider (side by side on a wide screen).
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=300):
+                    file_in = photo_input(
+                        label="Your photo (any image file)", elem_id="photo", height=300
                     )
                     model_in = gr.Dropdown(
-                        choices=names,
+                        choices=app.zoo.choices(),
                         value=first,
                         label="Model",
                         elem_id="model",
-                        info="Every model whose weights are in the models folder.",
-                    )
-                    model_about = gr.Markdown(
-                        _about(app.zoo.options[first].description, first_t) if first else ""
+                        info=MODEL_HELP,
                     )
                     temp_in = _temperature_slider(
                         t_max,
@@ -608,21 +788,44 @@ def build_demo(
                         gr.Examples(
                             examples=[[p] for p in examples],
                             inputs=[file_in],
-                            label="Example photos (see examples/ATTRIBUTION.md)",
+                            label=example_label,
+                            examples_per_page=12,
+                            elem_id="examples",
                         )
-                with gr.Column(scale=2):
-                    out_img = gr.Image(
-                        label="Colorized (full resolution)",
-                        type="filepath",
-                        format="png",
-                        elem_id="colorized",
+                with gr.Column(scale=2, min_width=300):
+                    with gr.Row(equal_height=True):
+                        out_img = gr.Image(
+                            label="Colorized (full resolution)",
+                            type="filepath",
+                            format="png",
+                            elem_id="colorized",
+                            height=380,
+                            min_width=260,
+                        )
+                        out_slider = gr.ImageSlider(
+                            label="Before / after: drag the handle",
+                            type="filepath",
+                            format="png",
+                            elem_id="before-after",
+                            height=380,
+                            min_width=260,
+                        )
+                    out_info = gr.Markdown(elem_id="info")
+                    out_file = gr.DownloadButton(
+                        "Download full-resolution PNG", elem_id="download", variant="secondary"
                     )
-                    out_info = gr.Markdown()
-            with gr.Row():
-                out_slider = gr.ImageSlider(label="Before / after", type="filepath", format="png")
-                out_unc = gr.Image(label="Uncertainty", type="filepath", format="png")
-            gr.Markdown(UNCERTAINTY_HELP)
-            out_file = gr.File(label="Download the full-resolution PNG")
+                    model_about = gr.Markdown(
+                        _about(app.zoo.options[first].description, first_t) if first else "",
+                        elem_id="model-about",
+                    )
+            with gr.Accordion("Where the model was unsure", open=False):
+                out_unc = gr.Image(
+                    label="Uncertainty (bright = unsure)",
+                    type="filepath",
+                    format="png",
+                    elem_id="uncertainty",
+                )
+                gr.Markdown(UNCERTAINTY_HELP)
             model_in.change(
                 _to_gradio(on_model_change),
                 model_in,
@@ -634,19 +837,39 @@ def build_demo(
                 [file_in, model_in, temp_in],
                 [out_img, out_slider, out_unc, out_file, out_info],
                 api_name="colorize",
+                scroll_to_output=True,  # on a phone the result is below the knobs
                 **limit,
             )
 
         with gr.Tab("Compare"):
             gr.Markdown(
-                "The same photo through every available model, each at its own default temperature."
+                "The same photo through every available model, each at its own tuned colour "
+                "strength. A model whose file cannot be read is skipped and named below."
             )
-            cmp_file = gr.File(label="Photo", type="filepath", elem_id="compare-photo")
-            cmp_go = gr.Button("Compare all models", variant="primary")
-            if examples:
-                gr.Examples(examples=[[p] for p in examples], inputs=[cmp_file])
-            cmp_out = gr.Gallery(label="Side by side", columns=3, height="auto", format="png")
-            cmp_go.click(_to_gradio(app.compare), cmp_file, cmp_out, api_name="compare", **limit)
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=300):
+                    cmp_file = photo_input(label="Your photo", elem_id="compare-photo", height=300)
+                    cmp_go = gr.Button("Compare all models", variant="primary")
+                    if examples:
+                        gr.Examples(
+                            examples=[[p] for p in examples],
+                            inputs=[cmp_file],
+                            label=example_label,
+                            examples_per_page=12,
+                        )
+                with gr.Column(scale=2, min_width=300):
+                    cmp_out = gr.Gallery(
+                        label="Side by side", columns=3, height="auto", format="png"
+                    )
+                    cmp_note = gr.Markdown(elem_id="compare-note")
+            cmp_go.click(
+                _to_gradio(on_compare),
+                cmp_file,
+                [cmp_out, cmp_note],
+                api_name="compare",
+                scroll_to_output=True,
+                **limit,
+            )
 
         with gr.Tab("Batch"):
             gr.Markdown(
@@ -657,7 +880,9 @@ def build_demo(
                 label="Photos", file_count="multiple", type="filepath", elem_id="batch-photos"
             )
             with gr.Row():
-                b_model = gr.Dropdown(choices=names, value=first, label="Model")
+                b_model = gr.Dropdown(
+                    choices=app.zoo.choices(), value=first, label="Model", info=MODEL_HELP
+                )
                 b_temp = _temperature_slider(t_max, first_t)
             b_go = gr.Button("Colorize all", variant="primary")
             b_zip = gr.File(label="Colorized photos (zip)", elem_id="batch-zip")
@@ -681,37 +906,65 @@ def build_demo(
                 **limit,
             )
 
-        def model_lists(current: str | None, current_b: str | None) -> tuple[Any, Any, Any]:
+        # For whoever runs the demo, not for its users: below the tabs (open when empty).
+        with gr.Accordion("Missing models and where their weights go", open=not names):
+            missing = gr.Markdown(app.missing_markdown(), elem_id="model-missing")
+
+        def model_lists(current: str | None, current_b: str | None) -> tuple[Any, ...]:
             """Status text and both dropdowns as the zoo has them now (a chosen model stays
             chosen while it exists)."""
             names_now = app.zoo.names
-            fallback = names_now[0] if names_now else None
 
             def keep(v: str | None) -> Any:
-                return gr.update(choices=names_now, value=v if v in names_now else fallback)
+                return gr.update(
+                    choices=app.zoo.choices(), value=v if v in names_now else app.zoo.preferred
+                )
 
-            return app.status_markdown(), keep(current), keep(current_b)
+            return app.status_markdown(), app.missing_markdown(), keep(current), keep(current_b)
 
-        def on_rescan(current: str | None, current_b: str | None) -> tuple[Any, Any, Any]:
+        def on_rescan(current: str | None, current_b: str | None) -> tuple[Any, ...]:
             app.rescan()
             return model_lists(current, current_b)
 
         rescan_btn.click(
             _to_gradio(on_rescan),
             [model_in, b_model],
-            [status, model_in, b_model],
+            [status, missing, model_in, b_model],
             api_name="rescan",
         )
-        # A page opened after a rescan must list the models as they are now, not as they were
-        # when the page was built; nothing is rescanned on load.
+
+        def on_load() -> tuple[Any, ...]:
+            # A page opened after a rescan must list the models as they are now, not as they
+            # were when the page was built, starting on the preferred one; nothing is
+            # rescanned on load.
+            return model_lists(None, None)
+
         demo.load(
-            _to_gradio(model_lists),
-            [model_in, b_model],
-            [status, model_in, b_model],
+            _to_gradio(on_load),
+            None,
+            [status, missing, model_in, b_model],
             api_visibility="private",
         )
         gr.api(on_models, api_name="models")
     return demo
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _private_gradio_cache() -> Path:
+    """Point Gradio's cache at a folder of this process's own (inside $GRADIO_TEMP_DIR when
+    set, else the system's temp folder) and remove it at exit. Gradio's shutdown deletes the
+    uploads and results it tracks but keeps the copies of the example photos it made at start
+    (and every folder); a private folder lets all of it go."""
+    parent = os.environ.get("GRADIO_TEMP_DIR") or None
+    if parent:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    cache = Path(tempfile.mkdtemp(prefix="colorizer-demo-gradio-", dir=parent))
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)
+    atexit.register(shutil.rmtree, cache, True)
+    return cache
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -739,7 +992,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is visible to torch here; use --device cpu")
     device = None if args.device == "auto" else args.device
+    _private_gradio_cache()  # before the Blocks exist: each reads the folder when created
     demo = build_demo(models_dir=args.models_dir, device=device, concurrency=args.concurrency)
+    # `kill` (SIGTERM, what service managers send) would end the process on the spot, leaving
+    # every temporary file behind. As an interrupt, Gradio closes its server (which deletes
+    # its cached copies of uploads and results) and the atexit hook removes the app's own.
+    signal.signal(signal.SIGTERM, _interrupt)
     demo.queue().launch(
         server_name=args.host,
         server_port=args.port,

@@ -7,7 +7,9 @@ weights), and every image is made here, so the file runs anywhere in a few secon
 from __future__ import annotations
 
 import io
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -110,9 +112,14 @@ def test_models_endpoint_lists_saved_checkpoints(server: Client, models_dir: Pat
     info = server.predict(api_name="/models")
     names = [m["name"] for m in info["available"]]
     assert names == ["colornet_tiny", "streetside_tiny"]
-    assert info["models_dir"] == str(models_dir)
+    # Paths inside the models folder, named by the folder, never where the server keeps it.
+    assert info["models_dir"] == models_dir.name
+    assert info["available"][0]["weights"] == f"{models_dir.name}/colornet_tiny.pt"
+    assert str(models_dir.parent) not in json.dumps(info)
+    # No weights/default.pt here: the first model found is the one a page starts with.
+    assert info["default"] == "colornet_tiny"
     # eccv16's official file is absent here: the server knows where it should go.
-    assert info["missing"]["eccv16"].endswith("colorization_release_v2-9b330a0b.pth")
+    assert info["missing"]["eccv16"] == f"{models_dir.name}/colorization_release_v2-9b330a0b.pth"
 
 
 @pytest.mark.parametrize("model", ["colornet_tiny", "streetside_tiny"])
@@ -196,9 +203,10 @@ def test_unknown_model_is_a_clear_error(server: Client, sample: Path) -> None:
 
 def test_compare_runs_every_model(server: Client, tmp_path: Path) -> None:
     src = photo(tmp_path / "gray.png", (80, 50), mode="L")  # a real black-and-white input
-    gallery = server.predict(handle_file(str(src)), api_name="/compare")
+    gallery, note = server.predict(handle_file(str(src)), api_name="/compare")
     captions = [item["caption"] for item in gallery]
     assert captions == ["original", "colornet_tiny (T=0.27)", "streetside_tiny"]
+    assert note == "2 models compared."
     for item in gallery:
         assert Image.open(item["image"]).size == (80, 50)
     # Classification and regression models do not paint the same picture.
@@ -267,10 +275,9 @@ def test_broken_checkpoint_is_a_clear_error_not_a_crash(tmp_path: Path, sample: 
         app.colorize(str(sample), "broken", None)
 
 
-def test_cli_starts_without_weights_and_says_so(tmp_path: Path) -> None:
-    """`python demo.py` with an empty models folder still serves a page that says why."""
+def start_demo_process(models: Path, env: dict[str, str] | None = None):
+    """`python demo.py` on a free port as a user starts it; -> (process, url) once it serves."""
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -278,39 +285,27 @@ def test_cli_starts_without_weights_and_says_so(tmp_path: Path) -> None:
             "--port",
             str(port),
             "--models-dir",
-            str(tmp_path),
+            str(models),
             "--device",
             "cpu",
-        ],
+        ],  # fmt: skip
         cwd=REPO,
-        env=env,
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"demo did not start:\n{proc.stdout.read()}") from None
-                time.sleep(0.3)
-        client = Client(url, verbose=False, download_files=str(tmp_path / "dl"))
-        info = client.predict(api_name="/models")
-        assert info["available"] == []
-        with pytest.raises(AppError, match="No trained weights found"):
-            client.predict(
-                handle_file(str(photo(tmp_path / "p.png"))), None, 0.4, api_name="/colorize"
-            )
-        config = urllib.request.urlopen(url + "config", timeout=5).read().decode()
-        assert "No trained weights found" in config
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise AssertionError(f"demo did not start:\n{proc.stdout.read()}") from None
+            time.sleep(0.3)
 
 
 def test_cli_refuses_cuda_without_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -371,3 +366,189 @@ def test_rescan_picks_up_added_replaced_and_removed_weights(
             colorize(client, sample, "extra")
     finally:
         app.close()
+
+
+# ----------------------------------------------------------------------------- issue 13
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def serve(models: Path, tmp_path: Path):
+    """A live demo on ``models`` -> (Blocks, Client); close the Blocks when done."""
+    app = demo_module.build_demo(models_dir=models, device="cpu", scratch_dir=tmp_path / "s")
+    app.queue()
+    _, url, _ = app.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    return app, Client(url, verbose=False, download_files=str(tmp_path / "dl"))
+
+
+def test_no_model_selected_says_so(server: Client, sample: Path) -> None:
+    # Models exist, none was picked: before, the answer claimed no weights were found at all.
+    with pytest.raises(AppError, match=r"No model selected: choose one in the Model list"):
+        colorize(server, sample, None)
+    with pytest.raises(AppError, match="No model selected"):
+        server.predict([handle_file(str(sample))], None, 0.4, api_name="/batch")
+    assert_still_serving(server, sample)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "CMYK"])
+def test_photo_input_hands_the_library_the_upload_unchanged(
+    server: Client, models_dir: Path, tmp_path: Path, mode: str
+) -> None:
+    # The page's image input shows the photo, but 16-bit and CMYK files must reach the library
+    # as uploaded (a plain gr.Image would convert them to 8-bit RGB first, clipping 16-bit
+    # values): the server's result equals the library's on the same file.
+    base = Image.open(photo(tmp_path / "base.png", (90, 60)))
+    if mode == "I;16":
+        src = tmp_path / "deep.png"
+        deep = np.asarray(base.convert("L"), np.uint16) * 257
+        Image.fromarray(deep).save(src)
+    else:
+        src = tmp_path / "print.jpg"
+        base.convert("CMYK").save(src, quality=95)
+    assert Image.open(src).mode == mode
+    color, *_ = colorize(server, src, "colornet_tiny")
+    from colorizer.inference import Colorizer
+
+    expected = Colorizer(models_dir / "colornet_tiny.pt", device="cpu").colorize(
+        src, temperature=CLS_T
+    )
+    np.testing.assert_array_equal(np.asarray(Image.open(color)), np.asarray(expected))
+
+
+def test_progress_is_reported_stage_by_stage(server: Client, tmp_path: Path) -> None:
+    # Big enough that each stage outlasts Gradio's 10 ms progress tick.
+    big = photo(tmp_path / "big.png", (1600, 1000))
+    job = server.submit(handle_file(str(big)), "colornet_tiny", CLS_T, api_name="/colorize")
+    job.result(timeout=120)
+
+    async def updates() -> list:
+        return [u async for u in job]
+
+    import asyncio
+
+    seen = [
+        (unit.desc, unit.progress)
+        for u in asyncio.run(updates())
+        for unit in (getattr(u, "progress_data", None) or [])
+    ]
+    descs = [d for d, _ in seen]
+    assert "Colorizing 1600x1000 px" in descs and "Saving the full-resolution PNG" in descs
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions)
+
+
+def test_compare_skips_an_unreadable_checkpoint_and_says_which(
+    models_dir: Path, sample: Path, tmp_path: Path
+) -> None:
+    d = tmp_path / "models"
+    d.mkdir()
+    (d / "colornet_tiny.pt").write_bytes((models_dir / "colornet_tiny.pt").read_bytes())
+    (d / "broken.pt").write_bytes(b"PK\x03\x04 half of a checkpoint")
+    app, client = serve(d, tmp_path)
+    try:
+        gallery, note = client.predict(handle_file(str(sample)), api_name="/compare")
+        assert [g["caption"] for g in gallery] == ["original", "colornet_tiny (T=0.27)"]
+        assert Image.open(gallery[1]["image"]).size == Image.open(sample).size
+        assert note.startswith("1 model compared. Skipped 1:")
+        assert "'broken'" in note and "models/broken.pt" in note and "truncated" in note
+        assert str(tmp_path) not in note
+        # the broken file alone is still a clear error, not a crash
+        with pytest.raises(AppError, match="Cannot load model 'broken' from models/broken.pt"):
+            colorize(client, sample, "broken")
+        assert_still_serving(client, sample)
+    finally:
+        app.close()
+
+
+def test_answers_show_no_absolute_server_paths(tmp_path: Path, sample: Path) -> None:
+    d = tmp_path / "models"
+    d.mkdir()
+    (d / "broken.pt").write_bytes(b"not a checkpoint")
+    app = demo_module.ColorizeApp(
+        demo_module.DemoConfig(models_dir=d, device="cpu", scratch_dir=tmp_path / "s")
+    )
+    with pytest.raises(demo_module.DemoError) as err:
+        app.colorize(str(sample), "broken", None)
+    texts = [str(err.value), app.status_markdown(), app.missing_markdown(), app.no_models_message()]
+    assert "models/broken.pt" in texts[0] and "`models/`" in texts[1]
+    assert "`models/landscape.pt` is missing" in texts[2]
+    for text in texts:
+        assert str(tmp_path) not in text, text
+
+
+def test_page_starts_with_the_default_model_and_names_models_in_plain_words(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    from colorizer.models import DEFAULT_MODEL
+
+    d = tmp_path / "models"
+    d.mkdir()
+    for name in (DEFAULT_MODEL, "seed1_cunet"):  # registry entries, tiny stand-in weights
+        (d / f"{name}.pt").write_bytes((models_dir / "colornet_tiny.pt").read_bytes())
+    (d / "mine.pt").write_bytes((models_dir / "streetside_tiny.pt").read_bytes())
+    app, client = serve(d, tmp_path)
+    try:
+        config = json.loads(urllib.request.urlopen(client.src + "config", timeout=10).read())
+        dropdown = next(c for c in config["components"] if c["props"].get("elem_id") == "model")
+        assert dropdown["props"]["value"] == DEFAULT_MODEL
+        assert [tuple(c) for c in dropdown["props"]["choices"]] == [
+            ("The default outdoor model (default)", DEFAULT_MODEL),
+            ("The first seed's system (seed1_cunet)", "seed1_cunet"),
+            ("mine (a checkpoint file)", "mine"),
+        ]
+        slider = next(c for c in config["components"] if c["props"].get("elem_id") == "temperature")
+        assert slider["props"]["label"] == "Colour strength / vividness: lower = more vivid"
+        # Without default.pt the first model found is preselected.
+        (d / f"{DEFAULT_MODEL}.pt").unlink()
+        _, _, chosen, _ = client.predict(DEFAULT_MODEL, DEFAULT_MODEL, api_name="/rescan")
+        assert chosen["value"] == "seed1_cunet"
+        assert [c[1] for c in chosen["choices"]] == ["seed1_cunet", "mine"]
+    finally:
+        app.close()
+
+
+def test_cli_starts_without_weights_and_removes_its_temporary_files_at_shutdown(
+    models_dir: Path, sample: Path, tmp_path: Path
+) -> None:
+    """`python demo.py` with an empty models folder still serves a page that says why; with
+    weights added and used, `kill` (SIGTERM, as a service manager stops it) removes the scratch
+    files (under TMPDIR) and Gradio's cached uploads, results and examples (GRADIO_TEMP_DIR).
+    One process for both: starting one costs most of the test's time."""
+    models = tmp_path / "models"
+    models.mkdir()
+    scratch, cache = tmp_path / "tmp", tmp_path / "gradio"
+    scratch.mkdir()
+    cache.mkdir()
+    proc, url = start_demo_process(
+        models, env={"TMPDIR": str(scratch), "GRADIO_TEMP_DIR": str(cache)}
+    )
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "dl"))
+        info = client.predict(api_name="/models")
+        assert info["available"] == []
+        with pytest.raises(AppError, match="No trained weights found"):
+            colorize(client, sample, None)
+        config = urllib.request.urlopen(url + "config", timeout=5).read().decode()
+        assert "No trained weights found" in config
+
+        (models / "colornet_tiny.pt").write_bytes((models_dir / "colornet_tiny.pt").read_bytes())
+        client.predict(None, None, api_name="/rescan")
+        colorize(client, sample, "colornet_tiny")
+        client.predict(handle_file(str(sample)), api_name="/compare")
+        assert files_under(scratch) and files_under(cache)  # it did write temporary files
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert files_under(scratch) == [] and files_under(cache) == [], out
+
+
+def test_importing_the_demo_writes_nothing_beside_it() -> None:
+    # Gradio writes a .pyi stub next to any module that subclasses one of its components.
+    assert demo_module.__file__ and not (REPO / "demo.pyi").exists()

@@ -1,12 +1,13 @@
 """The demo page in a real browser: Debian's chromium driven by playwright.
 
-Loads the page, picks a bundled example photo, presses Colorize and checks that the output
-image element got a picture and that the screenshot is not blank. Skipped (not failed) only
-where /usr/bin/chromium is absent.
+Loads the page at a desktop and a phone viewport, clicks a bundled example's thumbnail,
+presses Colorize and checks what a person sees: the photo in the input, the result beside the
+before/after slider above the fold, no sideways scrolling on the phone, knobs named in plain
+words. Skipped (not failed) only where /usr/bin/chromium is absent.
 
-The same code also takes the screenshot committed as results/demo_screenshot.png:
+The same code takes the screenshots committed under results/demo/ (real weights):
 
-    python tests/test_demo_browser.py --models-dir weights --out results/demo_screenshot.png
+    python tests/test_demo_browser.py --models-dir weights --out-dir results/demo
 """
 
 from __future__ import annotations
@@ -54,43 +55,80 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def colorize_in_browser(
-    url: str, screenshot: Path, timeout_ms: int = 60_000, example: str = "aitzgorri.jpg"
-) -> dict:
-    """Open the page, click an example photo, press Colorize, wait for the result.
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}  # a common phone's CSS pixels
+# What a person must see without scrolling after pressing Colorize, and where.
+LAYOUT = ["#photo", "#model", "#temperature", "#colorize-btn", "#colorized", "#before-after",
+          "#download", "#info"]  # fmt: skip
 
-    Returns what the page showed: the output <img> src, its natural size, the info line.
+
+def _loaded(selector: str) -> str:
+    return (
+        f"() => {{ const i = document.querySelector('{selector}');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+
+
+def colorize_in_browser(
+    url: str,
+    screenshot: Path,
+    viewport: dict[str, int] = DESKTOP,
+    timeout_ms: int = 60_000,
+    example: str = "aitzgorri.jpg",
+) -> dict:
+    """Open the page, click an example's thumbnail, press Colorize, wait for the result.
+
+    Returns what the page showed: the output <img> src and natural size, the info line, the
+    example thumbnails' natural widths, the page's scroll width, the bounding boxes of LAYOUT
+    with the page scrolled to the top, and the labels of the model and colour knobs.
     """
     from playwright.sync_api import sync_playwright
 
+    phone = viewport["width"] < 600
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
+            page = context.new_page()
             page.goto(url, wait_until="networkidle", timeout=timeout_ms)
             page.get_by_role("button", name="Colorize", exact=True).wait_for(timeout=timeout_ms)
-            # gr.Examples renders each example as a clickable cell showing the file name.
-            page.get_by_text(example).first.click()
-            page.locator(f'#photo td.filename[aria-label="{example}"]').wait_for(timeout=timeout_ms)
-            page.get_by_role("button", name="Colorize", exact=True).click()
-            img = page.locator("#colorized img").first
-            img.wait_for(state="visible", timeout=timeout_ms)
+            # gr.Examples over an image input shows each example as a thumbnail picture.
+            thumbs = page.locator("#examples img")
+            thumbs.first.wait_for(timeout=timeout_ms)
             page.wait_for_function(
-                "() => { const i = document.querySelector('#colorized img');"
-                " return i && i.complete && i.naturalWidth > 0; }",
+                "() => [...document.querySelectorAll('#examples img')]"
+                ".every(i => i.complete && i.naturalWidth > 0)",
                 timeout=timeout_ms,
             )
+            thumb_widths = thumbs.evaluate_all("els => els.map(i => i.naturalWidth)")
+            page.locator(f'#examples img[src$="/{example}"]').click()
+            # The input shows the photo itself, not a file name.
+            page.wait_for_function(_loaded("#photo img"), timeout=timeout_ms)
+            page.get_by_role("button", name="Colorize", exact=True).click()
+            page.locator("#colorized img").first.wait_for(state="visible", timeout=timeout_ms)
+            page.wait_for_function(_loaded("#colorized img"), timeout=timeout_ms)
+            page.wait_for_function(_loaded("#before-after img"), timeout=timeout_ms)
+            img = page.locator("#colorized img").first
+            page.wait_for_timeout(500)  # let the slider finish painting
+            page.evaluate("window.scrollTo(0, 0)")
+            page.wait_for_timeout(200)
             shown = {
                 "src": img.get_attribute("src"),
                 "natural": page.evaluate(
                     "() => { const i = document.querySelector('#colorized img');"
                     " return [i.naturalWidth, i.naturalHeight]; }"
                 ),
-                "info": page.get_by_text("px, model").first.inner_text(),
+                "info": page.locator("#info").inner_text(),
+                "thumb_widths": thumb_widths,
+                "scroll_width": page.evaluate("document.documentElement.scrollWidth"),
+                "boxes": {sel: page.locator(sel).first.bounding_box() for sel in LAYOUT},
+                "model_label": page.locator("#model").inner_text(),
+                "model_shown": page.locator("#model input").input_value(),
+                "knob_label": page.locator("#temperature").inner_text(),
             }
-            page.wait_for_timeout(500)  # let the slider and uncertainty map paint
             screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
+            # Phones: the whole page (the result is below the knobs); desktop: the first screen.
+            page.screenshot(path=str(screenshot), full_page=phone)
         finally:
             browser.close()
     return shown
@@ -112,16 +150,86 @@ def url(tmp_path_factory: pytest.TempPathFactory):
     app.close()
 
 
-def test_page_colorizes_an_example(url: str, tmp_path: Path) -> None:
-    shot = tmp_path / "demo.png"
-    shown = colorize_in_browser(url, shot)
+def assert_not_blank(shot: Path) -> None:
+    # A real screenshot of text, photos and widgets varies a lot.
+    pixels = np.asarray(Image.open(io.BytesIO(shot.read_bytes())).convert("L"), np.float32)
+    assert pixels.std() > 20.0
+
+
+def test_page_colorizes_an_example_on_a_desktop(url: str, tmp_path: Path) -> None:
+    shot = tmp_path / "desktop.png"
+    shown = colorize_in_browser(url, shot, DESKTOP)
     assert shown["src"] and ("/file=" in shown["src"] or "gradio_api/file" in shown["src"])
     # The example is 1024x682; the page got the full-resolution result, not a thumbnail.
     assert shown["natural"] == [1024, 682]
     assert "1024x682 px" in shown["info"] and "colornet_tiny" in shown["info"]
-    # Not a blank page: a real screenshot of text, photo and widgets varies a lot.
-    pixels = np.asarray(Image.open(io.BytesIO(shot.read_bytes())).convert("L"), np.float32)
-    assert pixels.std() > 20.0
+    n_examples = len(list((REPO / "examples").glob("*.jpg")))
+    assert len(shown["thumb_widths"]) == n_examples and min(shown["thumb_widths"]) > 0
+    boxes = shown["boxes"]
+    # Everything a person needs, from the photo to the download, fits the first screen.
+    for sel, box in boxes.items():
+        assert box is not None and box["y"] >= 0, sel
+        assert box["y"] + box["height"] <= DESKTOP["height"], (sel, box)
+    # The result and the before/after slider side by side, the photo and knobs to their left.
+    result, slider = boxes["#colorized"], boxes["#before-after"]
+    assert abs(result["y"] - slider["y"]) < 2 and slider["x"] >= result["x"] + result["width"]
+    assert boxes["#photo"]["x"] + boxes["#photo"]["width"] <= result["x"]
+    assert shown["scroll_width"] <= DESKTOP["width"]
+    assert "Colour strength / vividness: lower = more vivid" in shown["knob_label"]
+    assert "Which trained model paints the colours" in shown["model_label"]
+    assert shown["model_shown"] == "colornet_tiny (a checkpoint file)"
+    assert_not_blank(shot)
+
+
+def test_page_colorizes_an_example_on_a_phone(url: str, tmp_path: Path) -> None:
+    shot = tmp_path / "phone.png"
+    shown = colorize_in_browser(url, shot, PHONE)
+    assert shown["natural"] == [1024, 682] and "1024x682 px" in shown["info"]
+    # One column: nothing wider than the screen, no sideways scrolling, and the page reads
+    # top to bottom: photo, knobs, button, result, slider, download.
+    assert shown["scroll_width"] <= PHONE["width"]
+    boxes = shown["boxes"]
+    for sel, box in boxes.items():
+        assert box is not None and box["x"] >= 0, sel
+        assert box["x"] + box["width"] <= PHONE["width"], (sel, box)
+    order = ["#photo", "#model", "#temperature", "#colorize-btn", "#colorized", "#before-after"]
+    tops = [boxes[sel]["y"] for sel in order]
+    assert tops == sorted(tops), dict(zip(order, tops, strict=True))
+    # The photo and the button that starts the work are on the first screen.
+    assert (
+        boxes["#photo"]["y"] < PHONE["height"] and boxes["#colorize-btn"]["y"] < 2 * PHONE["height"]
+    )
+    assert_not_blank(shot)
+
+
+def test_photo_input_shows_16_bit_and_cmyk_photos(url: str, tmp_path: Path) -> None:
+    """The input previews the odd modes the library reads, and Colorize still works on them."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base = Image.open(REPO / "examples" / "dune.jpg")
+    deep = tmp_path / "deep16.png"  # two sizes, so the second result is told from the first
+    Image.fromarray(np.asarray(base.resize((320, 200)).convert("L"), np.uint16) * 257).save(deep)
+    cmyk = tmp_path / "print_cmyk.jpg"
+    base.resize((300, 180)).convert("CMYK").save(cmyk, quality=95)
+    assert Image.open(deep).mode == "I;16" and Image.open(cmyk).mode == "CMYK"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport=DESKTOP)
+            page.goto(url, wait_until="networkidle", timeout=60_000)
+            for path in (deep, cmyk):
+                w, h = Image.open(path).size
+                page.locator("#photo input[type=file]").set_input_files(str(path))
+                page.wait_for_function(
+                    "([name, w]) => { const i = document.querySelector('#photo img');"
+                    " return i && i.src.endsWith(name) && i.complete && i.naturalWidth == w; }",
+                    arg=[path.name, w],
+                    timeout=30_000,
+                )
+                page.get_by_role("button", name="Colorize", exact=True).click()
+                expect(page.locator("#info")).to_contain_text(f"{w}x{h} px", timeout=30_000)
+        finally:
+            browser.close()
 
 
 def test_page_reports_bad_files(url: str, tmp_path: Path) -> None:
@@ -138,7 +246,12 @@ def test_page_reports_bad_files(url: str, tmp_path: Path) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(url, wait_until="networkidle", timeout=60_000)
             page.locator("#photo input[type=file]").set_input_files(str(bad))
-            page.locator('#photo td.filename[aria-label="notes.jpg"]').wait_for(timeout=30_000)
+            # The browser cannot show it, but it is uploaded: the input points at it.
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#photo img');"
+                " return i && i.src.endsWith('/notes.jpg'); }",
+                timeout=30_000,
+            )
             page.get_by_role("button", name="Colorize", exact=True).click()
             expect(page.get_by_text("'notes.jpg': not an image").first).to_be_visible(
                 timeout=30_000
@@ -161,9 +274,12 @@ def test_page_reports_bad_files(url: str, tmp_path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Screenshot the demo after colorizing an example.")
+    parser = argparse.ArgumentParser(
+        description="Screenshot the demo after colorizing an example, at a desktop and a phone "
+        "viewport: OUT_DIR/desktop.png (the first screen) and OUT_DIR/phone.png (whole page)."
+    )
     parser.add_argument("--models-dir", type=Path, default=REPO / "weights")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "demo_screenshot.png")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "results" / "demo")
     parser.add_argument("--example", default="aitzgorri.jpg", help="example photo to click")
     args = parser.parse_args()
     app = demo_module.build_demo(models_dir=args.models_dir)
@@ -172,10 +288,15 @@ def main() -> None:
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
     )
     try:
-        shown = colorize_in_browser(local_url, args.out, timeout_ms=300_000, example=args.example)
+        for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+            out = args.out_dir / f"{name}.png"
+            shown = colorize_in_browser(
+                local_url, out, viewport, timeout_ms=300_000, example=args.example
+            )
+            print(f"{out} ({viewport['width']}x{viewport['height']}): {shown['info']!r}")
+            print(f"  scroll width {shown['scroll_width']}, boxes {shown['boxes']}")
     finally:
         app.close()
-    print(f"{args.out}: {shown}")
 
 
 if __name__ == "__main__":
@@ -209,13 +330,17 @@ def test_rescan_button_shows_new_weights_without_restart(tmp_path: Path) -> None
                 page.get_by_role("button", name="Rescan models folder").click()
                 expect(status).to_contain_text("freshmodel", timeout=30_000)
                 page.locator("#model input").click()
-                expect(page.get_by_role("option", name="freshmodel")).to_be_visible(timeout=30_000)
+                expect(
+                    page.get_by_role("option", name="freshmodel (a checkpoint file)")
+                ).to_be_visible(timeout=30_000)
 
                 later = browser.new_page(viewport={"width": 1400, "height": 1100})
                 later.goto(url, wait_until="networkidle", timeout=60_000)
                 expect(later.locator("#model-status")).to_contain_text("freshmodel", timeout=30_000)
                 later.locator("#model input").click()
-                expect(later.get_by_role("option", name="freshmodel")).to_be_visible(timeout=30_000)
+                expect(
+                    later.get_by_role("option", name="freshmodel (a checkpoint file)")
+                ).to_be_visible(timeout=30_000)
             finally:
                 browser.close()
     finally:
