@@ -1,18 +1,28 @@
-"""Inference speed of cunet, eccv16 and streetside side by side, and our Lab vs skimage's.
+"""Inference speed side by side: full-resolution colorization against skimage, folders
+against the seeds' per-photo pipeline, onnxruntime against torch, and the models.
 
     python -m benchmarks.bench_inference                    # writes results/bench_inference.csv
-    python -m benchmarks.bench_inference --batch 8 --reps 5 --devices cpu cuda
+    python -m benchmarks.bench_inference --reps 5 --devices cpu cuda --note "training on 1 core"
 
 Measures, on CPU (and CUDA when present), in ONE run so the numbers share a machine state:
 
-1. batch throughput at 256x256: forward + decode (predict_ab) of a batch, images/s;
-2. one 12-megapixel photo (4000x3000) end to end through Colorizer.colorize: resize, Lab,
-   forward, decode, a*b* upsampling, full-resolution Lab -> RGB;
-3. our rgb_to_lab + lab_to_rgb against skimage.color.rgb2lab + lab2rgb on the same 12 MP photo.
+1. a 12-megapixel photo (4000x3000, a real landscape upscaled, with 8-bit grain) through
+   ``Colorizer.colorize`` with the shipped model, from a JPEG file and from an array, against
+   skimage's Lab round trip (rgb2lab + lab2rgb) of the same photo, the general
+   rgb_to_l + lab_to_rgb chain the pipeline used before (same strips), and our float Lab round
+   trip; plus the error of the result against the exact (float64) conversion, in 8-bit levels;
+2. a folder of photos (examples/) through ``colorize_many`` against the seeds' per-photo
+   pipeline (skimage rgb2lab / lab2rgb per photo at full resolution, float64) with the same
+   model, resize and upsampling: photos per second, PNGs written by both;
+3. the network alone, torch against onnxruntime (``--backend onnx``) at each model's
+   input_size, batch 1, same thread count;
+4. batch throughput at 256x256 of cunet, eccv16 and streetside (random weights), and a 12 MP
+   photo end to end through each.
 
-Random weights: speed does not depend on them. Each figure is the median of --reps timed runs
-after one warm-up, the contenders interleaved (A, B, C, A, B, C, ...). Ratios are printed against a baseline measured in the same run (eccv16 for
-the models, skimage for Lab). The CSV records the command, machine and load average.
+Each figure is the median of --reps timed runs after one warm-up, the contenders interleaved
+(A, B, C, A, B, C, ...) so that a busy machine slows all of them alike. Ratios are printed
+against a baseline measured in the same run. The CSV records the command, machine, load
+average and --note (say there what else the machine was running).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import logging
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,11 +41,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
-from colorizer.inference import STRIP_PIXELS, Colorizer, predict_ab
-from colorizer.lab import lab_to_rgb, rgb_to_lab
-from colorizer.models import create_model
+from colorizer.imageio import list_images
+from colorizer.inference import (
+    STRIP_PIXELS,
+    Colorizer,
+    colorize_many,
+    output_to_ab,
+    predict_ab,
+    resize_rows,
+)
+from colorizer.lab import lab_to_rgb, rgb_to_l, rgb_to_lab
+from colorizer.models import create_model, find_weights
 from colorizer.provenance import invocation, machine_info, utc_now
+
+REPO = Path(__file__).resolve().parents[1]
 
 log = logging.getLogger("bench_inference")
 
@@ -52,6 +75,11 @@ class BenchConfig:
     reps: int = 3
     skimage: bool = True
     out: str = "results/bench_inference.csv"
+    photo_source: str = "examples/forest_stream.jpg"
+    shipped: str = ""  # the model of parts 1-2: 'default' when its weights are here, else landscape
+    folder: str = "examples"
+    onnx_models: tuple[str, ...] = ("landscape", "effunet", "streetside", "eccv16")
+    note: str = ""
 
 
 def sync(device: str) -> None:
@@ -79,17 +107,13 @@ def interleaved_times(
     return times
 
 
-def make_photo(w: int, h: int) -> np.ndarray:
-    """A deterministic 'photo': smooth colour gradients plus noise, (h, w, 3) uint8."""
-    rng = np.random.default_rng(0)
-    x = np.linspace(0, 1, w, dtype=np.float32)[None, :]
-    y = np.linspace(0, 1, h, dtype=np.float32)[:, None]
-    img = np.empty((h, w, 3), np.uint8)
-    img[..., 0] = (255 * (0.2 + 0.6 * x * (1 - y))).astype(np.uint8)
-    img[..., 1] = (255 * (0.3 + 0.5 * y)).astype(np.uint8)
-    img[..., 2] = (255 * (0.6 - 0.4 * x * y)).astype(np.uint8)
-    img ^= rng.integers(0, 8, (h, w, 3), dtype=np.uint8)  # texture, so nothing is constant
-    return img
+def real_photo(source: Path, w: int, h: int) -> np.ndarray:
+    """A real landscape at w x h (bicubic), with 8-bit grain so neighbouring pixels differ as in
+    a camera's photo: (h, w, 3) uint8. Its colours leave the gamut where a photo's do."""
+    img = Image.open(source).convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
+    arr = np.array(img)
+    arr ^= np.random.default_rng(0).integers(0, 8, arr.shape, dtype=np.uint8)
+    return arr
 
 
 def row(
@@ -145,70 +169,179 @@ def bench_models(cfg: BenchConfig, device: str, photo: np.ndarray) -> list[dict]
     return rows
 
 
-def bench_lab(cfg: BenchConfig, device: str, photo: np.ndarray) -> list[dict]:
-    rgb8 = (
-        torch.from_numpy(photo).to(device).permute(2, 0, 1)
-    )  # (3, H, W) uint8, as inference has it
-    mp = photo.shape[0] * photo.shape[1] / 1e6
-    bench = f"lab_roundtrip_{photo.shape[1]}x{photo.shape[0]}"
-    # The same conversion in horizontal strips of ~STRIP_PIXELS, as Colorizer.compose does it:
-    # the working set stays in cache instead of streaming 144 MB temporaries through memory.
+def general_compose(c: Colorizer, img: Image.Image, ab: torch.Tensor) -> Image.Image:
+    """Colorizer.compose as it was before the 8-bit tables: rgb_to_l and lab_to_rgb (the
+    general float chain) per strip, same strips and upsampling, for the side-by-side."""
+    width, height = img.size
+    abw = F.interpolate(ab[None].float().cpu(), size=(ab.shape[-2], width), mode="bilinear")[0]
+    src = np.array(img, dtype=np.uint8)
+    out = np.empty_like(src)
+    rows = max(1, STRIP_PIXELS // width)
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        rgb = torch.from_numpy(src[r0:r1]).permute(2, 0, 1)
+        lab = torch.cat([rgb_to_l(rgb), resize_rows(abw, r0, r1, height)])
+        out[r0:r1] = (lab_to_rgb(lab) * 255.0).round_().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(out, "RGB")
+
+
+def exact_error(c: Colorizer, photo: np.ndarray, got: Image.Image) -> tuple[int, float]:
+    """(max, share > 0) of |result - exact| in 8-bit levels over the whole photo, the exact
+    result being the float64 chain: the photo's L joined with the same a*b*, lab_to_rgb."""
+    img = Image.fromarray(photo)
+    ab = c.predict(c.working_l(img)).ab.double().cpu()
+    ab = F.interpolate(ab, size=photo.shape[:2], mode="bilinear", align_corners=False)[0]
+    L = rgb_to_l(torch.from_numpy(photo).permute(2, 0, 1).double() / 255.0)
+    exact = (lab_to_rgb(torch.cat([L, ab])) * 255.0).round_().to(torch.uint8)
+    diff = (torch.from_numpy(np.asarray(got)).permute(2, 0, 1).int() - exact.int()).abs()
+    return int(diff.max()), float((diff > 0).float().mean())
+
+
+def bench_photo(cfg: BenchConfig, device: str, photo: np.ndarray, tmp: Path) -> list[dict]:
+    """Part 1: a 12 MP photo end to end against skimage's Lab round trip, in one group."""
+    from skimage.color import lab2rgb, rgb2lab
+
+    c = Colorizer(cfg.shipped, device=device)
+    jpeg = tmp / "photo.jpg"
+    Image.fromarray(photo).save(jpeg, quality=92)
+    img = Image.fromarray(photo)
+    ab = c.predict(c.working_l(img)).ab[0]
+    rgb8 = torch.from_numpy(photo).permute(2, 0, 1).to(device)
     rows_per = max(1, STRIP_PIXELS // photo.shape[1])
 
-    def ours_strips() -> None:
+    def our_lab_strips() -> None:
         for r0 in range(0, photo.shape[0], rows_per):
             lab_to_rgb(rgb_to_lab(rgb8[:, r0 : r0 + rows_per]))
 
-    # Each thread count as its own group with its own skimage run: on a busy machine torch's
-    # threads wait on each other at every op, skimage (numpy) runs on one thread anyway, and
-    # switching torch's thread count between calls would itself cost more than the work.
-    default_threads = torch.get_num_threads()
-    thread_counts = sorted({1, default_threads}) if device == "cpu" else [default_threads]
+    fns: dict[str, Callable[[], object]] = {
+        "colorize(jpeg path)": lambda: c.colorize(jpeg),
+        "colorize(array)": lambda: c.colorize(photo),
+        "compose, general Lab chain": lambda: general_compose(c, img, ab),
+        "compose, 8-bit tables": lambda: c.compose(img, ab),
+        "ours rgb_to_lab+lab_to_rgb": our_lab_strips,
+    }
+    if device == "cpu":
+        onnx_c = Colorizer(cfg.shipped, device=device, backend="onnx")
+        fns["colorize(array), onnx"] = lambda: onnx_c.colorize(photo)
+        if cfg.skimage:
+            fns["skimage rgb2lab+lab2rgb"] = lambda: lab2rgb(rgb2lab(photo))
+    mp = photo.shape[0] * photo.shape[1] / 1e6
+    bench = f"photo_{photo.shape[1]}x{photo.shape[0]}_{cfg.shipped}"
+    base = (
+        "skimage rgb2lab+lab2rgb"
+        if "skimage rgb2lab+lab2rgb" in fns
+        else "compose, general Lab chain"
+    )
     rows = []
-    for n in thread_counts:
-        torch.set_num_threads(n)
-        fns: dict[str, Callable[[], object]] = {
-            "ours": lambda: lab_to_rgb(rgb_to_lab(rgb8)),
-            "ours strips": ours_strips,
-        }
-        if cfg.skimage and device == "cpu":
-            from skimage.color import lab2rgb, rgb2lab
-
-            fns["skimage"] = lambda: lab2rgb(rgb2lab(photo))
-        try:
-            timed = interleaved_times(fns, cfg.reps, device)
-        finally:
-            torch.set_num_threads(default_threads)
-        for name, times in timed.items():
-            rows.append(row(f"{bench}_{n}thread", name, device, 1, times, mp, "MP/s"))
-            rows[-1]["threads"] = "1" if name == "skimage" else str(n)
-            if "strips" in name:
-                rows[-1]["note"] = f"{rows_per}-row strips as in Colorizer.compose"
-            log.info(
-                "lab round trip, %s, torch %d thread(s): %.3f s", name, n, rows[-1]["median_s"]
+    for name, times in interleaved_times(fns, cfg.reps, device).items():
+        rows.append(row(bench, name, device, 1, times, mp, "MP/s"))
+        rows[-1]["base"] = base
+        log.info("%s %s: %.3f s", bench, name, rows[-1]["median_s"])
+    worst, share = exact_error(c, photo, c.colorize(photo))
+    general_worst, general_share = exact_error(c, photo, general_compose(c, img, ab))
+    for r in rows:
+        if r["model"] == "colorize(array)":
+            r["note"] = (
+                f"vs exact float64 conversion: max {worst} level(s), {share:.2%} of values off"
             )
-    if cfg.skimage and device == "cpu":
-        # Same answer as skimage, or the timing means nothing.
-        from skimage.color import lab2rgb, rgb2lab
+        if r["model"] == "compose, general Lab chain":
+            r["note"] = f"vs exact: max {general_worst}, {general_share:.2%} off"
+    log.info(
+        "12 MP result vs the exact conversion: max %d level(s), %.3f%% off", worst, 100 * share
+    )
+    return rows
 
-        ours = lab_to_rgb(rgb_to_lab(rgb8[:, :200, :200])).permute(1, 2, 0).cpu().numpy()
-        err = float(np.abs(lab2rgb(rgb2lab(photo[:200, :200])) - ours).max())
-        rows[-1]["note"] = f"max abs diff vs ours {err:.1e}"
-        log.info("max |ours - skimage| on the round trip: %.2e", err)
+
+def seeds_colorize_file(model: torch.nn.Module, src: Path, dst: Path) -> None:
+    """The seeds' way, per photo: skimage rgb2lab of the whole photo (float64), its L resized
+    to the network's size, the network, a*b* upsampled, skimage lab2rgb, PNG. Same model,
+    resize and upsampling as ours, so only the pipeline differs."""
+    from skimage.color import lab2rgb, rgb2lab
+
+    rgb = np.asarray(Image.open(src).convert("RGB"))
+    lab = rgb2lab(rgb)
+    L = torch.from_numpy(lab[..., 0].astype(np.float32))[None, None]
+    small = F.interpolate(L, size=tuple(model.input_size), mode="bilinear", align_corners=False)
+    with torch.inference_mode():
+        ab = output_to_ab(model, model(small))
+    ab = F.interpolate(ab, size=rgb.shape[:2], mode="bilinear", align_corners=False)[0]
+    lab[..., 1:] = ab.permute(1, 2, 0).double().numpy()
+    out = (lab2rgb(lab) * 255.0).round().astype(np.uint8)
+    Image.fromarray(out).save(dst)
+
+
+def bench_folder(cfg: BenchConfig, device: str, tmp: Path) -> list[dict]:
+    """Part 2: a folder through colorize_many against the seeds' per-photo pipeline."""
+    folder = REPO / cfg.folder
+    photos = list_images(folder, recursive=False)
+    c = Colorizer(cfg.shipped, device=device)
+    fns: dict[str, Callable[[], object]] = {
+        "colorize_many": lambda: colorize_many(
+            c, folder, tmp / "ours", overwrite=True, recursive=False, progress=False
+        ),
+    }
+    if device == "cpu":
+        onnx_c = Colorizer(cfg.shipped, device=device, backend="onnx")
+        fns["colorize_many, onnx"] = lambda: colorize_many(
+            onnx_c, folder, tmp / "onnx", overwrite=True, recursive=False, progress=False
+        )
+        if cfg.skimage:
+            (tmp / "seeds").mkdir(exist_ok=True)
+            fns["seeds' per-photo (skimage)"] = lambda: [
+                seeds_colorize_file(c.model, p, tmp / "seeds" / f"{p.stem}.png") for p in photos
+            ]
+    mp = sum(np.prod(Image.open(p).size) for p in photos) / 1e6
+    bench = f"folder_{len(photos)}x{mp / len(photos):.1f}MP_{cfg.shipped}"
+    base = "seeds' per-photo (skimage)" if "seeds' per-photo (skimage)" in fns else "colorize_many"
+    rows = []
+    for name, times in interleaved_times(fns, cfg.reps, device).items():
+        rows.append(row(bench, name, device, len(photos), times, len(photos), "photos/s"))
+        rows[-1]["base"] = base
+        log.info("%s %s: %.3f s", bench, name, rows[-1]["median_s"])
+    return rows
+
+
+def bench_onnx(cfg: BenchConfig) -> list[dict]:
+    """Part 3: the network alone, torch against onnxruntime, CPU, batch 1 at input_size."""
+    from colorizer.onnx import OnnxModel
+
+    fns: dict[str, Callable[[], object]] = {}
+    rows = []
+    for name in cfg.onnx_models:
+        torch.manual_seed(0)  # registry architectures at random init: speed needs no weights
+        model = create_model(name).eval()
+        t0 = time.perf_counter()
+        onnx_model = OnnxModel.from_module(model)
+        export_s = time.perf_counter() - t0
+        L = torch.rand(1, 1, *model.input_size) * 100.0
+
+        def run_torch(m: torch.nn.Module = model, x: torch.Tensor = L) -> None:
+            with torch.inference_mode():
+                m(x)
+
+        fns = {"torch": run_torch, "onnxruntime": lambda o=onnx_model, x=L: o(x)}
+        bench = f"network_{name}_{model.input_size[0]}x{model.input_size[1]}"
+        for backend, times in interleaved_times(fns, cfg.reps, "cpu").items():
+            rows.append(row(bench, backend, "cpu", 1, times, 1, "img/s"))
+            rows[-1]["base"] = "torch"
+            if backend == "onnxruntime":
+                rows[-1]["note"] = f"export + check {export_s:.1f} s, once per process"
+            log.info("%s %s: %.4f s", bench, backend, rows[-1]["median_s"])
     return rows
 
 
 def add_ratios(rows: list[dict], baseline: str) -> None:
-    """speedup = how many times faster than the baseline measured in this run (>1 = faster)."""
+    """speedup = how many times faster than the baseline measured in this run (>1 = faster):
+    a row's own ``base`` contender in its benchmark, else ``baseline`` (the model rows)."""
     for r in rows:
-        base_name = "skimage" if r["benchmark"].startswith("lab") else baseline
+        base_name = r.get("base", baseline)
         base = next(
             (
                 b
                 for b in rows
                 if b["benchmark"] == r["benchmark"]
                 and b["model"] == base_name
-                and (b["device"] == r["device"] or base_name == "skimage")
+                and b["device"] == r["device"]
             ),
             None,
         )
@@ -225,6 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photo", default="4000x3000", help="WxH of the end-to-end photo")
     p.add_argument("--no-skimage", action="store_true")
     p.add_argument("--out", default=BenchConfig.out)
+    p.add_argument("--photo-source", default=BenchConfig.photo_source, help="photo to upscale")
+    p.add_argument(
+        "--shipped", help="model of the photo and folder parts (default: 'default', else landscape)"
+    )
+    p.add_argument("--folder", default=BenchConfig.folder, help="photos for the folder part")
+    p.add_argument("--onnx-models", nargs="*", default=list(BenchConfig.onnx_models))
+    p.add_argument("--skip", nargs="*", default=[], choices=["photo", "folder", "onnx", "models"])
+    p.add_argument("--note", default="", help="what else the machine was doing (recorded)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     w, h = (int(v) for v in a.photo.lower().split("x"))
@@ -236,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         photo_h=h,
         skimage=not a.no_skimage,
         out=a.out,
+        photo_source=a.photo_source,
+        shipped=a.shipped or ("default" if find_weights("default") else "landscape"),
+        folder=a.folder,
+        onnx_models=tuple(a.onnx_models),
+        note=a.note,
     )
     if a.batch:
         cfg.batch_cpu = cfg.batch_cuda = a.batch
@@ -248,12 +394,19 @@ def main(argv: list[str] | None = None) -> int:
         load_before,
     )
 
-    photo = make_photo(cfg.photo_w, cfg.photo_h)
+    photo = real_photo(REPO / cfg.photo_source, cfg.photo_w, cfg.photo_h)
     rows: list[dict] = []
     start = time.perf_counter()
-    for device in devices:
-        rows += bench_models(cfg, device, photo)
-        rows += bench_lab(cfg, device, photo)
+    with tempfile.TemporaryDirectory() as tmp:
+        for device in devices:
+            if "photo" not in a.skip:
+                rows += bench_photo(cfg, device, photo, Path(tmp))
+            if "folder" not in a.skip:
+                rows += bench_folder(cfg, device, Path(tmp))
+            if "models" not in a.skip:
+                rows += bench_models(cfg, device, photo)
+        if "onnx" not in a.skip and cfg.onnx_models:
+            rows += bench_onnx(cfg)
     add_ratios(rows, cfg.baseline)
     elapsed = time.perf_counter() - start
 
@@ -265,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             host=info["host"],
             cpu=info["cpu"],
             cpu_count=info["cpu_count"],
-            threads=r.get("threads", "1" if r["model"] == "skimage" else info["torch_threads"]),
+            threads=r.get("threads", "1" if "skimage" in r["model"] else info["torch_threads"]),
+            machine_note=cfg.note,
             torch=info["torch"],
             gpu=info.get("gpu", ""),
             loadavg=f"{load_before:.2f}/{load_after:.2f}",
@@ -294,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch",
         "gpu",
         "loadavg",
+        "machine_note",
         "date",
         "command",
     ]
@@ -309,17 +464,15 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
 
-    print(
-        f"\n{'benchmark':<32}{'model':<17}{'device':<7}{'median s':>10}{'throughput':>16}{'speedup':>9}  vs"
-    )
+    print(f"\n{'benchmark':<36}{'contender':<28}{'device':<7}{'median s':>10}{'throughput':>16}")
     for r in rows:
         thr = f"{r['throughput']:.2f} {r['unit']}"
         print(
-            f"{r['benchmark']:<32}{r['model']:<17}{r['device']:<7}{r['median_s']:>10.3f}{thr:>16}"
-            f"{r['speedup_vs_baseline']:>8.2f}x  {r['baseline']}"
+            f"{r['benchmark']:<36}{r['model']:<28}{r['device']:<7}{r['median_s']:>10.3f}{thr:>16}"
+            f"{r['speedup_vs_baseline']:>8.2f}x vs {r['baseline']}  {r.get('note', '')}"
         )
     for device in devices:
-        for bench in {r["benchmark"] for r in rows if not r["benchmark"].startswith("lab")}:
+        for bench in sorted({r["benchmark"] for r in rows}):
             by = {r["model"]: r for r in rows if r["benchmark"] == bench and r["device"] == device}
             if "cunet" in by and "eccv16" in by:
                 ratio = by["eccv16"]["median_s"] / by["cunet"]["median_s"]
@@ -327,14 +480,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"cunet/eccv16 speed ratio, {bench} on {device}: {ratio:.2f}x "
                     f"({'cunet faster' if ratio > 1 else 'eccv16 faster'})"
                 )
-    for r in rows:
-        if r["benchmark"].startswith("lab") and r["model"] != "skimage" and r["device"] == "cpu":
-            ratio = r["speedup_vs_baseline"]
-            verdict = "ours beats skimage" if ratio > 1 else "OURS IS SLOWER THAN SKIMAGE"
-            print(
-                f"Lab round trip {r['benchmark'].split('_', 2)[2]}: {r['model']} {r['median_s']:.3f} s "
-                f"-> {ratio:.2f}x skimage's speed ({verdict})"
-            )
+    if cfg.note:
+        print(f"note: {cfg.note}")
     print(f"\nwrote {out} in {elapsed:.0f} s (load average {load_before:.2f} -> {load_after:.2f})")
     return 0
 

@@ -209,8 +209,9 @@ def ab_from_unit(unit: torch.Tensor) -> torch.Tensor:
 # - out-of-gamut pixels (a few percent of a photo) are collected over the whole photo and
 #   chroma-mapped at the end by the same bisection as lab_to_rgb, in one batch.
 # Every table is built from the constants above (one definition of the conversion). Measured
-# against lab_to_rgb in float64 it is within one 8-bit level (tests/test_lab.py), and it does
-# about 20 elementwise passes per pixel instead of about 60 (benchmarks/bench_inference.py).
+# against lab_to_rgb in float64 it is within one 8-bit level (tests/test_lab.py); a strip
+# costs 21 torch calls where rgb_to_l + lab_to_rgb make about 50 (timed side by side in
+# benchmarks/bench_inference.py).
 _Y_SCALE = 65535.0  # Y in table units: Y' = 65535 Y indexes the fy table
 _Q_SCALE = 65536  # linear light in table units for the output table: 1.5e-5 per bucket
 _Q_GUARD = 8  # buckets beyond [0, 1] (> 1e-4 = lab_to_rgb's gamut tolerance) flag a pixel
