@@ -418,12 +418,15 @@ def rgb8_with_ab(rgb: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
             f"ab must be (2, H, W) = (2, {rgb.shape[1]}, {rgb.shape[2]}); got {tuple(ab.shape)}"
         )
     h, w = rgb.shape[1:]
-    r = _recolor8(str(rgb.device))
-    px = rgb.reshape(3, -1).int()
-    words = px[0] | (px[1] << 8) | (px[2] << 16)
-    out = torch.empty(h * w, dtype=torch.int32, device=rgb.device)
-    pending = r.strip(words, ab.reshape(2, -1).float(), out)
-    r.finish([pending] if pending else [], [0], out)
+    px = rgb.reshape(3, -1)
+    flat_ab = ab.reshape(2, -1)
+
+    def strips():  # blocks, so that the cached temporaries stay small whatever the photo
+        for a in range(0, h * w, _BLOCK_PIXELS):
+            p = px[:, a : a + _BLOCK_PIXELS].int()
+            yield a, p[0] | (p[1] << 8) | (p[2] << 16), flat_ab[:, a : a + _BLOCK_PIXELS].float()
+
+    out = recolor_strips(strips(), h * w, rgb.device)
     return torch.stack([(out >> (8 * c)) & 0xFF for c in range(3)]).to(torch.uint8).view(3, h, w)
 
 
