@@ -259,6 +259,50 @@ def test_image_headers_do_not_tell_images_apart(served):
     assert differing <= {"content-length"}, {k: values[k] for k in differing}
 
 
+def test_plain_http_api(served):
+    """The documented HTTP API (POST /gradio_api/call/NAME, then GET the event) with a plain
+    client: start, resume, vote, a repeated vote, and bad requests refused cleanly."""
+    import http.client
+
+    manifest, server = served
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+
+    def call(name: str, *data, body: bytes | None = None) -> tuple[int, dict]:
+        payload = body if body is not None else json.dumps({"data": list(data)}).encode()
+        conn.request("POST", f"/gradio_api/call/{name}", body=payload,
+                     headers={"Content-Type": "application/json"})  # fmt: skip
+        r = conn.getresponse()
+        answer = json.loads(r.read())
+        if r.status != 200:
+            return r.status, answer
+        conn.request("GET", f"/gradio_api/call/{name}/{answer['event_id']}")
+        r = conn.getresponse()
+        text = r.read().decode()
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+        event, data_line = text.strip().split("\n")
+        assert event == "event: complete" and data_line.startswith("data: ")
+        return 200, json.loads(data_line[6:])[0]
+
+    status, d = call("start", True)
+    assert status == 200 and d["status"] == "trial" and d["index"] == 1
+    assert call("resume", d["token"])[1]["trial"] == d["trial"]
+    status, nxt = call("vote", d["token"], d["trial"], "left")
+    assert nxt["recorded"] and nxt["index"] == 2
+    again = call("vote", d["token"], d["trial"], "left")[1]  # a retry: not counted twice
+    assert not again["recorded"] and again["trial"] == nxt["trial"]
+    pid = d["token"].split(".")[0]
+    assert [r["trial"] for r in read_rows(server.votes) if r["participant"] == pid] == [d["trial"]]
+    for reply in (d, nxt, again):
+        assert_blind(reply, "http api")
+    assert call("vote", d["token"], d["trial"])[0] == 422  # too few values
+    assert call("vote", d["token"], ["x"], "left")[0] == 422  # not a string
+    assert call("start", body=b"not json")[0] == 422
+    conn.request("GET", "/gradio_api/call/vote/0123456789abcdef")
+    r = conn.getresponse()
+    assert r.status == 404 and r.read()
+    conn.close()
+
+
 def test_wrong_admin_passwords_are_slowed_down(served):
     # Guessing was 8 tries/s; now each failure costs 1 s, one at a time however many are sent.
     from gradio_client import Client

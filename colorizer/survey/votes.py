@@ -6,7 +6,11 @@ Design (why): a survey's votes are the only thing that cannot be recomputed, so
   two servers can never interleave rows in one file;
 - every row is written with a single ``write`` of a complete line, then ``flush`` and
   ``os.fsync`` BEFORE the caller acknowledges the vote: an acknowledged vote survives a
-  killed process (and a power cut, as far as the disk honours fsync);
+  killed process (and a power cut, as far as the disk honours fsync). Votes arriving
+  together share an fsync (group commit: each waits for one that began after its row was
+  written), so a busy or slow disk costs one fsync per batch, not per vote;
+- a failed fsync stops the store for good (every later call raises): after one, Linux may
+  have dropped the unwritten pages, so a retry that "succeeds" would prove nothing;
 - a process killed in the middle of a write can leave at most one torn last line (no
   newline yet). On start-up that line is cut off (logged, with its bytes) and the
   complete rows are loaded, so participants continue where they were and a second vote
@@ -135,6 +139,10 @@ class VoteStore:
             os.close(fd)
             raise VoteStoreError(f"{self.path} is in use by another survey server") from e
         self._f = os.fdopen(fd, "ab", buffering=0)
+        self._sync_lock = threading.Lock()  # one fsync at a time; never held with _lock
+        self._written = 0  # rows written by this process (write() returned)
+        self._synced = 0  # rows known durable: an fsync began after they were written
+        self._failed: OSError | None = None
         try:
             rows, self.repair = repair_and_read(self.path)
             if self.path.stat().st_size == 0:
@@ -152,32 +160,72 @@ class VoteStore:
             log.warning("%s: holds duplicate (participant, trial) rows", self.path)
         log.info("votes %s: %d existing votes loaded", self.path, len(rows))
 
-    def _write(self, line: bytes) -> None:
+    def _write_raw(self, line: bytes) -> None:
         n = self._f.write(line)
         if n != len(line):  # unbuffered raw write; short writes are rare but possible
             raise OSError(f"short write to {self.path}: {n} of {len(line)} bytes")
+
+    def _write(self, line: bytes) -> None:
+        self._write_raw(line)
         os.fsync(self._f.fileno())
 
+    def _check(self) -> None:
+        """Raise if the store cannot take or answer for votes. Caller holds _lock."""
+        if self._failed is not None:
+            raise VoteStoreError(
+                f"{self.path}: fsync failed ({self._failed}); votes since the last good fsync "
+                "may be lost - restart the server (it reloads what reached the file)"
+            )
+        if self._f.closed:
+            raise VoteStoreError(f"{self.path} is closed")
+
     def append(self, row: dict) -> None:
-        """Write one vote durably; raises DuplicateVote if (participant, trial) exists."""
+        """Write one vote durably; raises DuplicateVote if (participant, trial) exists.
+
+        Returns only after an fsync that began after this row was written.
+        """
         line = _format_row(row)
         key = (str(row["participant"]), str(row["trial"]))
         with self._lock:
-            if self._f.closed:
-                raise VoteStoreError(f"{self.path} is closed")
+            self._check()
             if key in self._keys:
                 raise DuplicateVote(f"participant {key[0]} already voted on trial {key[1]}")
-            self._write(line)
+            self._write_raw(line)
+            self._written += 1
+            mine = self._written
+            # Known before it is durable, so that a second vote for the same key (only the
+            # same participant can cast it, and the session serialises a participant's
+            # votes) is refused; if the fsync below fails the store stops altogether.
             self._keys.add(key)
             self._by_participant.setdefault(key[0], set()).add(key[1])
             self._rows.append({f: str(row[f]) for f in VOTE_FIELDS})
+        self._sync(mine)
+
+    def _sync(self, row: int) -> None:
+        """Wait until row number ``row`` is durable, doing the fsync if nobody else is."""
+        with self._sync_lock:
+            if self._synced >= row:  # an fsync that began after our write covered it
+                return
+            with self._lock:
+                self._check()
+                upto = self._written  # every row up to here has been written
+            try:
+                os.fsync(self._f.fileno())
+            except OSError as e:
+                with self._lock:
+                    self._failed = e
+                log.error("%s: fsync failed, the store stops taking votes: %s", self.path, e)
+                raise VoteStoreError(f"{self.path}: fsync failed: {e}") from e
+            self._synced = upto
 
     def has(self, participant: str, trial: str) -> bool:
         with self._lock:
+            self._check()
             return (participant, trial) in self._keys
 
     def voted_trials(self, participant: str) -> set[str]:
         with self._lock:
+            self._check()
             return set(self._by_participant.get(participant, ()))
 
     def rows(self) -> list[dict]:
