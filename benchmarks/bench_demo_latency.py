@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "demo_latency.csv")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    command = invocation()
+    command = invocation(speed_env=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-demo-"))
     models_dir = args.models_dir

@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     add_ratios(rows, cfg.baseline)
     elapsed = time.perf_counter() - start
 
-    command = invocation()
+    command = invocation(speed_env=True)
     stamp = utc_now()
     load_after = os.getloadavg()[0]
     for r in rows:

@@ -92,7 +92,7 @@ def main() -> None:
 
     base_g, base_t = runs[0]["g"][1], statistics.median(runs[0]["t"])
     lines = [
-        f"command: {invocation()}",
+        f"command: {invocation(speed_env=True)}",
         f"machine: {machine_string()}",
         "",
         f"| model | args | params | fp16 MB | GFLOPs 256 | GFLOPs 128 | FLOPs vs eccv16 | "

@@ -177,7 +177,7 @@ def main() -> int:
     else:
         images = synthetic_photos(n, 128)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    command = invocation()  # with OMP_NUM_THREADS when set: part of how it ran
+    command = invocation(speed_env=True)  # with OMP_NUM_THREADS: part of how it ran
     rows = [r for d in devices for r in bench_device(d, images, args, command)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -79,25 +79,27 @@ def machine_string(device: torch.device | str | None = None) -> str:
     )
 
 
-def invocation(argv: Sequence[str] | None = None) -> str:
+def invocation(argv: Sequence[str] | None = None, *, speed_env: bool = False) -> str:
     """This process's command line as a person would type it again.
 
     ``python -m training train ...`` rather than the path of the package's ``__main__.py``,
     ``python -m benchmarks.bench_x`` for a module run, ``colorizer colorize ...`` for the
-    console command; prefixed with the variables of SPEED_ENV that are set.
+    console command. ``speed_env`` (for speed figures) prefixes the variables of SPEED_ENV
+    that are set.
     """
     argv = list(sys.argv if argv is None else argv)
     main = Path(argv[0]) if argv else Path()
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if main.name == "__main__.py":
         head = ["python", "-m", main.parent.name]
-    elif spec is not None and spec.name and main.suffix == ".py":  # python -m pkg.module
+    elif spec is not None and spec.origin and Path(spec.origin) == main.absolute():
+        # python -m pkg.module: argv[0] is the module's file
         head = ["python", "-m", spec.name]
     elif main.name and main.suffix != ".py" and not main.name.startswith("-"):
         head = [main.name]  # a console script such as `colorizer`
     else:
         head = ["python", *argv[:1]]
-    env = [f"{k}={shlex.quote(os.environ[k])}" for k in SPEED_ENV if k in os.environ]
+    env = [f"{k}={shlex.quote(os.environ[k])}" for k in SPEED_ENV if speed_env and k in os.environ]
     return " ".join([*env, *(shlex.quote(a) for a in [*head, *argv[1:]])])
 
 

@@ -27,19 +27,29 @@ def test_module_and_script_runs_are_recorded_as_typed(tmp_path):
     (tmp_path / "pkg" / "__init__.py").write_text("")
     (tmp_path / "pkg" / "mod.py").write_text(PRINT)
     (tmp_path / "script.py").write_text(PRINT)
-    # python -m pkg.mod, not the absolute path of pkg/mod.py; the thread count it ran with
+    # python -m pkg.mod, not the absolute path of pkg/mod.py
     assert run(tmp_path, "-m", "pkg.mod", "--x", "a b", OMP_NUM_THREADS="1") == (
-        "OMP_NUM_THREADS=1 python -m pkg.mod --x 'a b'"
+        "python -m pkg.mod --x 'a b'"
     )
     assert run(tmp_path, "script.py", "--y") == "python script.py --y"
 
 
+def test_speed_figures_record_the_thread_count(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    argv = ["benchmarks/bench_x.py", "--n", "3"]
+    assert (
+        invocation(argv, speed_env=True) == "OMP_NUM_THREADS=1 python benchmarks/bench_x.py --n 3"
+    )
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert invocation(argv, speed_env=True) == "python benchmarks/bench_x.py --n 3"
+
+
 def test_package_main_and_console_script():
     main = str(REPO / "training" / "__main__.py")
-    assert invocation([main, "train", "--config", "c.toml"]).endswith(
+    assert invocation([main, "train", "--config", "c.toml"]) == (
         "python -m training train --config c.toml"
     )
-    assert invocation(["/venv/bin/colorizer", "colorize", "a b.jpg"]).endswith(
+    assert invocation(["/venv/bin/colorizer", "colorize", "a b.jpg"]) == (
         "colorizer colorize 'a b.jpg'"
     )
 
