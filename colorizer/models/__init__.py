@@ -24,8 +24,11 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-# Where shipped checkpoints live: $COLORIZER_WEIGHTS_DIR, else the repository's weights/ folder.
+# Where shipped checkpoints live: $COLORIZER_WEIGHTS_DIR, else the weights that come with the
+# package: colorizer/weights/ once installed (package data), the repository's weights/ in a
+# checkout (the same files: pyproject.toml maps one onto the other).
 WEIGHTS_ENV = "COLORIZER_WEIGHTS_DIR"
+_PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 _REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
@@ -110,9 +113,11 @@ def list_models() -> list[str]:
 
 
 def default_weights_dir() -> Path:
-    """$COLORIZER_WEIGHTS_DIR if set, else the repository's ``weights/`` folder."""
+    """$COLORIZER_WEIGHTS_DIR if set, else the shipped ``weights/`` (installed or checkout)."""
     env = os.environ.get(WEIGHTS_ENV)
-    return Path(env) if env else _REPO_WEIGHTS
+    if env:
+        return Path(env)
+    return _PACKAGE_WEIGHTS if _PACKAGE_WEIGHTS.is_dir() else _REPO_WEIGHTS
 
 
 def expected_weights_path(name: str, weights_dir: str | os.PathLike | None = None) -> Path | None:

@@ -1,0 +1,76 @@
+"""The package installs: a wheel built from the repository colorizes a photo outside the checkout,
+with the shipped weights it carries as package data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+# What the build reads (pyproject.toml says so); built from a copy, since building in place
+# would leave build/ and colorizer.egg-info/ in the checkout.
+BUILD_INPUTS = ("pyproject.toml", "requirements.txt", "README.md", "colorizer", "weights")
+
+
+def run(*cmd: str | Path, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    assert proc.returncode == 0, f"{' '.join(map(str, cmd))}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.mark.slow
+def test_wheel_colorizes_a_photo_outside_the_checkout(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in BUILD_INPUTS:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(REPO / name, src / name)
+    wheels = tmp_path / "wheels"
+    # No build isolation: the installed setuptools builds it, nothing is downloaded.
+    run(sys.executable, "-m", "pip", "wheel", src, "-w", wheels, "--no-deps",
+        "--no-build-isolation", "-q")  # fmt: skip
+    (wheel,) = wheels.glob("colorizer-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    library = {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "colorizer").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    shipped = {f"colorizer/weights/{p.name}" for p in (REPO / "weights").glob("*.pt")}
+    assert library <= names, f"modules missing from the wheel: {sorted(library - names)}"
+    assert shipped and shipped <= names, f"weights missing: {sorted(shipped - names)}"
+
+    # A fresh environment that sees this one's packages (torch is not installed again); pip
+    # from here installs into it, with no index: every dependency must be satisfied already.
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv)
+    python = venv / "bin" / "python"
+    run(python, "-m", "pip", "install", "-q", "--no-index", wheel)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(REPO / "examples" / "dune.jpg", elsewhere)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLORIZER_WEIGHTS_DIR")}
+    env["OMP_NUM_THREADS"] = "1"
+    where = run(python, "-c", "import colorizer, colorizer.models as m; "
+                "print(colorizer.__file__); print(m.default_weights_dir())",
+                cwd=elsewhere, env=env).stdout.split()  # fmt: skip
+    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert all(Path(w).is_relative_to(site) for w in where), where  # not the checkout
+
+    run(venv / "bin" / "colorizer", "colorize", "dune.jpg", "--model", "landscape", "--out", "out",
+        cwd=elsewhere, env=env)  # fmt: skip
+    out = Image.open(elsewhere / "out" / "dune.png")
+    assert out.size == Image.open(elsewhere / "dune.jpg").size
+    rgb = np.asarray(out, dtype=np.int16)
+    assert np.abs(rgb - rgb.mean(-1, keepdims=True)).mean() > 2  # colour, not grey
