@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 
 from colorizer.checkpoint import CheckpointError
-from colorizer.imageio import ImageError, load_image
+from colorizer.imageio import ImageError, list_images, load_image
 from colorizer.inference import Colorizer, uncertainty_image
 from colorizer.models import (
     DEFAULT_MODEL,
@@ -60,7 +60,6 @@ log = logging.getLogger("demo")
 
 REPO = Path(__file__).resolve().parent
 EXAMPLES_DIR = REPO / "examples"
-EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Loose checkpoints in the models dir (besides the registry's own files) are offered too, so a
 # freshly trained model shows up without registering it.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -626,7 +625,7 @@ class ColorizeApp:
         d = self.config.examples_dir
         if not d.is_dir():
             return []
-        return [str(p) for p in sorted(d.iterdir()) if p.suffix.lower() in EXAMPLE_SUFFIXES]
+        return [str(p) for p in list_images(d, recursive=False)]
 
 
 def _no_progress(*_args: Any, **_kwargs: Any) -> None:

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,16 +31,12 @@ import demo as demo_module  # noqa: E402
 from colorizer.checkpoint import save_checkpoint  # noqa: E402
 from colorizer.models import create_model  # noqa: E402
 
+from conftest import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 # The checkpoint's own default temperature, deliberately not the registry's (0.4), so a test can
 # tell that the slider's default comes from the file.
 CLS_T = 0.27
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def photo(path: Path, size: tuple[int, int] = (97, 61), mode: str = "RGB") -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -34,6 +33,8 @@ import demo as demo_module  # noqa: E402
 from colorizer.checkpoint import save_checkpoint  # noqa: E402
 from colorizer.models import create_model  # noqa: E402
 
+from conftest import free_port  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -47,12 +48,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 DESKTOP = {"width": 1400, "height": 900}

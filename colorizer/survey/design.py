@@ -541,23 +541,3 @@ def participant_order(manifest: Manifest, participant: str, max_trials: int = 0)
     sides = [True] * n_left + [False] * (n - n_left)
     rng.shuffle(sides)
     return [Presented(t, i, s) for i, (t, s) in enumerate(zip(trials, sides, strict=True))]
-
-
-def sample_photos(folder: Path, n: int, size: int = 64, seed: int = 0) -> list[Path]:
-    """Small synthetic "photos" (sky gradient over green ground) for demos and tests."""
-    folder.mkdir(parents=True, exist_ok=True)
-    g = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        y = np.linspace(0, 1, size)[:, None, None]
-        sky = np.array([0.35, 0.55, 0.95]) * (1 - 0.4 * y) + g.uniform(-0.05, 0.05, 3)
-        ground = np.array([0.2, 0.55, 0.15]) + g.uniform(-0.1, 0.1, 3)
-        horizon = int(size * g.uniform(0.4, 0.7))
-        img = np.broadcast_to(sky, (size, size, 3)).copy()
-        img[horizon:] = ground
-        img += g.normal(0, 0.02, img.shape)
-        arr = (np.clip(img, 0, 1) * 255).astype(np.uint8)
-        p = folder / f"photo_{i:03d}.png"
-        Image.fromarray(arr).save(p)
-        paths.append(p)
-    return paths
