@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from colorizer.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -263,13 +264,6 @@ def export_onnx(
         raise OnnxError(f"{out} is a folder; give a file name ending in .onnx")
     module, _name = load_model(model, weights_dir=weights_dir)
     data, report = export_bytes(module, opset)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(out) as f:
+        f.write(data)
     return report

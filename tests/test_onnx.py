@@ -3,6 +3,8 @@ onnx backend work end to end. Real exports and real onnxruntime sessions through
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +88,18 @@ def test_shipped_checkpoints_export(name, tmp_path):
         pytest.skip(f"weights/{name}.pt is not in this checkout")
     export_onnx(name, tmp_path / f"{name}.onnx")
     check_file(create_model(name), tmp_path / f"{name}.onnx")
+
+
+def test_exported_file_is_readable_as_the_umask_allows(effunet_file, tmp_path):
+    # written through colorizer.atomic: mode 0666 less the umask, not mkstemp's 0600
+    model, _path, _report = effunet_file
+    old = os.umask(0o022)
+    try:
+        export_onnx(model, tmp_path / "shared.onnx")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.onnx").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.onnx"]  # no temp file left
 
 
 def test_export_size_is_enforced_with_a_clear_error(effunet_file):
