@@ -537,8 +537,12 @@ def test_calibrate_cli_writes_a_calibrated_checkpoint(tiny_data, tmp_path, caplo
     assert len(cal["entropy"]) == len(cal["weight"]) > 0
     assert all(0 <= w <= 1 for w in cal["weight"])
     assert "calibration" in ckpt["metrics"]
+    assert cal["floor"] == ckpt["metrics"]["calibration"]["floor"]
     rows = (tmp_path / "cal.csv").read_text().splitlines()
-    assert rows[0].startswith("temperature,calibrated") and len(rows) == 1 + 2 * 2 + 2
+    from training.calibrate import FLOORS
+
+    assert rows[0].startswith("temperature,floor") and len(rows) == 1 + 3 + 2 * len(FLOORS) + 1
+    assert sum(r.endswith(",1") for r in rows) == 1  # one chosen setting
     from colorizer.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(out)

@@ -94,6 +94,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         split=args.split,
         grid=args.temperatures,
         limit=args.limit,
+        min_colour=args.min_colour,
         command=_command(),
     )
     print(f"wrote {args.out}")
@@ -149,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", required=True, help="a folder written by prepare")
     q.add_argument("--out", required=True, help="the calibrated checkpoint (+ a .csv table)")
     q.add_argument("--split", default="val", choices=["train", "val"])
-    q.add_argument("--temperatures", type=float, nargs="+", help="grid (default 0.2 ... 0.7)")
+    q.add_argument("--temperatures", type=float, nargs="+", help="grid (default 0.3 ... 0.7)")
+    q.add_argument(
+        "--min-colour",
+        type=float,
+        default=0.85,
+        help="the default must be at least this share of the photos' colourfulness",
+    )
     q.add_argument("--limit", type=int, default=0, help="use the first N photos only")
     q.set_defaults(func=cmd_calibrate)
     q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")

@@ -3,13 +3,21 @@
     python -m training calibrate --ckpt runs/default_stage1/final.pt --data data/outdoor160 \
         --out runs/default_stage1/calibrated.pt
 
-For every temperature of the grid, one pass over the split fits the least-squares weight of
-each entropy bin (``colorizer.bins.ConfidenceFit``): how far a pixel should move from the
-distribution's mean towards the annealed mean. The decode then colours sure pixels fully and
-hesitant ones softly. Each temperature is scored with that calibration by the same validation
-code training uses, the default temperature is chosen by the floor rule (beat the gray floor on
-PSNR and the seed's distance, then be as colourful as the photos), and the checkpoint is
-written with the calibration inside, plus a table of every temperature with and without it.
+One forward pass over the split (the logits are kept, in fp16), then:
+
+1. for every temperature T of the grid, the least-squares weight of each entropy bin
+   (``colorizer.bins.ConfidenceFit``): how far a pixel should move from the distribution's mean
+   towards the annealed mean to make the smallest a*b* error at that confidence;
+2. every (T, floor) pair is scored, where ``floor`` lifts every weight by a constant (clamped to
+   1): the least-squares curve alone can be greyer than the photos wherever the model is unsure,
+   and a colourisation that is greyer than the photos does not look real;
+3. the default is the pair with the best PSNR among those that beat the gray floor on PSNR and
+   the seed's distance and are at least ``min_colour`` as colourful as the photos (the most
+   colourful pair beating gray when none is; the best PSNR when none beats gray).
+
+Scores come from the functions validation uses during training (``outputs_to_rgb``,
+``image_metrics``). The checkpoint is written with the chosen curve inside, plus a table of every
+pair (``<out stem>.csv``).
 """
 
 from __future__ import annotations
@@ -24,30 +32,86 @@ import torch.nn.functional as F
 
 from colorizer.bins import ConfidenceFit
 from colorizer.checkpoint import load_checkpoint, save_checkpoint
-from colorizer.inference import GrayModel
+from colorizer.metrics import colorfulness
 from training.train import (
     METRIC_KEYS,
+    image_metrics,
     load_images,
-    pick_temperature,
+    outputs_to_rgb,
     predict_outputs,
     to_lab,
-    validate,
 )
 
 log = logging.getLogger(__name__)
 
+FLOORS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+
 
 @torch.no_grad()
-def fit_calibrations(
-    model: torch.nn.Module, images: torch.Tensor, temperatures: list[float], batch: int = 32
-) -> dict[float, dict]:
-    """One pass over ``images``: a confidence calibration per temperature."""
-    fits = {t: ConfidenceFit(model.bins, t) for t in temperatures}
-    for rgb, _L, out in predict_outputs(model, images, torch.device("cpu"), batch):
-        ab = F.interpolate(to_lab(rgb)[1], size=out.shape[-2:], mode="area")
-        for fit in fits.values():
-            fit.add(out, ab)
-    return {t: fit.result() for t, fit in fits.items()}
+def cached_outputs(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> list:
+    """[(rgb uint8, L, logits fp16)] per batch: one forward pass, reused by every score."""
+    cache = []
+    for rgb, L, out in predict_outputs(model, images, torch.device("cpu"), batch):
+        cache.append(((rgb * 255).round().to(torch.uint8), L, out.half()))
+    return cache
+
+
+def fit_calibration(model: torch.nn.Module, cache: list, temperature: float) -> dict:
+    fit = ConfidenceFit(model.bins, temperature)
+    for rgb, _L, out in cache:
+        ab = F.interpolate(to_lab(rgb.float() / 255)[1], size=out.shape[-2:], mode="area")
+        fit.add(out.float(), ab)
+    return fit.result()
+
+
+def lifted(calibration: dict, floor: float) -> dict:
+    """The curve with every weight raised by ``floor`` (clamped to 1)."""
+    out = dict(calibration, floor=float(floor))
+    out["weight"] = [round(min(1.0, w + floor), 5) for w in calibration["weight"]]
+    return out
+
+
+@torch.no_grad()
+def score(model: torch.nn.Module, cache: list, temperature: float, calibration: dict | None):
+    """Mean validation metrics of one decode setting over the cached logits."""
+    model.calibration = calibration
+    sums = dict.fromkeys(METRIC_KEYS, 0.0)
+    n = 0
+    for rgb, L, out in cache:
+        m = image_metrics(outputs_to_rgb(model, L, out.float(), temperature), rgb.float() / 255)
+        for k in METRIC_KEYS:
+            sums[k] += float(m[k].sum())
+        n += len(rgb)
+    return {k: v / n for k, v in sums.items()}
+
+
+def gray_scores(cache: list) -> dict[str, float]:
+    """The gray floor (a*b* = 0) on the same photos, through the same composition."""
+    from colorizer.inference import GrayModel
+
+    gray, sums, n = GrayModel(), dict.fromkeys(METRIC_KEYS, 0.0), 0
+    for rgb, L, _ in cache:
+        m = image_metrics(outputs_to_rgb(gray, L, gray(L), 1.0), rgb.float() / 255)
+        for k in METRIC_KEYS:
+            sums[k] += float(m[k].sum())
+        n += len(rgb)
+    return {k: v / n for k, v in sums.items()}
+
+
+def choose(table: dict, gray: dict, photos_colour: float, min_colour: float):
+    beats = [
+        key
+        for key, r in table.items()
+        if r["psnr_db"] > gray["psnr_db"] and r["seed_euclidean"] < gray["seed_euclidean"]
+    ]
+    if not beats:
+        log.warning("no setting beats the gray floor on val: taking the best PSNR")
+        return max(table, key=lambda k: table[k]["psnr_db"])
+    vivid = [k for k in beats if table[k]["colorfulness"] >= min_colour * photos_colour]
+    if vivid:
+        return max(vivid, key=lambda k: table[k]["psnr_db"])
+    log.warning("no setting beating gray is %.0f %% as colourful as the photos", 100 * min_colour)
+    return max(beats, key=lambda k: table[k]["colorfulness"])
 
 
 def calibrate(
@@ -57,74 +121,85 @@ def calibrate(
     split: str = "val",
     grid: list[float] | None = None,
     limit: int = 0,
+    min_colour: float = 0.85,
     command: str = "",
 ) -> dict[str, Any]:
     """Fit, score and choose; write the calibrated checkpoint and ``<out stem>.csv``."""
     model, meta = load_checkpoint(ckpt)
     if model.kind != "classification":
         raise ValueError(f"{ckpt} is a regression model: there is no distribution to calibrate")
-    grid = sorted(set(grid or [0.2, 0.3, 0.38, 0.5, 0.7]))
+    grid = sorted(set(grid or [0.3, 0.38, 0.5, 0.7]))
     images = load_images(data, split, limit)
-    device = torch.device("cpu")
-    log.info("fitting the confidence calibration on %d %s photos", len(images), split)
-    model.calibration = None
-    plain = validate(model, images, device, [*grid, 1.0])  # T = 1: the mean, never calibrated
-    cals = fit_calibrations(model, images, grid)
-    table = {}
+    log.info("calibrating on %d %s photos", len(images), split)
+    cache = cached_outputs(model, images)
+    photos_colour = sum(float(colorfulness(rgb.float() / 255).sum()) for rgb, _, _ in cache)
+    photos_colour /= len(images)
+    gray = gray_scores(cache)
+    table: dict[tuple[float, float], dict] = {}
+    plain = {t: score(model, cache, t, None) for t in [*grid, 1.0]}
+    fits = {}
     for t in grid:
-        model.calibration = cals[t]
-        table[t] = validate(model, images, device, [t])[t]
-    gray = validate(GrayModel(), images, device, [1.0])[1.0]
-    best = pick_temperature(table, "floor", gray)
-    model.calibration = cals[best]
-    model.default_temperature = float(best)
+        fits[t] = fit_calibration(model, cache, t)
+        for floor in FLOORS:
+            table[(t, floor)] = score(model, cache, t, lifted(fits[t], floor))
+    best_t, best_floor = choose(table, gray, photos_colour, min_colour)
+    model.calibration = lifted(fits[best_t], best_floor)
+    model.default_temperature = float(best_t)
+    _write_table(
+        Path(out).with_suffix(".csv"), table, plain, gray, photos_colour, (best_t, best_floor)
+    )
 
-    rows_path = Path(out).with_suffix(".csv")
-    rows_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(rows_path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["temperature", "calibrated", *METRIC_KEYS, "gt_colorfulness", "chosen"])
-        for t in grid:
-            for cal, res in ((0, plain[t]), (1, table[t])):
-                w.writerow(
-                    [t, cal, *(f"{res[k]:.4f}" for k in METRIC_KEYS)]
-                    + [f"{res['gt_colorfulness']:.4f}", int(cal == 1 and t == best)]
-                )
-        one = plain[1.0]
-        w.writerow(
-            [1.0, 0, *(f"{one[k]:.4f}" for k in METRIC_KEYS), f"{one['gt_colorfulness']:.4f}", 0]
-        )
-        w.writerow(["gray", 0, *(f"{gray[k]:.4f}" for k in METRIC_KEYS)])
     metrics = dict(meta.get("metrics", {}))
     metrics["calibration"] = dict(
         split=split,
         photos=len(images),
         data=str(data),
         command=command,
-        temperature=float(best),
-        calibrated={f"T={t:g}": {k: round(table[t][k], 4) for k in METRIC_KEYS} for t in grid},
+        temperature=float(best_t),
+        floor=float(best_floor),
+        min_colour=min_colour,
+        photos_colorfulness=round(photos_colour, 4),
+        chosen={k: round(v, 4) for k, v in table[(best_t, best_floor)].items()},
         plain={f"T={t:g}": {k: round(v[k], 4) for k in METRIC_KEYS} for t, v in plain.items()},
         gray_floor={k: round(gray[k], 4) for k in METRIC_KEYS},
     )
     path = save_checkpoint(
         out,
         model,
-        default_temperature=float(best),
+        default_temperature=float(best_t),
         train=meta.get("train", {}),
         metrics=metrics,
         half=bool(meta.get("half", False)),
     )
-    r = table[best]
+    r = table[(best_t, best_floor)]
     log.info(
-        "calibrated at T=%.2f: PSNR %.2f dB (gray %.2f), seed ED %.1f (gray %.1f), "
+        "calibrated at T=%.2f, floor %.1f: PSNR %.2f dB (gray %.2f), seed ED %.1f (gray %.1f), "
         "colourfulness %.1f (photos %.1f) -> %s",
-        best,
+        best_t,
+        best_floor,
         r["psnr_db"],
         gray["psnr_db"],
         r["seed_euclidean"],
         gray["seed_euclidean"],
         r["colorfulness"],
-        r["gt_colorfulness"],
+        photos_colour,
         path,
     )
     return metrics["calibration"]
+
+
+def _write_table(path: Path, table, plain, gray, photos_colour: float, chosen) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["temperature", "floor", *METRIC_KEYS, "photos_colorfulness", "chosen"])
+        for t, r in plain.items():
+            w.writerow(
+                [t, "none", *(f"{r[k]:.4f}" for k in METRIC_KEYS), f"{photos_colour:.4f}", 0]
+            )
+        for (t, floor), r in table.items():
+            row = [t, floor, *(f"{r[k]:.4f}" for k in METRIC_KEYS), f"{photos_colour:.4f}"]
+            w.writerow([*row, int((t, floor) == chosen)])
+        w.writerow(
+            ["gray", "-", *(f"{gray[k]:.4f}" for k in METRIC_KEYS), f"{photos_colour:.4f}", 0]
+        )
