@@ -16,7 +16,9 @@ Rows, side by side in one run, the floor and the survey alternating, `--rounds` 
 
 - store:  VoteStore.append alone in this process (write + fsync), the floor under a vote;
 - floor:  the bare endpoint, 1 and N participants;
-- survey: the survey server, 1 and N participants.
+- survey: the survey server's HTTP API, 1 and N participants;
+- page:   the same server, voting as the participant page does (the Left/Right buttons'
+          Gradio events, one POST /gradio_api/run/predict per vote), 1 and N.
 
 The summary compares the medians over rounds: survey votes/s as a share of the floor's at
 N participants, and the survey's p95. Simulated participants pick with Bradley-Terry
@@ -34,6 +36,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -144,13 +147,13 @@ def floor_app(trials: int):
     """A bare Starlette app with the survey API's two routes and canned trial replies.
 
     The least any server answering this client pattern must do: parse the POST, hand out an
-    event id, stream one server-sent event back. It counts votes per token so its
+    event id, send one server-sent event back. It counts votes per token so its
     participants finish after as many trials as the survey's.
     """
     import secrets
 
     from starlette.applications import Starlette
-    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     results: dict[str, list] = {}
@@ -175,12 +178,10 @@ def floor_app(trials: int):
         return JSONResponse({"event_id": event_id})
 
     async def result(request):
+        # One complete event in a plain response, as survey.py answers: the least it takes.
         data = results.pop(request.path_params["event_id"])
-
-        async def stream():
-            yield f"event: complete\ndata: {json.dumps(data)}\n\n"
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
+        return Response(f"event: complete\ndata: {json.dumps(data)}\n\n",
+                        media_type="text/event-stream")  # fmt: skip
 
     return Starlette(
         routes=[
@@ -221,9 +222,52 @@ class Api:
         raise RuntimeError(f"{name}: no result in {text[:300]!r}")
 
 
-def run_client(url: str, n: int, seed: int, survey: str | None) -> dict:
+class Page:
+    """One browser tab's votes, as the page sends them: the Gradio event of the Start, Left
+    and Right buttons, one POST /gradio_api/run/predict each (the page's events skip the
+    queue), answered with the page's new values; turned into the API's dict."""
+
+    def __init__(self, host: str, port: int, events: dict[str, tuple[int, int]]):
+        import secrets
+
+        self.conn = http.client.HTTPConnection(host, port, timeout=120)
+        self.session = secrets.token_hex(6)
+        self.events = events  # button -> (fn_index, trigger id)
+
+    @staticmethod
+    def find_events(url: str) -> dict[str, tuple[int, int]]:
+        cfg = json.loads(urllib.request.urlopen(url + "/config").read())
+        ids = {c.get("props", {}).get("elem_id"): c["id"] for c in cfg["components"]}
+        out = {}
+        for i, dep in enumerate(cfg["dependencies"]):
+            for name in ("start", "left", "right"):
+                if dep.get("backend_fn") and [ids[f"survey-{name}"], "click"] in dep["targets"]:
+                    out[name] = (dep.get("id", i), ids[f"survey-{name}"])
+        return out
+
+    def call(self, name: str, *args) -> dict:
+        button, data = ("start", list(args)) if name == "start" else (args[2], list(args[:2]))
+        fn, trigger = self.events[button]
+        body = json.dumps({"data": data, "event_data": None, "fn_index": fn,
+                           "trigger_id": trigger, "session_hash": self.session})  # fmt: skip
+        self.conn.request("POST", "/gradio_api/run/predict", body=body,
+                          headers={"Content-Type": "application/json"})  # fmt: skip
+        r = self.conn.getresponse()
+        payload = r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{button}: {r.status} {payload[:200]!r}")
+        out = json.loads(payload)["data"]
+        token, trial, pair, message = out[0], out[1], out[7], out[9]
+        srcs = re.findall(r'src="(/img/[^"]+)"', pair)
+        return {"status": "trial" if trial else "done", "token": token, "trial": trial,
+                "left": srcs[0] if trial else "", "right": srcs[1] if trial else "",
+                "recorded": name == "vote" and not message}  # fmt: skip
+
+
+def run_client(url: str, n: int, seed: int, survey: str | None, page: bool = False) -> dict:
     """N participants at once: each starts, waits for all, then votes to the end."""
     host, port = url.split("//", 1)[1].split(":")
+    events = Page.find_events(url) if page else {}
     system_of = {}
     if survey:  # the simulator peeks at the manifest to choose; the server does not know
         m = Manifest.load(survey)
@@ -235,7 +279,7 @@ def run_client(url: str, n: int, seed: int, survey: str | None) -> dict:
 
     def participant(i: int) -> None:
         rng = random.Random(seed * 1000 + i)
-        api = Api(host, int(port))
+        api = Page(host, int(port), events) if page else Api(host, int(port))
         try:
             d = api.call("start", True)
         except BaseException as e:
@@ -273,10 +317,12 @@ def run_client(url: str, n: int, seed: int, survey: str | None) -> dict:
     return {"lat": [x for xs in lat for x in xs], "wall": wall}
 
 
-def client_process(url: str, n: int, seed: int, survey: str | None) -> tuple[list[float], float]:
+def client_process(
+    url: str, n: int, seed: int, survey: str | None, page: bool = False
+) -> tuple[list[float], float]:
     """run_client in a process of its own, so the client's Python is not the server's."""
     cmd = [sys.executable, "-m", "benchmarks.bench_survey", "--client", url, "--participants", str(n),
-           "--seed", str(seed)] + (["--survey", survey] if survey else [])  # fmt: skip
+           "--seed", str(seed)] + (["--survey", survey] if survey else []) + (["--page"] if page else [])  # fmt: skip
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"client failed:\n{out.stderr[-3000:]}")
@@ -316,11 +362,12 @@ def main(argv: list[str] | None = None) -> None:
     # Internal: the client and the floor run as processes of their own.
     p.add_argument("--client", default="", help=argparse.SUPPRESS)
     p.add_argument("--survey", default="", help=argparse.SUPPRESS)
+    p.add_argument("--page", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--floor-port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--floor-trials", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.client:
-        d = run_client(args.client, args.participants, args.seed, args.survey or None)
+        d = run_client(args.client, args.participants, args.seed, args.survey or None, args.page)
         print(json.dumps(d))
         return
     if args.floor_port:
@@ -358,13 +405,17 @@ def main(argv: list[str] | None = None) -> None:
         floor_url = f"http://127.0.0.1:{floor_port}"
         wait_until_up(survey_url, procs[0], log, "/config")
         wait_until_up(floor_url, procs[1], log, API + "/start/x")
-        targets = {"floor": (floor_url, None), "survey": (survey_url, str(tmp / "survey"))}
+        targets = {
+            "floor": (floor_url, None, False),
+            "survey": (survey_url, str(tmp / "survey"), False),
+            "page": (survey_url, str(tmp / "survey"), True),
+        }
         seed = cfg.seed
         for rnd in range(1, cfg.rounds + 1):
             for n in (1, cfg.participants):
-                for setting, (url, survey) in targets.items():
+                for setting, (url, survey, page) in targets.items():
                     seed += 1
-                    lat, wall = client_process(url, n, seed, survey)
+                    lat, wall = client_process(url, n, seed, survey, page)
                     rows.append(summarize(setting, n, rnd, lat, wall))
                     print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
         if args.votes_out:
@@ -382,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     n = cfg.participants
-    for setting in ("floor", "survey"):
+    for setting in targets:
         for k in (1, n):
             rows.append(
                 {"setting": setting, "participants": k, "round": "median",
@@ -391,9 +442,11 @@ def main(argv: list[str] | None = None) -> None:
     share = median("survey", n, "votes_per_s") / median("floor", n, "votes_per_s")
     p95 = median("survey", n, "p95_ms")
     verdict = (
-        f"survey at {n} participants: {share:.0%} of the floor's votes/s (target >= 50 %), "
-        f"p95 {p95:.0f} ms (target < 250 ms): "
+        f"survey (HTTP API) at {n} participants: {share:.0%} of the floor's votes/s (target "
+        f">= 50 %), p95 {p95:.0f} ms (target < 250 ms): "
         + ("target met" if share >= 0.5 and p95 < 250 else "target NOT met")
+        + f"; the page's own vote event: {median('page', n, 'votes_per_s'):.0f} votes/s, "
+        f"p95 {median('page', n, 'p95_ms'):.0f} ms"
     )
     when = utc_now()
     note = args.note
