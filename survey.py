@@ -455,7 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--mode", choices=["pairwise", "turing"], default="pairwise")
     a.add_argument("--catch", type=int, default=0, help="number of catch trials")
     a.add_argument("--max-side", type=int, default=512, help="downscale shown photos (0 = keep)")
-    a.add_argument("--seed", type=int, default=None)
+    a.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="fixes participants' orders; image names and trial ids are always random",
+    )
     a.add_argument("--device", default=None)
     a.add_argument("--force", action="store_true", help="replace an existing --out")
     a.set_defaults(fn=cmd_prepare)
