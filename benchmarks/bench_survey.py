@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     cfg = BenchConfig(args.participants, args.photos, args.catch, args.rounds, seed=args.seed)
-    command = invocation()
+    command = invocation(speed_env=True)
     info = machine_string()  # before the run, so the load average is the others' load
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-survey-"))
