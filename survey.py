@@ -191,6 +191,8 @@ def build_blocks(session):
         def on_right(tok: str, tr: str):
             return render(session.vote(tok, tr, "right"))
 
+        # queue=False: one POST per click instead of Gradio's queue and its event stream;
+        # measured, it halves the server's CPU per page vote (docs/survey.md, Load).
         private = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
         blocks.load(on_load, None, outputs, **private)
         start.click(on_start, agree, outputs, trigger_mode="once", **private).then(
