@@ -26,25 +26,14 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from colorizer import metrics
 from colorizer.bins import class_prior, get_bins, rebalance_weights
 from colorizer.imageio import ImageError, list_images, load_image, to_tensor
 from colorizer.lab import rgb_to_lab
+from colorizer.metrics import METRICS, score
 from colorizer.provenance import invocation, machine_info
 
 log = logging.getLogger(__name__)
 
-# Column name -> (label in summary.md, True when higher is better). Order = table order.
-METRICS: dict[str, tuple[str, bool]] = {
-    "euclidean": ("Euclidean distance", False),
-    "psnr_seed": ("PSNR (seed)", True),
-    "psnr_db": ("PSNR dB", True),
-    "ssim": ("SSIM", True),
-    "ab_error": ("ab error", False),
-    "auc": ("AuC %", True),
-    "auc_rebal": ("AuC rebal. %", True),
-    "colorfulness": ("Colorfulness", True),
-}
 RESAMPLE = Image.Resampling.LANCZOS
 
 
@@ -115,13 +104,6 @@ def prepare_truth(src: str | os.PathLike | Image.Image, size: int) -> Image.Imag
     return img
 
 
-def score(pred: torch.Tensor, truth: torch.Tensor, class_weights: torch.Tensor) -> dict[str, float]:
-    """Every metric of one (3, H, W) prediction against its (3, H, W) ground truth."""
-    m = metrics.all_metrics(pred, truth, class_weights)
-    percent = {"auc", "auc_rebal"}  # reported in % as Zhang et al. do
-    return {k: (100.0 if k in percent else 1.0) * m[k].item() for k in METRICS}
-
-
 def truth_class_weights(
     photos: Sequence[Path], size: int, lam: float = 0.0, progress: bool = True
 ) -> tuple[torch.Tensor, list[tuple[str, str]]]:
@@ -167,9 +149,8 @@ def summary_markdown(result: EvalResult, title: str, images: str, size: int, com
     """The summary as the first seed's table: a row per model, mean and std per metric."""
     s = result.summary
     head = ["Model", "N"]
-    for label, higher in METRICS.values():
-        arrow = "↑" if higher else "↓"
-        head += [f"{label} {arrow} mean", "std"]
+    for m in METRICS.values():
+        head += [f"{m.heading} {'↑' if m.higher_is_better else '↓'} mean", "std"]
     lines = [
         f"# {title}",
         "",
@@ -259,7 +240,7 @@ def evaluate_models(
                 {
                     "model": label,
                     "photo": _rel(photo, images),
-                    **score(to_tensor(pred_img), truth, weights),
+                    **_floats(score(to_tensor(pred_img), truth, weights)),
                 }
             )
     per_photo = pd.DataFrame(rows, columns=["model", "photo", *METRICS])
@@ -339,10 +320,14 @@ def evaluate_predictions(
             continue
         if pred_img.size != truth_img.size:
             pred_img = pred_img.resize(truth_img.size, RESAMPLE)
-        s = score(to_tensor(pred_img), to_tensor(truth_img), weights)
+        s = _floats(score(to_tensor(pred_img), to_tensor(truth_img), weights))
         rows.append({"model": name, "photo": _rel(truth_path, images), **s})
     per_photo = pd.DataFrame(rows, columns=["model", "photo", *METRICS])
     return EvalResult(per_photo, summarize(per_photo), skipped, unmatched, missing)
+
+
+def _floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: v.item() for k, v in values.items()}
 
 
 def _rel(path: Path, root: str | os.PathLike) -> str:

@@ -10,9 +10,15 @@ image gives a 0-d tensor, a batch gives (B,). Prediction first, ground truth sec
 - :func:`ab_error`, :func:`auc_ab`, :func:`auc_ab_rebalanced`: Zhang et al.'s per-pixel a*b*
   error and the area under its CDF over thresholds 0..150.
 - :func:`colorfulness`: Hasler & Suesstrunk 2003.
+
+:data:`METRICS` is the registry of what every evaluation table reports (name, heading, unit,
+direction) and :func:`score` computes any of them at once, in those units.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -64,8 +70,11 @@ def seed_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Not a PSNR in dB (ED grows with image size, hence its negative values); kept to compare
     with its table. +inf for identical images.
     """
-    ed = seed_euclidean(x, y).double()
-    return (10.0 * torch.log10(255.0**2 / ed.pow(2))).float()
+    return _psnr_of_euclidean(seed_euclidean(x, y))
+
+
+def _psnr_of_euclidean(ed: torch.Tensor) -> torch.Tensor:
+    return (10.0 * torch.log10(255.0**2 / ed.double().pow(2))).float()
 
 
 def psnr_db(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -205,34 +214,81 @@ def auc_ab_rebalanced(
     return _unbatch(_auc_from_errors(eb.flatten(1), w.flatten(1), max_threshold), x)
 
 
-def all_metrics(
+@dataclass(frozen=True)
+class Metric:
+    """One column of every evaluation table: its name, heading, unit and direction."""
+
+    name: str
+    label: str  # the table heading, without the unit
+    unit: str  # "" when the metric has none
+    higher_is_better: bool
+
+    @property
+    def heading(self) -> str:
+        return f"{self.label} {self.unit}" if self.unit else self.label
+
+
+# THE metric registry: every evaluation (python -m colorizer evaluate, python -m training
+# evaluate, validation during training, calibrate) names, orders and scales its columns by it.
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("euclidean", "Euclidean distance", "", False),  # the first seed's
+        Metric("psnr_seed", "PSNR (seed)", "", True),  # 10 log10(255^2 / euclidean^2), not dB
+        Metric("psnr_db", "PSNR", "dB", True),
+        Metric("ssim", "SSIM", "", True),
+        Metric("ab_error", "ab error", "", False),  # mean per-pixel a*b* distance, Lab units
+        Metric("auc", "AuC", "%", True),  # in percent, as Zhang et al. report it
+        Metric("auc_rebal", "AuC rebal.", "%", True),
+        Metric("colorfulness", "Colorfulness", "", True),
+    )
+}
+_LAB = {"ab_error", "auc", "auc_rebal"}  # the metrics that need both images in Lab
+
+
+def score(
     x: torch.Tensor,
     y: torch.Tensor,
     class_weights: torch.Tensor | None = None,
+    keys: Sequence[str] | None = None,
     bins: ColorBins | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Every metric of this module at once, converting each image to Lab only once.
+    """THE scoring function: the ``keys`` metrics of prediction ``x`` against ``y``, in the
+    registry's units (AuC in %), each (B,) for a batch or 0-d for one image.
 
-    Keys: euclidean, psnr_seed, psnr_db, ssim, ab_error, auc (in [0, 1]), auc_rebal (only with
-    ``class_weights``), colorfulness (of ``x``). Same values as the single functions.
+    ``keys`` None: every metric of the registry, ``auc_rebal`` only with ``class_weights``
+    (see :func:`auc_ab_rebalanced`). Each image goes to Lab once, and only for the metrics that
+    need it. Same values as the single functions.
     """
+    if keys is None:
+        keys = [k for k in METRICS if k != "auc_rebal" or class_weights is not None]
+    unknown = [k for k in keys if k not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
+    if "auc_rebal" in keys and class_weights is None:
+        raise ValueError("auc_rebal needs class_weights (the rebalancing weight of each class)")
     xb, yb = _batched(x, y)
-    lab_x, lab_y = rgb_to_lab(xb), rgb_to_lab(yb)  # (B, 3, H, W) each, once
-    err = (lab_x[:, 1:] - lab_y[:, 1:]).pow(2).sum(1).sqrt()  # (B, H, W)
-    ed = seed_euclidean(xb, yb)
-    out = {
-        "euclidean": ed,
-        "psnr_seed": (10.0 * torch.log10(255.0**2 / ed.double().pow(2))).float(),
-        "psnr_db": psnr_db(xb, yb),
-        "ssim": ssim(xb, yb),
-        "ab_error": err.mean(dim=(-2, -1)),
-        "auc": _auc_from_errors(err.flatten(1), None, AUC_MAX_THRESHOLD),
-    }
-    if class_weights is not None:
-        w = _weights_of_classes(lab_y[:, 1:], class_weights, bins)
-        out["auc_rebal"] = _auc_from_errors(err.flatten(1), w.flatten(1), AUC_MAX_THRESHOLD)
-    out["colorfulness"] = colorfulness(xb)
-    return {k: _unbatch(v, x) for k, v in out.items()}
+    out: dict[str, torch.Tensor] = {}
+    if {"euclidean", "psnr_seed"} & set(keys):
+        ed = seed_euclidean(xb, yb)
+        out["euclidean"] = ed
+        out["psnr_seed"] = _psnr_of_euclidean(ed)
+    if "psnr_db" in keys:
+        out["psnr_db"] = psnr_db(xb, yb)
+    if "ssim" in keys:
+        out["ssim"] = ssim(xb, yb)
+    if _LAB & set(keys):
+        lab_y = rgb_to_lab(yb)
+        err = (rgb_to_lab(xb)[:, 1:] - lab_y[:, 1:]).pow(2).sum(1).sqrt()  # (B, H, W)
+        out["ab_error"] = err.mean(dim=(-2, -1))
+        out["auc"] = 100.0 * _auc_from_errors(err.flatten(1), None, AUC_MAX_THRESHOLD)
+        if "auc_rebal" in keys:
+            w = _weights_of_classes(lab_y[:, 1:], class_weights, bins)
+            auc = _auc_from_errors(err.flatten(1), w.flatten(1), AUC_MAX_THRESHOLD)
+            out["auc_rebal"] = 100.0 * auc
+    if "colorfulness" in keys:
+        out["colorfulness"] = colorfulness(xb)
+    return {k: _unbatch(out[k], x) for k in keys}
 
 
 def colorfulness(x: torch.Tensor, absolute: bool = False) -> torch.Tensor:
@@ -256,7 +312,8 @@ def colorfulness(x: torch.Tensor, absolute: bool = False) -> torch.Tensor:
 
 __all__ = [
     "AUC_MAX_THRESHOLD",
-    "all_metrics",
+    "METRICS",
+    "Metric",
     "ab_error",
     "ab_error_map",
     "auc_ab",
@@ -264,6 +321,7 @@ __all__ = [
     "colorfulness",
     "pixel_class_weights",
     "psnr_db",
+    "score",
     "seed_euclidean",
     "seed_psnr",
     "ssim",

@@ -16,10 +16,10 @@ from PIL import Image
 
 from colorizer.__main__ import main
 from colorizer.checkpoint import save_checkpoint
-from colorizer.evaluate import METRICS, prepare_truth
+from colorizer.evaluate import prepare_truth
 from colorizer.imageio import to_tensor
 from colorizer.inference import Colorizer
-from colorizer.metrics import psnr_db, seed_euclidean
+from colorizer.metrics import METRICS, psnr_db, seed_euclidean
 from colorizer.models import create_model, list_models
 
 REPO = Path(__file__).resolve().parents[1]

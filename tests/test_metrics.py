@@ -12,13 +12,14 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from colorizer.bins import class_prior, get_bins, rebalance_weights
 from colorizer.metrics import (
+    METRICS,
     ab_error,
     ab_error_map,
-    all_metrics,
     auc_ab,
     auc_ab_rebalanced,
     colorfulness,
     psnr_db,
+    score,
     seed_euclidean,
     seed_psnr,
     ssim,
@@ -209,23 +210,30 @@ def test_colorfulness(pair):
     assert both.shape == (2,) and both[1].item() == pytest.approx(colorfulness(red).item())
 
 
-def test_all_metrics_equals_the_single_functions(pair):
+def test_score_equals_the_single_functions_in_the_registry_units(pair):
     x, y = pair
     w = torch.rand(313, generator=torch.Generator().manual_seed(3)) + 0.1
-    got = all_metrics(x, y, w)
+    got = score(x, y, w)
     expected = {
         "euclidean": seed_euclidean(x, y),
         "psnr_seed": seed_psnr(x, y),
         "psnr_db": psnr_db(x, y),
         "ssim": ssim(x, y),
         "ab_error": ab_error(x, y),
-        "auc": auc_ab(x, y),
-        "auc_rebal": auc_ab_rebalanced(x, y, w),
+        "auc": 100 * auc_ab(x, y),  # the registry's unit: %
+        "auc_rebal": 100 * auc_ab_rebalanced(x, y, w),
         "colorfulness": colorfulness(x),
     }
-    assert set(got) == set(expected)
+    assert list(got) == list(METRICS) and set(got) == set(expected)
+    assert METRICS["auc"].unit == "%" and not METRICS["euclidean"].higher_is_better
     for k, v in expected.items():
         assert got[k].item() == pytest.approx(v.item(), rel=1e-5, abs=1e-6), k
-    batched = all_metrics(torch.stack([x, y]), torch.stack([y, y]))
+    batched = score(torch.stack([x, y]), torch.stack([y, y]))
     assert "auc_rebal" not in batched and batched["ssim"].shape == (2,)
     assert batched["euclidean"][0].item() == pytest.approx(got["euclidean"].item(), rel=1e-6)
+    keys = ("euclidean", "psnr_db", "colorfulness")  # what validation during training scores
+    assert list(score(x, y, keys=keys)) == list(keys)
+    with pytest.raises(ValueError, match="auc_rebal needs class_weights"):
+        score(x, y, keys=["auc_rebal"])
+    with pytest.raises(ValueError, match="unknown metrics"):
+        score(x, y, keys=["seed_euclidean"])
