@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", required=True, help="a folder written by prepare")
     q.add_argument("--out", required=True, help="the calibrated checkpoint (+ a .csv table)")
     q.add_argument("--split", default="val", choices=["train", "val"])
-    q.add_argument("--temperatures", type=float, nargs="+", help="grid (default 0.3 ... 0.7)")
+    q.add_argument("--temperatures", type=float, nargs="+", help="grid (default 0.38 0.5 0.7)")
     q.add_argument(
         "--min-colour",
         type=float,

@@ -15,8 +15,8 @@ One forward pass over the split (the logits are kept, in fp16), then:
    the seed's distance and are at least ``min_colour`` as colourful as the photos (the most
    colourful pair beating gray when none is; the best PSNR when none beats gray).
 
-Scores come from the functions validation uses during training (``outputs_to_rgb``,
-``image_metrics``). The checkpoint is written with the chosen curve inside, plus a table of every
+Scores come from the functions validation uses during training (``outputs_to_rgb``, the library's
+composition, and ``colorizer.metrics.score``). The checkpoint is written with the chosen curve inside, plus a table of every
 pair (``<out stem>.csv``).
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +33,21 @@ import torch.nn.functional as F
 
 from colorizer.bins import ConfidenceFit
 from colorizer.checkpoint import load_checkpoint, save_checkpoint
-from colorizer.metrics import colorfulness
-from training.train import (
-    METRIC_KEYS,
-    image_metrics,
-    load_images,
-    outputs_to_rgb,
-    predict_outputs,
-    to_lab,
-)
+from colorizer.metrics import colorfulness, score
+from training.train import METRIC_KEYS, load_images, outputs_to_rgb, predict_outputs, to_lab
 
 log = logging.getLogger(__name__)
 
-FLOORS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+FLOORS = (0.0, 0.2, 0.35, 0.5, 0.7, 1.0)
 
 
 @torch.no_grad()
 def cached_outputs(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> list:
     """[(rgb uint8, L, logits fp16)] per batch: one forward pass, reused by every score."""
-    cache = []
-    for rgb, L, out in predict_outputs(model, images, torch.device("cpu"), batch):
-        cache.append(((rgb * 255).round().to(torch.uint8), L, out.half()))
-    return cache
+    return [
+        (rgb8, L, out.half())
+        for rgb8, L, out in predict_outputs(model, images, torch.device("cpu"), batch)
+    ]
 
 
 def fit_calibration(model: torch.nn.Module, cache: list, temperature: float) -> dict:
@@ -72,37 +66,38 @@ def lifted(calibration: dict, floor: float) -> dict:
 
 
 @torch.no_grad()
-def score(model: torch.nn.Module, cache: list, temperature: float, calibration: dict | None):
-    """Mean validation metrics of one decode setting over the cached logits."""
-    model.calibration = calibration
-    sums = dict.fromkeys(METRIC_KEYS, 0.0)
-    n = 0
-    for rgb, L, out in cache:
-        m = image_metrics(outputs_to_rgb(model, L, out.float(), temperature), rgb.float() / 255)
+def _means(cache: list, predict: Callable) -> dict[str, float]:
+    """Mean validation metrics over the cached batches; predict(rgb8, L, out) -> float RGB."""
+    sums, n = dict.fromkeys(METRIC_KEYS, 0.0), 0
+    for rgb8, L, out in cache:
+        m = score(predict(rgb8, L, out), rgb8.float() / 255, keys=METRIC_KEYS)
         for k in METRIC_KEYS:
             sums[k] += float(m[k].sum())
-        n += len(rgb)
+        n += len(rgb8)
     return {k: v / n for k, v in sums.items()}
+
+
+def mean_scores(
+    model: torch.nn.Module, cache: list, temperature: float, calibration: dict | None
+) -> dict[str, float]:
+    """Mean validation metrics of one decode setting over the cached logits."""
+    model.calibration = calibration
+    return _means(cache, lambda rgb8, _L, out: outputs_to_rgb(model, rgb8, out.float(), temperature))
 
 
 def gray_scores(cache: list) -> dict[str, float]:
     """The gray floor (a*b* = 0) on the same photos, through the same composition."""
     from colorizer.inference import GrayModel
 
-    gray, sums, n = GrayModel(), dict.fromkeys(METRIC_KEYS, 0.0), 0
-    for rgb, L, _ in cache:
-        m = image_metrics(outputs_to_rgb(gray, L, gray(L), 1.0), rgb.float() / 255)
-        for k in METRIC_KEYS:
-            sums[k] += float(m[k].sum())
-        n += len(rgb)
-    return {k: v / n for k, v in sums.items()}
+    gray = GrayModel()
+    return _means(cache, lambda rgb8, L, _out: outputs_to_rgb(gray, rgb8, gray(L), 1.0))
 
 
 def choose(table: dict, gray: dict, photos_colour: float, min_colour: float):
     beats = [
         key
         for key, r in table.items()
-        if r["psnr_db"] > gray["psnr_db"] and r["seed_euclidean"] < gray["seed_euclidean"]
+        if r["psnr_db"] > gray["psnr_db"] and r["euclidean"] < gray["euclidean"]
     ]
     if not beats:
         log.warning("no setting beats the gray floor on val: taking the best PSNR")
@@ -128,7 +123,7 @@ def calibrate(
     model, meta = load_checkpoint(ckpt)
     if model.kind != "classification":
         raise ValueError(f"{ckpt} is a regression model: there is no distribution to calibrate")
-    grid = sorted(set(grid or [0.3, 0.38, 0.5, 0.7]))
+    grid = sorted(set(grid or [0.38, 0.5, 0.7]))
     images = load_images(data, split, limit)
     log.info("calibrating on %d %s photos", len(images), split)
     cache = cached_outputs(model, images)
@@ -136,12 +131,12 @@ def calibrate(
     photos_colour /= len(images)
     gray = gray_scores(cache)
     table: dict[tuple[float, float], dict] = {}
-    plain = {t: score(model, cache, t, None) for t in [*grid, 1.0]}
+    plain = {t: mean_scores(model, cache, t, None) for t in [*grid, 1.0]}
     fits = {}
     for t in grid:
         fits[t] = fit_calibration(model, cache, t)
         for floor in FLOORS:
-            table[(t, floor)] = score(model, cache, t, lifted(fits[t], floor))
+            table[(t, floor)] = mean_scores(model, cache, t, lifted(fits[t], floor))
     best_t, best_floor = choose(table, gray, photos_colour, min_colour)
     model.calibration = lifted(fits[best_t], best_floor)
     model.default_temperature = float(best_t)
@@ -179,8 +174,8 @@ def calibrate(
         best_floor,
         r["psnr_db"],
         gray["psnr_db"],
-        r["seed_euclidean"],
-        gray["seed_euclidean"],
+        r["euclidean"],
+        gray["euclidean"],
         r["colorfulness"],
         photos_colour,
         path,
