@@ -244,28 +244,39 @@ class Colorizer:
 
     def compose(self, img: Image.Image, ab: torch.Tensor) -> Image.Image:
         """Join the full-resolution L of ``img`` with ``ab`` (2, h, w) upsampled to its size."""
-        width, height = img.size
-        # Width first, once, on the small map: (2, h, w) -> (2, h, W). Rows follow per strip.
-        abw = F.interpolate(
-            ab[None].float().to(self.device),
-            size=(ab.shape[-2], width),
-            mode="bilinear",
-            align_corners=False,
-        )[0]
-        rows = max(1, STRIP_PIXELS // width)
+        return compose(img, ab, self.device)
 
-        def strips() -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-            for r0 in range(0, height, rows):
-                r1 = min(height, r0 + rows)
-                # RGBX: PIL's own 4-byte layout, read a strip at a time while it is in cache
-                raw = img.crop((0, r0, width, r1)).tobytes("raw", "RGBX")
-                words = torch.from_numpy(np.frombuffer(raw, "<i4").astype(np.int32))
-                ab_rows = resize_rows(abw, r0, r1, height).reshape(2, -1)  # (2, r * W)
-                yield r0 * width, words.to(self.device), ab_rows
 
-        out = recolor_strips(strips(), width * height, self.device)
-        rgbx = out.cpu().numpy().astype("<i4", copy=False)
-        return Image.frombytes("RGB", (width, height), rgbx, "raw", "RGBX")
+def compose(
+    img: Image.Image, ab: torch.Tensor, device: str | torch.device | None = None
+) -> Image.Image:
+    """THE composition of inference, evaluation and validation during training: the 8-bit RGB
+    photo ``img`` keeps its own full-resolution L and takes the a*b* ``ab`` (2, h, w), upsampled
+    bilinearly to its size; returns the RGB image (within one 8-bit level of the float64 chain).
+    """
+    device = torch.device(device) if device is not None else ab.device
+    width, height = img.size
+    # Width first, once, on the small map: (2, h, w) -> (2, h, W). Rows follow per strip.
+    abw = F.interpolate(
+        ab[None].float().to(device),
+        size=(ab.shape[-2], width),
+        mode="bilinear",
+        align_corners=False,
+    )[0]
+    rows = max(1, STRIP_PIXELS // width)
+
+    def strips() -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        for r0 in range(0, height, rows):
+            r1 = min(height, r0 + rows)
+            # RGBX: PIL's own 4-byte layout, read a strip at a time while it is in cache
+            raw = img.crop((0, r0, width, r1)).tobytes("raw", "RGBX")
+            words = torch.from_numpy(np.frombuffer(raw, "<i4").astype(np.int32))
+            ab_rows = resize_rows(abw, r0, r1, height).reshape(2, -1)  # (2, r * W)
+            yield r0 * width, words.to(device), ab_rows
+
+    out = recolor_strips(strips(), width * height, device)
+    rgbx = out.cpu().numpy().astype("<i4", copy=False)
+    return Image.frombytes("RGB", (width, height), rgbx, "raw", "RGBX")
 
 
 def upsample_map(m: torch.Tensor, height: int, width: int) -> np.ndarray:

@@ -243,6 +243,10 @@ METRICS: dict[str, Metric] = {
         Metric("colorfulness", "Colorfulness", "", True),
     )
 }
+# The names older tables gave the same quantities (training's metrics.csv and temperature.csv,
+# `python -m training evaluate` before this registry): their readers map them with this. (That
+# evaluator's auc_ab was a fraction, not %, and its photos were row numbers of the split.)
+RENAMED = {"seed_euclidean": "euclidean", "seed_psnr": "psnr_seed"}
 _LAB = {"ab_error", "auc", "auc_rebal"}  # the metrics that need both images in Lab
 
 
@@ -313,6 +317,7 @@ def colorfulness(x: torch.Tensor, absolute: bool = False) -> torch.Tensor:
 __all__ = [
     "AUC_MAX_THRESHOLD",
     "METRICS",
+    "RENAMED",
     "Metric",
     "ab_error",
     "ab_error_map",

@@ -286,9 +286,56 @@ def test_train_resume_matches_unbroken_run(tiny_data, tmp_path, balance):
     assert meta["metrics"]["temperature"] == a["default_temperature"] == metrics["temperature"]
     assert set(meta["metrics"]["temperature_table"]) == {"T=0.3", "T=1"}
     rows = (whole / "metrics.csv").read_text().splitlines()
-    assert len(rows) == 3 and "seed_euclidean" in rows[0] and "psnr_db" in rows[0]
+    assert len(rows) == 3 and "euclidean" in rows[0].split(",") and "psnr_db" in rows[0]
     assert len((broken / "metrics.csv").read_text().splitlines()) == 3
     assert (whole / "loss.png").stat().st_size > 1000 and (whole / "temperature.csv").is_file()
+
+
+RESUME_V1 = Path(__file__).resolve().parent / "data" / "resume_v1"
+
+
+def test_a_last_pt_of_the_previous_code_resumes(tiny_data, tmp_path):
+    """tests/data/resume_v1 is a run killed after step 5 (last.pt, metrics.csv, steps.csv),
+    written by the code of commit 1834b77 (before the evaluation core and the step-wise
+    train) with tiny_config(save_every_steps=5, max_steps=5, epochs=40, max_minutes=0.05) and
+    FIT_AFTER_STEPS = 2: its time budget fitted 14 of the 40 epochs, and its metrics.csv has
+    the older metric names (seed_euclidean, seed_psnr)."""
+    out = tmp_path / "old"
+    shutil.copytree(RESUME_V1, out)
+    cfg = load_config(None, tiny_config(tiny_data, out, epochs=40))
+    metrics = train(cfg, resume=True)
+    ckpt = torch.load(out / "final.pt", weights_only=True)
+    assert ckpt["train"]["epochs"] == 14 and ckpt["train"]["epochs_fitted"]  # as fitted
+    steps = (out / "steps.csv").read_text().splitlines()
+    assert steps[5].startswith("5,2,") and steps[-1].startswith(f"{14 * 4},14,")
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 14 and rows[1].startswith("1,4,")  # the old run's row is kept
+    assert rows[0].split(",")[6:10] == ["euclidean", "psnr_seed", "psnr_db", "colorfulness"]
+    assert np.isfinite(metrics["psnr_db"]) and metrics["photos"] > 0
+
+
+def test_validation_scores_what_the_library_colorizes(tiny_data):
+    """Validation during training decodes and composes through the library: on photos at
+    the model's working size its means are those of Colorizer.colorize, photo for photo."""
+    from colorizer.imageio import to_tensor
+    from colorizer.inference import Colorizer
+    from colorizer.metrics import score
+    from colorizer.models import create_model
+    from training.train import METRIC_KEYS, load_images, validate
+
+    torch.manual_seed(0)
+    model = create_model("colornet_tiny")  # works at 32x32, the size the photos are stored at
+    images = load_images(tiny_data, "val")
+    got = validate(model, images, torch.device("cpu"), [0.4])[0.4]
+    colorizer = Colorizer(model, device="cpu")
+    sums = dict.fromkeys(METRIC_KEYS, 0.0)
+    for photo in images.numpy():
+        truth = Image.fromarray(photo)
+        pred = to_tensor(colorizer.colorize(truth, temperature=0.4))
+        for k, v in score(pred, to_tensor(truth), keys=METRIC_KEYS).items():
+            sums[k] += float(v)
+    for k in METRIC_KEYS:
+        assert got[k] == pytest.approx(sums[k] / len(images), rel=1e-6), k
 
 
 def test_photo_rarity_ranks_scenes_and_balanced_order_follows_it():
@@ -496,16 +543,16 @@ def test_prior_and_evaluate_cli(tiny_data, tmp_path, capsys):
 def test_temperature_rules():
     gt = 30.0
     table = {  # colder (lower T) = more colourful, less PSNR: the usual trade-off
-        0.2: dict(psnr_db=21.0, seed_euclidean=300.0, colorfulness=35.0, gt_colorfulness=gt),
-        0.5: dict(psnr_db=23.5, seed_euclidean=250.0, colorfulness=22.0, gt_colorfulness=gt),
-        1.0: dict(psnr_db=24.0, seed_euclidean=240.0, colorfulness=12.0, gt_colorfulness=gt),
+        0.2: dict(psnr_db=21.0, euclidean=300.0, colorfulness=35.0, gt_colorfulness=gt),
+        0.5: dict(psnr_db=23.5, euclidean=250.0, colorfulness=22.0, gt_colorfulness=gt),
+        1.0: dict(psnr_db=24.0, euclidean=240.0, colorfulness=12.0, gt_colorfulness=gt),
     }
     assert pick_temperature(table, "psnr") == 1.0
     assert pick_temperature(table, "ed") == 1.0
     assert pick_temperature(table, "balanced") == 0.5  # within 0.5 dB, closest colourfulness
-    assert pick_temperature(table, "floor", dict(psnr_db=23.0, seed_euclidean=260.0)) == 0.5
-    assert pick_temperature(table, "floor", dict(psnr_db=20.5, seed_euclidean=400.0)) == 0.2
-    assert pick_temperature(table, "floor", dict(psnr_db=30.0, seed_euclidean=100.0)) == 1.0
+    assert pick_temperature(table, "floor", dict(psnr_db=23.0, euclidean=260.0)) == 0.5
+    assert pick_temperature(table, "floor", dict(psnr_db=20.5, euclidean=400.0)) == 0.2
+    assert pick_temperature(table, "floor", dict(psnr_db=30.0, euclidean=100.0)) == 1.0
 
 
 def test_init_from_checkpoint(tiny_data, tmp_path):

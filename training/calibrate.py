@@ -82,7 +82,9 @@ def mean_scores(
 ) -> dict[str, float]:
     """Mean validation metrics of one decode setting over the cached logits."""
     model.calibration = calibration
-    return _means(cache, lambda rgb8, _L, out: outputs_to_rgb(model, rgb8, out.float(), temperature))
+    return _means(
+        cache, lambda rgb8, _L, out: outputs_to_rgb(model, rgb8, out.float(), temperature)
+    )
 
 
 def gray_scores(cache: list) -> dict[str, float]:

@@ -278,6 +278,20 @@ def load_manifest(data: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def photo_names(data: str | Path, split: str) -> list[str]:
+    """The name of each row of a split, as evaluation tables give photos: the original file
+    under its --images folder's name (``landscapes/x.jpg``), like a folder evaluation's."""
+    names = {}
+    for item in load_manifest(data)["items"]:
+        if item["split"] == split:
+            path, source = Path(item["path"]), Path(item["source"])
+            try:
+                names[item["index"]] = Path(source.resolve().name) / path.relative_to(source)
+            except ValueError:  # not below its source folder (a hand-edited manifest)
+                names[item["index"]] = path
+    return [names[i].as_posix() for i in range(len(names))]
+
+
 def load_split(data: str | Path, split: str, mmap: bool = True) -> np.ndarray:
     """The packed uint8 (N, H, W, 3) array of one split (memory-mapped by default)."""
     if split not in SPLITS:

@@ -28,14 +28,17 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from colorizer.bins import ColorBins, class_prior, rebalance_weights
-from colorizer.lab import ab_to_unit, lab_to_rgb, rgb_to_lab
+from colorizer.lab import ab_to_unit, rgb_to_lab
+from colorizer.metrics import RENAMED, colorfulness, score
 from colorizer.provenance import hardware_string
 from training.config import TrainConfig, config_to_dict
 from training.prepare import load_manifest, load_split
 
 log = logging.getLogger(__name__)
 
-METRIC_KEYS = ("seed_euclidean", "seed_psnr", "psnr_db", "colorfulness")
+# What validation scores (names and units of colorizer.metrics.METRICS): the cheap ones, per
+# epoch and per temperature.
+METRIC_KEYS = ("euclidean", "psnr_seed", "psnr_db", "colorfulness")
 
 
 class TrainingError(RuntimeError):
@@ -242,36 +245,28 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 def predict_outputs(
     model: nn.Module, images: torch.Tensor, device: torch.device, batch: int = 32
 ) -> Any:
-    """Yield (rgb, L, out) per batch: ground truth RGB, L and the raw model output."""
+    """Yield (rgb8, L, out) per batch: the uint8 (B, 3, H, W) ground truth, its L and the raw
+    model output."""
     for i in range(0, len(images), batch):
-        rgb = images[i : i + batch].to(device).permute(0, 3, 1, 2).float() / 255.0
-        L, _ = to_lab(rgb)
-        yield rgb, L, model(L).float()
+        rgb8 = images[i : i + batch].to(device).permute(0, 3, 1, 2)
+        L, _ = to_lab(rgb8.float() / 255.0)
+        yield rgb8, L, model(L).float()
 
 
 def outputs_to_rgb(
-    model: nn.Module, L: torch.Tensor, out: torch.Tensor, temperature: float
+    model: nn.Module, rgb8: torch.Tensor, out: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """Model output -> RGB at L's size, the way colorizer.inference does: decode, upsample ab
-    bilinearly, join with the full-resolution L."""
-    from colorizer.inference import output_to_ab
+    """Model output -> float RGB (B, 3, H, W) at the photos' size, through the library's own
+    decode and composition (colorizer.inference.output_to_ab, compose): what a user gets."""
+    from PIL import Image
+
+    from colorizer.imageio import to_tensor
+    from colorizer.inference import compose, output_to_ab
 
     ab = output_to_ab(model, out, temperature)  # (B, 2, h, w)
-    if ab.shape[-2:] != L.shape[-2:]:
-        ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
-    return lab_to_rgb(torch.cat([L, ab], dim=1))
-
-
-def image_metrics(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-photo metrics of a batch (B,) each."""
-    from colorizer import metrics as M
-
-    return {
-        "seed_euclidean": M.seed_euclidean(pred, gt),
-        "seed_psnr": M.seed_psnr(pred, gt),
-        "psnr_db": M.psnr_db(pred, gt),
-        "colorfulness": M.colorfulness(pred),
-    }
+    photos = rgb8.permute(0, 2, 3, 1).cpu().numpy()
+    rgb = [to_tensor(compose(Image.fromarray(p), a)) for p, a in zip(photos, ab, strict=True)]
+    return torch.stack(rgb).to(rgb8.device)
 
 
 @torch.no_grad()
@@ -288,14 +283,13 @@ def validate(
     model.eval()
     sums: dict[float, dict[str, float]] = {t: dict.fromkeys(METRIC_KEYS, 0.0) for t in temperatures}
     gt_colorful, loss_sum, n = 0.0, 0.0, 0
-    for rgb, L, out in predict_outputs(model, images, device, batch):
+    for rgb8, _L, out in predict_outputs(model, images, device, batch):
+        rgb = rgb8.float() / 255.0
         if loss_fn is not None:
             loss_sum += float(loss_fn(out, to_lab(rgb)[1])) * len(rgb)
-        from colorizer.metrics import colorfulness
-
         gt_colorful += float(colorfulness(rgb).sum())
         for t in temperatures:
-            m = image_metrics(outputs_to_rgb(model, L, out, t), rgb)
+            m = score(outputs_to_rgb(model, rgb8, out, t), rgb, keys=METRIC_KEYS)
             for k in METRIC_KEYS:
                 sums[t][k] += float(m[k].sum())
         n += len(rgb)
@@ -322,8 +316,7 @@ def pick_temperature(
         ok = [
             t
             for t in table
-            if table[t]["psnr_db"] > gray["psnr_db"]
-            and table[t]["seed_euclidean"] < gray["seed_euclidean"]
+            if table[t]["psnr_db"] > gray["psnr_db"] and table[t]["euclidean"] < gray["euclidean"]
         ]
         if not ok:
             log.warning("no temperature beats the gray floor on val: taking the best PSNR")
@@ -332,7 +325,7 @@ def pick_temperature(
     if rule == "psnr":
         return max(table, key=lambda t: table[t]["psnr_db"])
     if rule == "ed":
-        return min(table, key=lambda t: table[t]["seed_euclidean"])
+        return min(table, key=lambda t: table[t]["euclidean"])
     best = max(v["psnr_db"] for v in table.values())
     near = [t for t in table if table[t]["psnr_db"] >= best - 0.5]
     return min(near, key=lambda t: abs(table[t]["colorfulness"] - table[t]["gt_colorfulness"]))
@@ -340,18 +333,18 @@ def pick_temperature(
 
 # ---------------------------------------------------------------------------- plots and logs
 def _truncate_csv(path: Path, key: str, last: int) -> None:
-    """Drop rows written after the checkpoint a resumed run starts from."""
+    """Drop rows written after the checkpoint a resumed run starts from; a header of older
+    metric names gets the registry's (the resumed run appends rows under those)."""
     if not path.is_file():
         return
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return
-    fields = list(rows[0].keys())
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(r for r in rows if int(float(r[key])) <= last)
+        w = csv.writer(f)
+        w.writerow([RENAMED.get(k, k) for k in rows[0]])
+        w.writerows(r.values() for r in rows if int(float(r[key])) <= last)
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
@@ -632,7 +625,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
             step,
             res["val_loss"],
             res["psnr_db"],
-            res["seed_euclidean"],
+            res["euclidean"],
             res["colorfulness"],
         )
         plot_loss_curve(out_dir / "steps.csv", out_dir / "loss.png", f"{cfg.name}: {cfg.model}")
@@ -809,7 +802,7 @@ def finish(
         "final: T=%.2f, val PSNR %.2f dB, seed ED %.1f, colourfulness %.1f (gt %.1f) -> %s",
         best_t,
         res["psnr_db"],
-        res["seed_euclidean"],
+        res["euclidean"],
         res["colorfulness"],
         res["gt_colorfulness"],
         final_path,

@@ -12,13 +12,25 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pandas as pd
 import torch
 
 from colorizer.bins import get_bins, rebalance_weights
+from colorizer.metrics import RENAMED
 from colorizer.provenance import invocation
 from training.config import TrainConfig
+from training.prepare import photo_names
 from training.train import compute_prior, load_images, photo_rarity
+
+
+def split_rows(data: str, split: str, photos: pd.Series) -> np.ndarray:
+    """Row of each photo in the split: photos are named as photo_names names them, or, in
+    tables written before the evaluation core (results/training/stage7/val), are row numbers."""
+    if pd.api.types.is_integer_dtype(photos):
+        return photos.to_numpy()
+    row = {name: i for i, name in enumerate(photo_names(data, split))}
+    return np.array([row[p] for p in photos])
 
 
 def markdown(t: pd.DataFrame) -> str:
@@ -41,15 +53,15 @@ def main() -> None:
     prior = compute_prior(bins, load_images(args.data, "train"))
     weights = rebalance_weights(prior, lam=args.lam, sigma=TrainConfig().prior_sigma, bins=bins)
     rarity = photo_rarity(bins, load_images(args.data, args.split), weights).numpy()
-    d = pd.read_csv(args.per_photo)
-    d["rarity"] = rarity[d.photo.to_numpy()]
+    d = pd.read_csv(args.per_photo).rename(columns=RENAMED)  # older tables: seed_euclidean
+    d["rarity"] = rarity[split_rows(args.data, args.split, d.photo)]
     labels = ["1 (greyest)", "2", "3", "4 (rarest colours)"]
     d["quartile"] = pd.qcut(d.rarity, 4, labels=labels)
     print(f"# {args.split} photos of {args.data} by colour-rarity quartile\n")
     print(f"Command: `{invocation()}`\n")
     for metric, title in (
         ("psnr_db", "PSNR dB ↑"),
-        ("seed_euclidean", "Euclidean distance (seed) ↓"),
+        ("euclidean", "Euclidean distance (seed) ↓"),
     ):
         t = d.pivot_table(index="quartile", columns="model", values=metric, observed=True)
         t.loc["all"] = d.pivot_table(index="model", values=metric)[metric]
