@@ -1,18 +1,24 @@
-"""Evaluate colorizers (or a folder of ready-made colorizations) against ground-truth photos.
+"""THE evaluation core: colorizers (or a folder of ready-made colorizations) against ground truth.
 
     python -m colorizer evaluate --model gray cunet --images photos/ --out results/eval_x
     python -m colorizer evaluate --predictions zhang_out/ --images photos/ --out results/eval_z
 
+``python -m training evaluate`` is an adapter over ``evaluate_models`` (a prepared split's rows
+as the photos) and ``benchmarks.per_source`` calls it per source; the metrics, their names and
+units are ``colorizer.metrics.METRICS`` and ``score``, the same validation uses in training.
+
 Each ground-truth photo is resized to ``size`` x ``size`` (default 256, LANCZOS, as the first
 seed's LHQ-256 set was) before anything is scored, so the seed's size-dependent "Euclidean
-distance" lines up with its table. Writes ``per_photo.csv`` (model, photo, every metric),
-``summary.csv`` (mean and std per metric and model) and ``summary.md`` (the seed's table
-layout, with the command and machine); with ``--grid N`` also ``grid.png``, the first N photos
-beside each model's colorization, for a person to judge (``--size 0`` keeps their shape).
+distance" lines up with its table. ``write_results`` writes ``per_photo.csv`` (model, photo,
+every metric), ``summary.csv`` (mean and std per metric and model), ``summary.md`` (the seed's
+table layout, with the command and machine) and ``summary.json`` (the same per model, with its
+spec and temperature); with ``--grid N`` also ``grid.png``, the first N photos beside each
+model's colorization, for a person to judge (``--size 0`` keeps their shape).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -27,7 +33,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from colorizer.bins import class_prior, get_bins, rebalance_weights
-from colorizer.imageio import ImageError, list_images, load_image, to_tensor
+from colorizer.imageio import ImageError, ImageSource, list_images, load_image, to_tensor
 from colorizer.lab import rgb_to_lab
 from colorizer.metrics import METRICS, score
 from colorizer.provenance import invocation, machine_info
@@ -35,6 +41,7 @@ from colorizer.provenance import invocation, machine_info
 log = logging.getLogger(__name__)
 
 RESAMPLE = Image.Resampling.LANCZOS
+GRID_HEIGHT = 240  # rows of grid.png, in pixels: big enough to judge colour, small to commit
 
 
 @dataclass
@@ -44,6 +51,10 @@ class EvalConfig:
     rebalance_lam: float = 0.0  # AuC rebal.: 0 = inverse class frequency of the test set
     limit: int | None = None  # score only the first N photos (sorted), for quick looks
     grid: int = 0  # grid.png of the first N photos: ground truth, then each model (0 = none)
+    grid_height: int = (
+        GRID_HEIGHT  # every tile of grid.png scaled to this height, keeping its aspect
+    )
+    grid_resample: Image.Resampling = Image.Resampling.LANCZOS  # NEAREST: pixel-exact tiles
     device: str | None = None
     weights_dir: str | None = None
 
@@ -56,6 +67,7 @@ class EvalResult:
     unmatched: list[str] = field(default_factory=list)  # prediction files with no ground truth
     missing: list[str] = field(default_factory=list)  # ground truth with no prediction
     grid: Image.Image | None = None  # ground truth and each model's output, side by side
+    models: dict[str, dict[str, object]] = field(default_factory=dict)  # label -> spec, T
 
 
 def _to_height(img: Image.Image, height: int, resample: Image.Resampling) -> Image.Image:
@@ -96,7 +108,7 @@ def picture_grid(
     return grid
 
 
-def prepare_truth(src: str | os.PathLike | Image.Image, size: int) -> Image.Image:
+def prepare_truth(src: ImageSource, size: int) -> Image.Image:
     """Ground truth as scored: loaded as RGB, resized to size x size (size 0: unchanged)."""
     img = load_image(src)
     if size and img.size != (size, size):
@@ -105,22 +117,22 @@ def prepare_truth(src: str | os.PathLike | Image.Image, size: int) -> Image.Imag
 
 
 def truth_class_weights(
-    photos: Sequence[Path], size: int, lam: float = 0.0, progress: bool = True
+    photos: Sequence[tuple[str, ImageSource]], size: int, lam: float = 0.0, progress: bool = True
 ) -> tuple[torch.Tensor, list[tuple[str, str]]]:
     """Class weights for the rebalanced AuC from the a*b* prior of the ground truth itself.
 
-    One cheap pass over the photos (zhang313 bins, prior smoothed with sigma 5). Returns the
-    (313,) weights and the photos that could not be read, with reasons.
+    One cheap pass over the (name, photo) pairs (zhang313 bins, prior smoothed with sigma 5).
+    Returns the (313,) weights and the photos that could not be read, (name, reason).
     """
     bins = get_bins("zhang313")
     bad: list[tuple[str, str]] = []
 
     def ab_batches():
-        for p in tqdm(photos, desc="class prior", unit="img", disable=not progress):
+        for name, p in tqdm(photos, desc="class prior", unit="img", disable=not progress):
             try:
                 img = prepare_truth(p, size)
             except ImageError as e:
-                bad.append((str(p), str(e)))
+                bad.append((name, str(e)))
                 continue
             yield rgb_to_lab(to_tensor(img)[None])[:, 1:]  # (1, 2, H, W)
 
@@ -192,16 +204,26 @@ def summary_markdown(result: EvalResult, title: str, images: str, size: int, com
     return "\n".join(lines)
 
 
-def _ground_truth(images: str | os.PathLike, limit: int | None) -> list[Path]:
-    photos = list_images(images)
-    if not photos:
-        raise ImageError(f"'{images}': no image files found")
+# What is evaluated on: a folder (walked by list_images, photos named by their path below it) or
+# (name, photo) pairs, e.g. the rows of a prepared split (python -m training evaluate).
+Photos = str | os.PathLike | Sequence[tuple[str, ImageSource]]
+
+
+def _ground_truth(images: Photos, limit: int | None) -> list[tuple[str, ImageSource]]:
+    if isinstance(images, str | os.PathLike):
+        photos: list[tuple[str, ImageSource]] = [(_rel(p, images), p) for p in list_images(images)]
+        if not photos:
+            raise ImageError(f"'{images}': no image files found")
+    else:
+        photos = list(images)
+        if not photos:
+            raise ImageError("no photo to evaluate on")
     return photos[:limit] if limit else photos
 
 
 def evaluate_models(
     models: Sequence[str | os.PathLike | torch.nn.Module],
-    images: str | os.PathLike,
+    images: Photos,
     config: EvalConfig | None = None,
     progress: bool = True,
 ) -> EvalResult:
@@ -218,44 +240,50 @@ def evaluate_models(
         for m in models
     ]
     labels = _unique_labels([c.name for c in colorizers])
+    info = {
+        label: {
+            "spec": os.fspath(m) if isinstance(m, str | os.PathLike) else c.name,
+            "temperature": c.default_temperature if c.kind == "classification" else None,
+        }
+        for label, m, c in zip(labels, models, colorizers, strict=True)
+    }
     weights, skipped = truth_class_weights(photos, cfg.size, cfg.rebalance_lam, progress)
-    bad = {p for p, _ in skipped}
+    bad = {name for name, _ in skipped}
     rows = []
     # grid.png keeps the first cfg.grid photos (the sorted order), small, for a person to judge
     grid_cols: list[tuple[str, list[Image.Image]]] = [("ground truth", [])]
     grid_cols += [(label, []) for label in labels]
-    for photo in tqdm(photos, desc="evaluate", unit="img", disable=not progress):
-        if str(photo) in bad:
+    for name, photo in tqdm(photos, desc="evaluate", unit="img", disable=not progress):
+        if name in bad:
             continue
         truth_img = prepare_truth(photo, cfg.size)
         truth = to_tensor(truth_img)
         in_grid = len(grid_cols[0][1]) < cfg.grid
         if in_grid:
-            grid_cols[0][1].append(_thumb(truth_img))
+            grid_cols[0][1].append(_thumb(truth_img, cfg.grid_height))
         for c, (label, colorizer) in enumerate(zip(labels, colorizers, strict=True)):
             pred_img = colorizer.colorize(truth_img)
             if in_grid:
-                grid_cols[c + 1][1].append(_thumb(pred_img))
+                grid_cols[c + 1][1].append(_thumb(pred_img, cfg.grid_height))
             rows.append(
                 {
                     "model": label,
-                    "photo": _rel(photo, images),
+                    "photo": name,
                     **_floats(score(to_tensor(pred_img), truth, weights)),
                 }
             )
     per_photo = pd.DataFrame(rows, columns=["model", "photo", *METRICS])
-    grid = picture_grid(grid_cols, height=GRID_HEIGHT) if grid_cols[0][1] else None
-    return EvalResult(per_photo, summarize(per_photo), skipped, grid=grid)
+    grid = None
+    if grid_cols[0][1]:
+        grid = picture_grid(grid_cols, height=cfg.grid_height, resample=cfg.grid_resample)
+    return EvalResult(per_photo, summarize(per_photo), skipped, grid=grid, models=info)
 
 
-GRID_HEIGHT = 240  # rows of grid.png, in pixels: big enough to judge colour, small to commit
-
-
-def _thumb(img: Image.Image) -> Image.Image:
-    """A copy no taller than GRID_HEIGHT, so a grid of 12 MP photos stays small in memory."""
-    if img.height <= GRID_HEIGHT:
+def _thumb(img: Image.Image, height: int) -> Image.Image:
+    """A copy no taller than ``height``, so a grid of 12 MP photos stays small in memory."""
+    if img.height <= height:
         return img.copy()
-    return _to_height(img, GRID_HEIGHT, RESAMPLE)
+    return _to_height(img, height, RESAMPLE)
 
 
 def evaluate_predictions(
@@ -272,8 +300,8 @@ def evaluate_predictions(
     """
     cfg = config or EvalConfig()
     truth_by_stem: dict[str, list[Path]] = {}
-    for p in _ground_truth(images, None):
-        truth_by_stem.setdefault(p.stem, []).append(p)
+    for _, p in _ground_truth(images, None):
+        truth_by_stem.setdefault(Path(p).stem, []).append(Path(p))
     preds = list_images(predictions)
     if not preds:
         raise ImageError(f"'{predictions}': no image files found")
@@ -303,14 +331,14 @@ def evaluate_predictions(
         raise ImageError(f"no prediction in '{predictions}' matches a photo in '{images}' by name")
 
     weights, bad_truth = truth_class_weights(
-        [t for _, t in pairs], cfg.size, cfg.rebalance_lam, progress
+        [(_rel(t, images), t) for _, t in pairs], cfg.size, cfg.rebalance_lam, progress
     )
     skipped += bad_truth
     bad = {p for p, _ in bad_truth}
     name = label or Path(predictions).resolve().name
     rows = []
     for pred_path, truth_path in tqdm(pairs, desc="score", unit="img", disable=not progress):
-        if str(truth_path) in bad:
+        if _rel(truth_path, images) in bad:
             continue
         truth_img = prepare_truth(truth_path, cfg.size)
         try:
@@ -323,7 +351,8 @@ def evaluate_predictions(
         s = _floats(score(to_tensor(pred_img), to_tensor(truth_img), weights))
         rows.append({"model": name, "photo": _rel(truth_path, images), **s})
     per_photo = pd.DataFrame(rows, columns=["model", "photo", *METRICS])
-    return EvalResult(per_photo, summarize(per_photo), skipped, unmatched, missing)
+    info = {name: {"spec": str(predictions), "temperature": None}}
+    return EvalResult(per_photo, summarize(per_photo), skipped, unmatched, missing, models=info)
 
 
 def _floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -346,14 +375,33 @@ def _unique_labels(names: list[str]) -> list[str]:
     return out
 
 
+def summary_json(
+    result: EvalResult, images: str, size: int, command: str, **context: object
+) -> dict[str, object]:
+    """The summary, machine-readable: per model its n, spec, temperature and each metric's
+    mean and std (``python -m training export`` puts a model's into its checkpoint)."""
+    models: dict[str, object] = {}
+    for _, row in result.summary.iterrows():
+        label = str(row["model"])
+        models[label] = {
+            "n": int(row["n"]),
+            **result.models.get(label, {}),
+            **{m: {"mean": row[f"{m}_mean"], "std": row[f"{m}_std"]} for m in METRICS},
+        }
+    photos = int(result.summary["n"].max()) if len(result.summary) else 0
+    return dict(images=images, size=size, photos=photos, command=command, **context, models=models)
+
+
 def write_results(
     result: EvalResult,
     out_dir: str | os.PathLike,
     images: str,
     size: int,
     command: str | None = None,
+    **context: object,
 ) -> dict[str, Path]:
-    """per_photo.csv, summary.csv, summary.md (and grid.png when the result has a grid) under
+    """THE writer of every evaluation: per_photo.csv, summary.csv, summary.md, summary.json
+    (with ``context``, e.g. data and split) and grid.png when the result has a grid, under
     ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -362,6 +410,7 @@ def write_results(
         "per_photo": out / "per_photo.csv",
         "summary": out / "summary.csv",
         "markdown": out / "summary.md",
+        "json": out / "summary.json",
     }
     result.per_photo.to_csv(paths["per_photo"], index=False, float_format="%.6g")
     result.summary.to_csv(paths["summary"], index=False, float_format="%.6g")
@@ -369,6 +418,8 @@ def write_results(
     paths["markdown"].write_text(
         summary_markdown(result, title, images, size, command), encoding="utf-8"
     )
+    summary = summary_json(result, images, size, command, **context)
+    paths["json"].write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     if result.grid is not None:
         paths["grid"] = out / "grid.png"
         result.grid.save(paths["grid"])
@@ -402,6 +453,7 @@ def run(
         unmatched=[u for p in parts for u in p.unmatched],
         missing=[m for p in parts for m in p.missing],
         grid=parts[0].grid if models else None,
+        models={k: v for p in parts for k, v in p.models.items()},
     )
     paths = write_results(result, out_dir, images, cfg.size)
     log_fn(f"scored {len(per_photo)} (model, photo) pairs in {time.perf_counter() - start:.1f} s")

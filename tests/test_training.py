@@ -8,13 +8,15 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
+from colorizer.metrics import METRICS
 from training.__main__ import main as cli
 from training.config import ConfigError, load_config
-from training.prepare import PrepareConfig, load_split, prepare, split_of
+from training.prepare import PrepareConfig, load_split, photo_names, prepare, split_of
 from training.train import TrainingError, lr_factor, make_batch, pick_temperature, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
@@ -500,10 +502,22 @@ def test_prior_and_evaluate_cli(tiny_data, tmp_path, capsys):
     assert gray["colorfulness"]["mean"] < 1.0 < ours["colorfulness"]["mean"]
     # blue-over-green scenes are easy: a trained model must beat the gray floor
     assert ours["psnr_db"]["mean"] > gray["psnr_db"]["mean"]
-    assert ours["seed_euclidean"]["mean"] < gray["seed_euclidean"]["mean"]
+    assert ours["euclidean"]["mean"] < gray["euclidean"]["mean"]
     md = (ev / "summary.md").read_text()
-    assert "| gray |" in md and "| run |" in md and "Euclidean distance (seed) mean | std" in md
+    assert "| gray |" in md and "| run |" in md and "Euclidean distance ↓ mean | std" in md
     assert len((ev / "per_photo.csv").read_text().splitlines()) == 1 + 2 * 12
+    # one schema and one set of units with `python -m colorizer evaluate`: the registry's
+    # columns, AuC in %, photos named by their original file (not row numbers)
+    pp = pd.read_csv(ev / "per_photo.csv")
+    assert list(pp.columns) == ["model", "photo", *METRICS]
+    assert pp["auc"].min() > 1.0 and s["split"] == "train" and s["photos"] == 12
+    names = photo_names(tiny_data, "train")
+    run_rows = pp[pp["model"] == "run"]["photo"]
+    assert list(run_rows) == names[:12] and names[0].startswith("img/p")
+    from training.experiments.stage7_by_rarity import split_rows
+
+    assert list(split_rows(str(tiny_data), "train", run_rows)) == list(range(12))
+    assert list(split_rows(str(tiny_data), "train", pd.Series([3, 1]))) == [3, 1]  # old tables
     grid = Image.open(ev / "grid.png")
     h = 2 * np.load(tiny_data / "train.npy").shape[1]  # small photos are shown at 2x
     assert grid.size == (3 * h + 4 * 4, 18 + 4 * (h + 4) + 4)  # truth, gray input, run; 4 rows

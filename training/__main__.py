@@ -52,16 +52,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from training.evaluate import evaluate_models
+    from training.evaluate import evaluate_split
 
-    table = evaluate_models(
+    table = evaluate_split(
         args.data,
         args.models,
         split=args.split,
         out=args.out,
         limit=args.limit,
         grid=args.grid,
-        batch_size=args.batch_size,
         command=_command(),
     )
     print(table)
@@ -143,7 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="output folder for table + grid")
     q.add_argument("--limit", type=int, default=0, help="evaluate the first N photos only")
     q.add_argument("--grid", type=int, default=6, help="photos in the picture grid (0: none)")
-    q.add_argument("--batch-size", type=int, default=32)
     q.set_defaults(func=cmd_evaluate)
     q = sub.add_parser("calibrate", help="fit how strongly a class model colours, per entropy")
     q.add_argument("--ckpt", required=True, help="a final.pt written by train")
