@@ -8,10 +8,10 @@ The pieces, one home each: ``lab`` (CIELAB), ``bins`` (colour classes and the on
 """
 
 from colorizer.bins import ColorBins, get_bins
-from colorizer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from colorizer.checkpoint import CheckpointError, save_checkpoint
 from colorizer.imageio import ImageError, load_image
 from colorizer.inference import Colorizer, colorize_many, predict_ab
-from colorizer.models import create_model, list_models, model_info
+from colorizer.models import create_model, list_models, load_checkpoint, model_info
 
 __version__ = "0.1.0"
 

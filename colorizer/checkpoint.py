@@ -13,8 +13,12 @@ A checkpoint is a dict of tensors and primitives, so it loads with
     ...extra                   # resume files add optimizer, scheduler, epoch, step, rng
 
 ``save_checkpoint`` writes atomically: a temp file in the same folder, fsync, os.replace, so a
-crash mid-write never leaves a half file under the real name. ``load_checkpoint`` raises
-``CheckpointError`` with a message that says what is wrong with the file.
+crash mid-write never leaves a half file under the real name. ``read_checkpoint`` is the one
+validated reader (every file a model, a resumed run or a fine-tuning starts from) and
+``load_state`` the one way its weights reach a module; both raise ``CheckpointError`` with a
+message that says what is wrong with the file. This module knows the file format only:
+rebuilding the model a file describes is the registry's ``colorizer.models.load_checkpoint``
+(so the registry imports this module, never the other way round).
 """
 
 from __future__ import annotations
@@ -283,6 +287,8 @@ def _check_contents(obj: dict, path: Path) -> None:
             raise bad("'bins' is an empty dict: no colour bins to decode with (None means none)")
         if "centers" not in bins:
             raise bad(f"'bins' has no 'centers' (keys: {', '.join(map(str, bins))})")
+    if obj.get("calibration") is not None:
+        _check_calibration(obj["calibration"], path)
 
 
 def state_dict_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
@@ -311,6 +317,19 @@ def state_dict_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str
     return "; ".join(parts)
 
 
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """THE way weights reach a model (loading, resuming, fine-tuning, pretrained files): every
+    key and shape must fit, else CheckpointError names the missing, unexpected and misshapen
+    tensors of ``source``; fp16 weights are cast back to the model's fp32."""
+    problem = state_dict_mismatch(model, state)
+    if problem:
+        raise CheckpointError(
+            f"{source} does not fit architecture {getattr(model, 'arch_name', type(model).__name__)!r} "
+            f"{getattr(model, 'arch_args', '')}: {problem}"
+        )
+    model.load_state_dict(state, strict=True)  # copy_ casts fp16 weights back to fp32
+
+
 def _check_calibration(cal: Any, path: Path) -> None:
     ok = (
         isinstance(cal, dict)
@@ -325,53 +344,3 @@ def _check_calibration(cal: Any, path: Path) -> None:
             f"{path}: its confidence calibration is malformed (needs equal, non-empty, sorted "
             "'entropy' and 'weight' lists of numbers in [0, 1])"
         )
-
-
-def load_checkpoint(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes, load its weights, put it in eval mode.
-
-    Returns (model, meta): meta is the checkpoint without its state dict, plus ``path``.
-    """
-    from colorizer.bins import ColorBins
-    from colorizer.models import ModelError, create_model, list_models
-
-    path = Path(path)
-    ckpt = read_checkpoint(path)
-    arch, arch_args = ckpt["arch"], ckpt["arch_args"]
-    if arch not in list_models():
-        raise CheckpointError(
-            f"{path} was saved from architecture {arch!r}, which this code does not know "
-            f"(known: {', '.join(list_models())})"
-        )
-    try:
-        model = create_model(arch, **arch_args)
-    except (ModelError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot rebuild {arch!r} from its arch_args: {e}") from e
-    state = ckpt["state_dict"]
-    problem = state_dict_mismatch(model, state)
-    if problem:
-        raise CheckpointError(f"{path} does not fit architecture {arch!r} {arch_args}: {problem}")
-    model.load_state_dict(state, strict=True)  # copy_ casts fp16 weights back to fp32
-
-    if ckpt.get("bins") is not None and getattr(model, "bins", None) is not None:
-        try:
-            bins = ColorBins.from_dict(ckpt["bins"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # e.g. centers of shape (0, 2)
-            raise CheckpointError(f"{path}: its colour bins are unusable: {e}") from e
-        if bins.num_classes != model.bins.num_classes:
-            raise CheckpointError(
-                f"{path}: its bins have {bins.num_classes} classes but {arch!r} outputs "
-                f"{model.bins.num_classes}"
-            )
-        model.bins = bins
-    if ckpt.get("default_temperature") is not None:
-        model.default_temperature = float(ckpt["default_temperature"])
-    if ckpt.get("calibration") is not None:
-        _check_calibration(ckpt["calibration"], path)
-        model.calibration = ckpt["calibration"]
-    model.to(device).eval()
-    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
-    meta["path"] = str(path)
-    return model, meta

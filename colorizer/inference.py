@@ -336,7 +336,7 @@ def load_model(
             raise FileNotFoundError(f"no such ONNX file: {path}")
         return OnnxModel.from_file(path), checkpoint_label(path)
     if path.is_file() or path.suffix in (".pt", ".pth"):
-        from colorizer.checkpoint import load_checkpoint
+        from colorizer.models import load_checkpoint
 
         loaded, _meta = load_checkpoint(path)
         return loaded, checkpoint_label(path)

@@ -14,11 +14,10 @@ from colorizer.bins import get_bins
 from colorizer.checkpoint import (
     FORMAT,
     CheckpointError,
-    load_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
-from colorizer.models import create_model
+from colorizer.models import create_model, load_checkpoint
 
 from conftest import TINY
 
@@ -272,3 +271,17 @@ def test_hand_made_checkpoints_with_odd_contents_say_what_is_odd(tmp_path, chang
     with pytest.raises(CheckpointError, match=pattern) as err:
         load_checkpoint(path)
     assert str(path) in str(err.value)
+
+
+def test_the_checkpoint_module_does_not_import_the_registry():
+    """The file format sits below the registry: colorizer.models imports colorizer.checkpoint
+    (to read files and load weights), never the other way round, not even inside a function."""
+    import ast
+    from pathlib import Path
+
+    import colorizer.checkpoint
+
+    tree = ast.parse(Path(colorizer.checkpoint.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.startswith("colorizer.models")}

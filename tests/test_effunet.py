@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from colorizer.bins import ConfidenceFit, confidence_weight, get_bins
-from colorizer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from colorizer.models import ModelError, create_model
+from colorizer.checkpoint import CheckpointError, save_checkpoint
+from colorizer.models import ModelError, create_model, load_checkpoint
 from colorizer.models.effunet import EfficientNetLite0, encoder_weights_path, load_imagenet_state
 
 

@@ -367,7 +367,7 @@ def test_eccv16_loader_finds_weights_dir_then_hub_cache(offline_hub, tmp_path):
     torch.save({"model_out.weight": torch.zeros(2, 313, 1, 1)}, local)
     assert model_info("eccv16", weights_dir)["weights_path"] == str(local)
     assert eccv16_module.load_eccv16_weights(weights_dir=weights_dir).keys() == {"model_out.weight"}
-    with pytest.raises(ModelError, match="does not fit 'eccv16'.*missing keys: model1.0.weight"):
+    with pytest.raises(ModelError, match="does not fit architecture 'eccv16'.*missing keys: model1.0.weight"):
         create_model("eccv16", pretrained=True, weights_dir=weights_dir)
     local.write_text("not weights")
     with pytest.raises(ValueError, match="not a readable eccv16 weights file"):
@@ -398,7 +398,8 @@ def test_colornet_learns_a_synthetic_scene():
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", TINY)
 def test_tiny_models_agree_on_cuda(name, tmp_path):
-    from colorizer.checkpoint import load_checkpoint, save_checkpoint
+    from colorizer.checkpoint import save_checkpoint
+    from colorizer.models import load_checkpoint
 
     model = create_model(name).eval()
     L = lightness(2, 32, 32)

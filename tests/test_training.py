@@ -257,7 +257,7 @@ def test_batch_crops_and_flips_per_photo():
 # ---------------------------------------------------------------------------- train
 @pytest.mark.parametrize("balance", [0.0, 1.0])
 def test_train_resume_matches_unbroken_run(tiny_data, tmp_path, balance):
-    from colorizer.checkpoint import load_checkpoint
+    from colorizer.models import load_checkpoint
 
     whole = tmp_path / "whole"
     cfg = load_config(None, tiny_config(tiny_data, whole, photo_balance=balance))
@@ -582,6 +582,37 @@ def test_init_from_checkpoint(tiny_data, tmp_path):
     bad = tiny_config(tiny_data, tmp_path / "bad", model='"streetside_tiny"', loss='"mse"')
     with pytest.raises(TrainingError, match="holds a 'colornet_tiny'"):
         train(load_config(None, [*bad, f'init_from="{first / "final.pt"}"']))
+    # the same family with other widths: the validated loader names the misfit tensors, where
+    # a bare load_state_dict raised torch's RuntimeError
+    wide = tiny_config(
+        tiny_data, tmp_path / "wide", epochs=1, **{"model_args.widths": "[8, 8, 8, 16]"}
+    )
+    with pytest.raises(TrainingError, match=r"init_from: .*does not fit.*shape mismatches"):
+        train(load_config(None, [*wide, f'init_from="{first / "final.pt"}"']))
+    assert not (tmp_path / "wide" / "last.pt").exists()
+
+
+def test_resume_from_a_damaged_or_foreign_last_pt_is_a_clear_error(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    train(load_config(None, tiny_config(tiny_data, out, epochs=1, temperature=0.5)))
+    last = out / "last.pt"
+    whole = last.read_bytes()
+    last.write_bytes(whole[: len(whole) // 2])  # cut off (a full disk, a killed copy)
+    cfg = load_config(None, tiny_config(tiny_data, out, epochs=2, temperature=0.5))
+    with pytest.raises(
+        TrainingError, match=r"--resume: cannot read checkpoint .*last\.pt.*truncated"
+    ):
+        train(cfg, resume=True)
+    assert last.read_bytes() == whole[: len(whole) // 2]  # nothing written over it
+    torch.save({k: v for k, v in torch.load(out / "final.pt")["state_dict"].items()}, last)
+    with pytest.raises(TrainingError, match="--resume: .*plain state dict"):
+        train(cfg, resume=True)
+    other = load_config(None, tiny_config(tiny_data, out, epochs=2, model='"cunet_tiny"'))
+    shutil.copy(out / "final.pt", last)  # a checkpoint of another architecture
+    with pytest.raises(
+        TrainingError, match="--resume: .*holds a 'colornet_tiny', not a 'cunet_tiny'"
+    ):
+        train(other, resume=True)
 
 
 def test_calibrate_cli_writes_a_calibrated_checkpoint(tiny_data, tmp_path, caplog):
@@ -604,7 +635,7 @@ def test_calibrate_cli_writes_a_calibrated_checkpoint(tiny_data, tmp_path, caplo
 
     assert rows[0].startswith("temperature,floor") and len(rows) == 1 + 3 + 2 * len(FLOORS) + 1
     assert sum(r.endswith(",1") for r in rows) == 1  # one chosen setting
-    from colorizer.checkpoint import load_checkpoint
+    from colorizer.models import load_checkpoint
 
     model, _ = load_checkpoint(out)
     assert model.calibration == cal  # the decode uses it from now on
@@ -613,6 +644,9 @@ def test_calibrate_cli_writes_a_calibrated_checkpoint(tiny_data, tmp_path, caplo
     bad = ["calibrate", "--ckpt", str(reg / "final.pt"), "--data", str(tiny_data)]
     assert cli([*bad, "--out", str(tmp_path / "x.pt")]) == 2
     assert "regression model" in caplog.text
+    (tmp_path / "notes.pt").write_text("not a checkpoint")  # one line, exit 2, no traceback
+    bad = ["calibrate", "--ckpt", str(tmp_path / "notes.pt"), "--data", str(tiny_data)]
+    assert cli([*bad, "--out", str(tmp_path / "y.pt")]) == 2 and "text file" in caplog.text
 
 
 def test_multiscale_crops_and_regression_term(tiny_data, tmp_path):

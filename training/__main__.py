@@ -175,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from colorizer.checkpoint import CheckpointError
+
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
         logging.getLogger("training").error("%s", e)
         return 2
 

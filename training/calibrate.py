@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 
 from colorizer.bins import ConfidenceFit
-from colorizer.checkpoint import load_checkpoint, save_checkpoint
+from colorizer.checkpoint import save_checkpoint
 from colorizer.metrics import colorfulness, score
+from colorizer.models import load_checkpoint
 from training.train import METRIC_KEYS, load_images, outputs_to_rgb, predict_outputs, to_lab
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ import json
 import logging
 from pathlib import Path
 
-from colorizer.checkpoint import load_checkpoint, save_checkpoint
+from colorizer.checkpoint import save_checkpoint
+from colorizer.models import load_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -404,6 +404,23 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def load_weights(model: nn.Module, path: str | Path, what: str) -> dict[str, Any]:
+    """Put the weights of the checkpoint at ``path`` (a final.pt to fine-tune from, a last.pt to
+    resume) into ``model`` through the validated reader and loader; returns the checkpoint. A
+    file that is damaged, foreign, of another architecture or of other shapes stops the run
+    before anything is written, with a message that names ``what`` it was for."""
+    from colorizer.checkpoint import CheckpointError, load_state, read_checkpoint
+
+    try:
+        ckpt = read_checkpoint(path)
+        if ckpt["arch"] != model.arch_name:
+            raise CheckpointError(f"{path} holds a {ckpt['arch']!r}, not a {model.arch_name!r}")
+        load_state(model, ckpt["state_dict"], str(path))
+    except CheckpointError as e:
+        raise TrainingError(f"{what}: {e}") from e
+    return ckpt
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
@@ -484,14 +501,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     np.random.seed(cfg.seed)
     model = create_model(cfg.model, **cfg.model_args)
     if cfg.init_from and not resume:
-        from colorizer.checkpoint import read_checkpoint
-
-        init = read_checkpoint(cfg.init_from)
-        if init["arch"] != model.arch_name:
-            raise TrainingError(
-                f"init_from {cfg.init_from} holds a {init['arch']!r}, not a {model.arch_name!r}"
-            )
-        model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()})
+        load_weights(model, cfg.init_from, "init_from")
         log.info("initialised from %s", cfg.init_from)
     elif cfg.pretrained_encoder and not resume:
         if not hasattr(model, "load_pretrained_encoder"):
@@ -552,8 +562,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
 
     step, seconds_before, epochs_fitted = 0, 0.0, False
     if resume:
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        _unwrap(model).load_state_dict(state["state_dict"])
+        state = load_weights(_unwrap(model), last_path, "--resume")
         opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
         seconds_before = float(state["train"].get("seconds", 0.0))

@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
+
+from colorizer.bins import ColorBins
+from colorizer.checkpoint import CheckpointError, load_state, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -206,19 +210,15 @@ def create_model(
         if entry.weights is None:
             raise ModelError(
                 f"model {name!r} has no pretrained weights; train one (python -m training) and "
-                "load the checkpoint with colorizer.checkpoint.load_checkpoint"
+                "load the checkpoint with colorizer.models.load_checkpoint"
             )
         if entry.family == "eccv16":
-            from colorizer.checkpoint import state_dict_mismatch
             from colorizer.models.eccv16 import load_eccv16_weights
 
-            state = load_eccv16_weights(weights_dir=weights_dir)
-            problem = state_dict_mismatch(model, state)
-            if problem:  # a wrong file, or overrides that changed the widths
-                raise ModelError(
-                    f"the eccv16 weights file does not fit {name!r} {model.arch_args}: {problem}"
-                )
-            model.load_state_dict(state, strict=True)
+            try:  # a wrong file, or overrides that changed the widths
+                load_state(model, load_eccv16_weights(weights_dir=weights_dir), "the eccv16 file")
+            except CheckpointError as e:
+                raise ModelError(str(e)) from e
         else:
             model = _load_weights_into(entry, model, weights_dir)
             if "default_temperature" in overrides:  # an explicit override beats the file's value
@@ -237,8 +237,6 @@ def _missing_weights_error(entry: ModelEntry, weights_dir: str | os.PathLike | N
 
 
 def _load_shipped(entry: ModelEntry, weights_dir: str | os.PathLike | None) -> nn.Module:
-    from colorizer.checkpoint import load_checkpoint
-
     path = find_weights(entry.name, weights_dir)
     if path is None:
         raise _missing_weights_error(entry, weights_dir)
@@ -249,8 +247,6 @@ def _load_shipped(entry: ModelEntry, weights_dir: str | os.PathLike | None) -> n
 def _load_weights_into(
     entry: ModelEntry, model: nn.Module, weights_dir: str | os.PathLike | None
 ) -> nn.Module:
-    from colorizer.checkpoint import load_checkpoint
-
     path = find_weights(entry.name, weights_dir)
     if path is None:
         raise _missing_weights_error(entry, weights_dir)
@@ -264,6 +260,49 @@ def _load_weights_into(
             model.arch_args,
         )
     return loaded
+
+
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes, load its weights, put it in eval mode.
+
+    Returns (model, meta): meta is the checkpoint without its state dict, plus ``path``. The
+    file is read by ``colorizer.checkpoint.read_checkpoint`` and its weights go in through
+    ``load_state``; CheckpointError says what does not fit.
+    """
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    arch, arch_args = ckpt["arch"], ckpt["arch_args"]
+    if arch not in list_models():
+        raise CheckpointError(
+            f"{path} was saved from architecture {arch!r}, which this code does not know "
+            f"(known: {', '.join(list_models())})"
+        )
+    try:
+        model = create_model(arch, **arch_args)
+    except (ModelError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot rebuild {arch!r} from its arch_args: {e}") from e
+    load_state(model, ckpt["state_dict"], str(path))
+    if ckpt.get("bins") is not None and getattr(model, "bins", None) is not None:
+        try:
+            bins = ColorBins.from_dict(ckpt["bins"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # e.g. centers of shape (0, 2)
+            raise CheckpointError(f"{path}: its colour bins are unusable: {e}") from e
+        if bins.num_classes != model.bins.num_classes:
+            raise CheckpointError(
+                f"{path}: its bins have {bins.num_classes} classes but {arch!r} outputs "
+                f"{model.bins.num_classes}"
+            )
+        model.bins = bins
+    if ckpt.get("default_temperature") is not None:
+        model.default_temperature = float(ckpt["default_temperature"])
+    if ckpt.get("calibration") is not None:
+        model.calibration = ckpt["calibration"]
+    model.to(device).eval()
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    meta["path"] = str(path)
+    return model, meta
 
 
 # Shipped checkpoints trained by `python -m training`; their architecture lives in the file.
@@ -309,6 +348,7 @@ __all__ = [
     "expected_weights_path",
     "find_weights",
     "list_models",
+    "load_checkpoint",
     "model_info",
     "register_checkpoint",
     "register_model",

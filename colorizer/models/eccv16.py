@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from colorizer.bins import ColorBins, get_bins
+from colorizer.checkpoint import FORMAT, read_checkpoint
 from colorizer.models import register_model
 
 log = logging.getLogger(__name__)
@@ -207,8 +208,8 @@ def _read_release(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"{path} is not a readable eccv16 weights file ({e})") from e
-    if isinstance(obj, dict) and obj.get("format") == "colorizer-checkpoint":
-        obj = obj["state_dict"]  # our own checkpoint of an eccv16 (e.g. fine-tuned)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        obj = read_checkpoint(path)["state_dict"]  # our own (validated) checkpoint of an eccv16
     if not isinstance(obj, dict) or "model_out.weight" not in obj:
         raise ValueError(
             f"{path} does not look like the eccv16 release: expected a state dict with "
