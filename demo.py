@@ -51,7 +51,6 @@ from colorizer.models import (
     list_models,
     model_info,
 )
-from colorizer.models.eccv16 import ECCV16_URL
 
 # Nothing may reach the network at run time: no Gradio usage analytics or version checks.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -591,10 +590,10 @@ class ColorizeApp:
     def weights_help(self) -> str:
         lines = []
         for name, info in self.zoo.missing.items():
-            if info["family"] == "eccv16":
+            if info["url"]:  # the registry entry says where its file comes from
                 lines.append(
-                    f"- **{name}** (Zhang et al. ECCV16): download the official weights "
-                    f"[{info['weights']}]({ECCV16_URL}) (123 MB) and save them as "
+                    f"- **{name}** ({info['description'].rstrip('.')}): download "
+                    f"[{info['weights']}]({info['url']}) and save it as "
                     f"`{self.zoo.shown(info['weights_path'])}`, then press *Rescan models "
                     "folder*."
                 )

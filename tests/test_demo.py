@@ -459,6 +459,30 @@ def test_compare_skips_an_unreadable_checkpoint_and_says_which(
         app.close()
 
 
+def test_missing_downloadable_models_are_offered_from_their_registry_entry(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The page names no family: any entry with a URL (eccv16's, or a made-up colornet's) is
+    offered for download from that URL; one without is to be trained or copied."""
+    import dataclasses
+
+    import colorizer.models as models
+
+    fake = dataclasses.replace(
+        models._REGISTRY["colornet_tiny"], name="hub_tiny", weights="hub_tiny.pth",
+        url="https://example.org/hub_tiny.pth", description="A made-up downloadable model",
+    )  # fmt: skip
+    monkeypatch.setitem(models._REGISTRY, "hub_tiny", fake)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing in a real hub cache
+    app = demo_module.ColorizeApp(
+        demo_module.DemoConfig(models_dir=tmp_path / "models", device="cpu", scratch_dir=tmp_path)
+    )
+    help_text = app.missing_markdown()
+    assert "[hub_tiny.pth](https://example.org/hub_tiny.pth)" in help_text
+    assert f"({models.model_info('eccv16')['url']})" in help_text
+    assert "`models/landscape.pt` is missing" in help_text
+
+
 def test_answers_show_no_absolute_server_paths(tmp_path: Path, sample: Path) -> None:
     d = tmp_path / "models"
     d.mkdir()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+import colorizer.models as models_module
 from colorizer.bins import get_bins
 from colorizer.models import (
     ModelError,
     create_model,
     find_weights,
+    hub_cache_path,
     list_models,
     model_info,
 )
@@ -323,10 +326,11 @@ def test_eccv16_model_out_is_a_fixed_decode_before_loading():
 def offline_hub(tmp_path, monkeypatch):
     """torch hub's cache in a temp dir and the release URL on an unroutable local port."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    if not str(eccv16_module.hub_cache_path()).startswith(str(tmp_path)):
+    if not str(hub_cache_path("eccv16")).startswith(str(tmp_path)):
         pytest.skip("torch.hub.set_dir() was called elsewhere; TORCH_HOME is ignored")
     url = f"http://127.0.0.1:9/{eccv16_module.ECCV16_FILE}"
-    monkeypatch.setattr(eccv16_module, "ECCV16_URL", url)
+    entry = dataclasses.replace(models_module._REGISTRY["eccv16"], url=url)
+    monkeypatch.setitem(models_module._REGISTRY, "eccv16", entry)  # the entry carries the URL
     return tmp_path, url
 
 
@@ -340,8 +344,8 @@ def test_eccv16_loader_offline_fails_fast_and_says_where(offline_hub):
     msg = str(err.value)
     assert url in msg
     assert str(weights_dir / eccv16_module.ECCV16_FILE) in msg
-    assert str(eccv16_module.hub_cache_path()) in msg
-    assert not eccv16_module.hub_cache_path().exists()  # nothing half-downloaded left
+    assert str(hub_cache_path("eccv16")) in msg
+    assert not hub_cache_path("eccv16").exists()  # nothing half-downloaded left
     with pytest.raises(FileNotFoundError, match="downloading disabled"):
         eccv16_module.load_eccv16_weights(weights_dir=weights_dir, download=False)
     with pytest.raises(FileNotFoundError, match="could not be downloaded"):
@@ -354,7 +358,7 @@ def test_eccv16_loader_finds_weights_dir_then_hub_cache(offline_hub, tmp_path):
     state = random_release_state(seed=2)
     weights_dir = tmp_path / "weights"
     weights_dir.mkdir()
-    cache = eccv16_module.hub_cache_path()
+    cache = hub_cache_path("eccv16")
     cache.parent.mkdir(parents=True)
     torch.save(state, cache)
     assert find_weights("eccv16", weights_dir) == cache
@@ -367,11 +371,40 @@ def test_eccv16_loader_finds_weights_dir_then_hub_cache(offline_hub, tmp_path):
     torch.save({"model_out.weight": torch.zeros(2, 313, 1, 1)}, local)
     assert model_info("eccv16", weights_dir)["weights_path"] == str(local)
     assert eccv16_module.load_eccv16_weights(weights_dir=weights_dir).keys() == {"model_out.weight"}
-    with pytest.raises(ModelError, match="does not fit architecture 'eccv16'.*missing keys: model1.0.weight"):
+    with pytest.raises(
+        ModelError, match="does not fit architecture 'eccv16'.*missing keys: model1.0.weight"
+    ):
         create_model("eccv16", pretrained=True, weights_dir=weights_dir)
     local.write_text("not weights")
     with pytest.raises(ValueError, match="not a readable eccv16 weights file"):
         eccv16_module.load_eccv16_weights(weights_dir=weights_dir)
+
+
+def test_a_downloadable_entry_of_any_family_is_found_in_the_hub_cache(offline_hub, monkeypatch):
+    """What a pretrained model needs is the registry entry's (file, URL, hash, reader), not its
+    family's: a colornet entry with a URL is looked up in torch hub's cache and read by its
+    entry's reader, as eccv16's release is."""
+    tmp_path, _ = offline_hub
+    source = create_model("colornet_tiny")
+    entry = dataclasses.replace(
+        models_module._REGISTRY["colornet_tiny"],
+        name="hub_tiny",
+        weights="hub_tiny-00000000.pth",
+        url="http://127.0.0.1:9/hub_tiny-00000000.pth",
+        sha256="00000000",
+        read_weights=lambda path: torch.load(path, weights_only=True),
+    )
+    monkeypatch.setitem(models_module._REGISTRY, "hub_tiny", entry)
+    info = model_info("hub_tiny", tmp_path / "weights")
+    assert info["url"] == entry.url and info["sha256"] == "00000000"
+    assert not info["weights_present"]
+    cache = hub_cache_path("hub_tiny")
+    cache.parent.mkdir(parents=True)
+    torch.save(source.state_dict(), cache)
+    assert find_weights("hub_tiny", tmp_path / "weights") == cache
+    model = create_model("hub_tiny", pretrained=True, weights_dir=tmp_path / "weights")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 source.state_dict().values(), strict=True))  # fmt: skip
 
 
 def test_colornet_learns_a_synthetic_scene():

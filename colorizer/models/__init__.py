@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,13 @@ class ModelEntry:
     description: str
     default_args: dict[str, Any] = field(default_factory=dict)
     checkpoint: bool = False  # True: the architecture comes from the weights file
+    # What a pretrained model needs beyond its file (as timm's pretrained config): where it can
+    # be downloaded (into torch hub's cache, where it is also looked for), the start of its
+    # SHA-256 (checked after a download), and a reader for a file that is not a colorizer
+    # checkpoint (a release's plain state dict) -> the state dict to load.
+    url: str | None = None
+    sha256: str | None = None
+    read_weights: Callable[[Path], dict[str, torch.Tensor]] | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -63,12 +72,16 @@ def register_model(
     family: str | None = None,
     default_args: dict[str, Any] | None = None,
     description: str | None = None,
+    url: str | None = None,
+    sha256: str | None = None,
+    read_weights: Callable[[Path], dict[str, torch.Tensor]] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``builder(**kwargs) -> nn.Module`` under ``name``.
 
     ``default_args`` are passed to the builder unless overridden in ``create_model``;
     ``family`` defaults to the builder's module name (``colorizer.models.cunet`` -> ``cunet``);
-    the description defaults to the first line of the builder's docstring.
+    the description defaults to the first line of the builder's docstring. ``weights``,
+    ``url``, ``sha256`` and ``read_weights`` say what ``pretrained=True`` loads (ModelEntry).
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -83,6 +96,9 @@ def register_model(
             default_temperature=default_temperature,
             description=description or (doc[0] if doc else ""),
             default_args=dict(default_args or {}),
+            url=url,
+            sha256=sha256,
+            read_weights=read_weights,
         )
         return builder
 
@@ -132,29 +148,77 @@ def expected_weights_path(name: str, weights_dir: str | os.PathLike | None = Non
     return Path(weights_dir or default_weights_dir()) / entry.weights
 
 
+def hub_cache_path(name: str) -> Path | None:
+    """Where torch hub (and an entry's official code) caches the file of a downloadable entry
+    (None: the entry has no URL)."""
+    entry = _entry(name)
+    if entry.url is None or entry.weights is None:
+        return None
+    return Path(torch.hub.get_dir()) / "checkpoints" / entry.weights
+
+
 def find_weights(name: str, weights_dir: str | os.PathLike | None = None) -> Path | None:
     """Path of the weights file of ``name`` if it is present locally, else None.
 
-    eccv16 is also looked up in torch hub's cache, where the official code downloads it.
-    Nothing is downloaded here.
+    A downloadable entry (one with a URL) is also looked up in torch hub's cache, where
+    downloads go. Nothing is downloaded here.
     """
-    entry = _entry(name)
-    if entry.weights is None:
-        return None
-    candidates = [expected_weights_path(name, weights_dir)]
-    if entry.family == "eccv16":
-        from colorizer.models.eccv16 import hub_cache_path
-
-        candidates.append(hub_cache_path())
-    for path in candidates:
+    for path in (expected_weights_path(name, weights_dir), hub_cache_path(name)):
         if path is not None and path.is_file():
             return path
     return None
 
 
+def fetch_weights(
+    name: str,
+    weights_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    timeout: float = 5.0,
+) -> Path:
+    """The weights file of ``name``: found locally (find_weights), else, for an entry with a
+    URL and when ``download`` allows, downloaded into torch hub's cache and checked against its
+    hash. Otherwise ModelError (no URL) or FileNotFoundError, naming where the file may go."""
+    path = find_weights(name, weights_dir)
+    if path is not None:
+        return path
+    entry = _entry(name)
+    cached = hub_cache_path(name)
+    if entry.url is None or cached is None:
+        raise _missing_weights_error(entry, weights_dir)
+    why = "downloading disabled" if not download else _download(entry, cached, timeout)
+    if why is None:
+        return cached
+    raise FileNotFoundError(
+        f"the weights of {name!r} are not on this machine and could not be downloaded ({why}). "
+        f"Download {entry.url} and put it at {expected_weights_path(name, weights_dir)} or at "
+        f"{cached}."
+    )
+
+
+def _download(entry: ModelEntry, dst: Path, timeout: float) -> str | None:
+    """Download the entry's file to ``dst``; None on success, else why it failed."""
+    try:
+        # A short probe first: download_url_to_file has no timeout of its own, and offline
+        # machines should fail in seconds, not minutes.
+        request = urllib.request.Request(str(entry.url), method="HEAD")
+        urllib.request.urlopen(request, timeout=timeout).close()
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s -> %s", entry.url, dst)
+    try:
+        torch.hub.download_url_to_file(str(entry.url), str(dst), hash_prefix=entry.sha256)
+    except Exception as e:  # network drop, hash mismatch: report, keep nothing half-written
+        dst.unlink(missing_ok=True)
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
 def model_info(name: str, weights_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """What a registry entry is: name, family, default_args, weights, default_temperature,
-    description, plus weights_path (where found, or where expected) and weights_present."""
+    description, url, sha256, plus weights_path (where found, or where expected) and
+    weights_present."""
     entry = _entry(name)
     found = find_weights(name, weights_dir)
     expected = expected_weights_path(name, weights_dir)
@@ -165,6 +229,8 @@ def model_info(name: str, weights_dir: str | os.PathLike | None = None) -> dict[
         "weights": entry.weights,
         "default_temperature": entry.default_temperature,
         "description": entry.description,
+        "url": entry.url,
+        "sha256": entry.sha256,
         "weights_path": str(found or expected) if (found or expected) else None,
         "weights_present": found is not None,
         "from_checkpoint": entry.checkpoint,
@@ -180,9 +246,9 @@ def create_model(
 ) -> nn.Module:
     """Build model ``name`` with its default args updated by ``overrides``.
 
-    pretrained=True loads the entry's weights file (eccv16 through its official-weights
-    loader, which may download; others through ``load_checkpoint``) and returns the model in
-    eval mode. Entries that are shipped checkpoints (``landscape``, ``street``) always load
+    pretrained=True loads the entry's weights file (``fetch_weights``: downloaded when the entry
+    has a URL and it is not here; read by the entry's ``read_weights`` or as a checkpoint,
+    ``load_checkpoint``) and returns the model in eval mode. Entries that are shipped checkpoints (``landscape``, ``street``) always load
     their file, since their architecture is stored in it.
     """
     entry = _entry(name)
@@ -212,11 +278,10 @@ def create_model(
                 f"model {name!r} has no pretrained weights; train one (python -m training) and "
                 "load the checkpoint with colorizer.models.load_checkpoint"
             )
-        if entry.family == "eccv16":
-            from colorizer.models.eccv16 import load_eccv16_weights
-
+        if entry.read_weights is not None:  # a file of its own format (eccv16's release)
+            state = entry.read_weights(fetch_weights(name, weights_dir))
             try:  # a wrong file, or overrides that changed the widths
-                load_state(model, load_eccv16_weights(weights_dir=weights_dir), "the eccv16 file")
+                load_state(model, state, f"the weights file of {name!r}")
             except CheckpointError as e:
                 raise ModelError(str(e)) from e
         else:
@@ -237,19 +302,14 @@ def _missing_weights_error(entry: ModelEntry, weights_dir: str | os.PathLike | N
 
 
 def _load_shipped(entry: ModelEntry, weights_dir: str | os.PathLike | None) -> nn.Module:
-    path = find_weights(entry.name, weights_dir)
-    if path is None:
-        raise _missing_weights_error(entry, weights_dir)
-    model, _meta = load_checkpoint(path)
+    model, _meta = load_checkpoint(fetch_weights(entry.name, weights_dir))
     return model
 
 
 def _load_weights_into(
     entry: ModelEntry, model: nn.Module, weights_dir: str | os.PathLike | None
 ) -> nn.Module:
-    path = find_weights(entry.name, weights_dir)
-    if path is None:
-        raise _missing_weights_error(entry, weights_dir)
+    path = fetch_weights(entry.name, weights_dir)
     loaded, _meta = load_checkpoint(path)
     if loaded.arch_args != model.arch_args:
         log.warning(
@@ -346,7 +406,9 @@ __all__ = [
     "create_model",
     "default_weights_dir",
     "expected_weights_path",
+    "fetch_weights",
     "find_weights",
+    "hub_cache_path",
     "list_models",
     "load_checkpoint",
     "model_info",

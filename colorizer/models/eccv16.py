@@ -12,10 +12,7 @@ before upsampling. Whenever a state dict is loaded, ``bins`` is rebuilt from it.
 
 from __future__ import annotations
 
-import logging
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +22,6 @@ from torch import nn
 from colorizer.bins import ColorBins, get_bins
 from colorizer.checkpoint import FORMAT, read_checkpoint
 from colorizer.models import register_model
-
-log = logging.getLogger(__name__)
 
 ECCV16_FILE = "colorization_release_v2-9b330a0b.pth"
 ECCV16_URL = f"https://colorizers.s3.us-east-2.amazonaws.com/{ECCV16_FILE}"
@@ -141,30 +136,6 @@ def _refresh_bins(module: nn.Module, incompatible_keys: Any) -> None:
 
 
 # ---------------------------------------------------------------------- official weights
-def hub_cache_path() -> Path:
-    """Where torch hub (and the official code) caches the release file."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / ECCV16_FILE
-
-
-def _try_download(dst: Path, timeout: float) -> str | None:
-    """Download the release to ``dst``; None on success, else why it failed."""
-    url = ECCV16_URL  # read at call time, so a test can point it somewhere unroutable
-    try:
-        # A short probe first: download_url_to_file has no timeout of its own, and offline
-        # machines should fail in seconds, not minutes.
-        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        return f"{type(e).__name__}: {getattr(e, 'reason', e)}"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s -> %s", url, dst)
-    try:
-        torch.hub.download_url_to_file(url, str(dst), hash_prefix=ECCV16_SHA256_PREFIX)
-    except Exception as e:  # network drop, hash mismatch: report, keep nothing half-written
-        dst.unlink(missing_ok=True)
-        return f"{type(e).__name__}: {e}"
-    return None
-
-
 def load_eccv16_weights(
     path: str | os.PathLike | None = None,
     weights_dir: str | os.PathLike | None = None,
@@ -175,32 +146,19 @@ def load_eccv16_weights(
     """The official release's state dict, for ``ECCV16().load_state_dict(..., strict=True)``.
 
     Looks in order at: ``path``; ``weights_dir/colorization_release_v2-9b330a0b.pth``
-    (weights_dir defaults to the repository's ``weights/``); torch hub's cache; then downloads
-    into torch hub's cache when the network allows. Otherwise raises FileNotFoundError naming
-    the URL and the places the file may be put.
+    (weights_dir defaults to the shipped ``weights/``); torch hub's cache; then downloads into
+    torch hub's cache when the network allows (the registry's ``fetch_weights``, from the
+    entry's URL and hash). Otherwise raises FileNotFoundError naming the URL and the places the
+    file may be put.
     """
-    from colorizer.models import default_weights_dir
+    from colorizer.models import fetch_weights
 
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"eccv16 weights file not found: {path}")
         return _read_release(path)
-
-    local = Path(weights_dir or default_weights_dir()) / ECCV16_FILE
-    cached = hub_cache_path()
-    for candidate in (local, cached):
-        if candidate.is_file():
-            return _read_release(candidate)
-
-    why = "downloading disabled" if not download else _try_download(cached, timeout)
-    if why is None:
-        return _read_release(cached)
-    raise FileNotFoundError(
-        "Zhang et al.'s ECCV16 weights are not on this machine and could not be downloaded "
-        f"({why}). Download {ECCV16_URL} (123 MB) and put it at {local} or at {cached}, "
-        "or pass its path explicitly."
-    )
+    return _read_release(fetch_weights("eccv16", weights_dir, download=download, timeout=timeout))
 
 
 def _read_release(path: Path) -> dict[str, torch.Tensor]:
@@ -218,7 +176,14 @@ def _read_release(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-@register_model("eccv16", weights=ECCV16_FILE, default_temperature=1.0)
+@register_model(
+    "eccv16",
+    weights=ECCV16_FILE,
+    url=ECCV16_URL,
+    sha256=ECCV16_SHA256_PREFIX,
+    default_temperature=1.0,
+    read_weights=_read_release,
+)
 def eccv16(**kwargs: Any) -> ECCV16:
     """Zhang et al. ECCV16, official release layout (32.2M params, 313 bins, 256x256)."""
     return ECCV16(**kwargs)
