@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,8 @@ from colorizer.models import (
 from colorizer.models import eccv16 as eccv16_module
 
 from conftest import FAMILIES, TINY
+
+REPO_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 def lightness(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -87,6 +90,39 @@ def test_output_shapes(name, hw, expected):
         assert out.min() >= 0 and out.max() <= 1
     else:
         assert out.shape[1] == model.bins.num_classes
+
+
+ARGS = {
+    "colornet": "colornet.ColorNetArgs",
+    "cunet": "cunet.CuNetArgs",
+    "eccv16": "eccv16.ECCV16Args",
+    "streetside": "streetside.ColorizeCNNArgs",
+    "effunet": "effunet.EffUNetArgs",
+}
+
+
+@pytest.mark.parametrize("name", [*FAMILIES, "effunet"])
+def test_each_family_has_its_arguments_as_a_dataclass(name):
+    """A family's arguments are one dataclass: its fields are the arch_args a checkpoint
+    stores (same names, same order) and a wrong one is refused by name."""
+    import importlib
+
+    module, cls = ARGS[name].split(".")
+    args = getattr(importlib.import_module(f"colorizer.models.{module}"), cls)
+    model = create_model(f"{name}_tiny")
+    assert list(model.arch_args) == [f.name for f in dataclasses.fields(args)]
+    assert model.arch_args == dataclasses.asdict(args(**model.arch_args))
+    with pytest.raises(ModelError, match="depth"):
+        create_model(f"{name}_tiny", depth=3)
+
+
+@pytest.mark.parametrize("path", sorted(REPO_WEIGHTS.glob("*.pt")), ids=lambda p: p.name)
+def test_shipped_checkpoints_rebuild_from_the_arch_args_they_store(path):
+    from colorizer.models import load_checkpoint
+
+    stored = torch.load(path, map_location="cpu", weights_only=True)["arch_args"]
+    model, _ = load_checkpoint(path)
+    assert model.arch_args == stored
 
 
 @pytest.mark.parametrize("name", TINY)

@@ -24,6 +24,7 @@ working size.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -89,33 +90,33 @@ class Up(nn.Module):
         return self.block(self.reduce(torch.cat([x, skip], 1)))  # (B, c_out, *skip.shape[-2:])
 
 
+@dataclass
+class ColorNetArgs:
+    widths: tuple[int, int, int, int] = (32, 64, 128, 256)  # stem, H/2, H/4, H/8
+    bins: str = "zhang313"
+    input_size: tuple[int, int] = (128, 128)
+    default_temperature: float = 0.4
+    context: bool = True  # the global scene vector at the bottleneck
+
+
 class ColorNet(nn.Module):
     """forward(L in [0, 100], (B, 1, H, W)) -> (B, Q, H/2, W/2) logits over ``bins``."""
 
-    def __init__(
-        self,
-        widths: tuple[int, int, int, int] = (32, 64, 128, 256),
-        bins: str = "zhang313",
-        input_size: tuple[int, int] = (128, 128),
-        default_temperature: float = 0.4,
-        context: bool = True,
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        widths = tuple(int(w) for w in widths)
-        if len(widths) != 4 or min(widths) < 1:
-            raise ValueError(f"widths must be 4 positive ints; got {widths}")
+        a = ColorNetArgs(**kwargs)
+        a.widths = tuple(int(w) for w in a.widths)
+        a.input_size = tuple(int(s) for s in a.input_size)
+        a.default_temperature = float(a.default_temperature)
+        if len(a.widths) != 4 or min(a.widths) < 1:
+            raise ValueError(f"widths must be 4 positive ints; got {a.widths}")
         self.kind = "classification"
-        self.bins = get_bins(bins)
-        self.input_size = tuple(int(s) for s in input_size)
-        self.default_temperature = float(default_temperature)
+        self.bins = get_bins(a.bins)
+        self.input_size = a.input_size
+        self.default_temperature = a.default_temperature
         self.arch_name = "colornet"
-        self.arch_args: dict[str, Any] = {
-            "widths": widths,
-            "bins": bins,
-            "input_size": self.input_size,
-            "default_temperature": self.default_temperature,
-            "context": context,
-        }
+        self.arch_args: dict[str, Any] = asdict(a)
+        widths, context = a.widths, a.context
         c0, c1, c2, c3 = widths
         self.stem = conv_bn_relu(1, c0)
         self.enc1 = nn.Sequential(conv_bn_relu(c0, c1, stride=2), ResBlock(c1))

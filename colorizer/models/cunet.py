@@ -12,6 +12,7 @@ Widths scale with ``base`` (64 in the seed): base, 2 base, 4 base, 8 base.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -39,33 +40,34 @@ def deconv_bn_sigmoid(c_in: int, c_out: int, k: int, stride: int = 1) -> list[nn
     ]
 
 
+@dataclass
+class CuNetArgs:
+    base: int = 64  # the width of the first level (the seed's 64)
+    bins: str = "seed104"
+    input_size: tuple[int, int] = (256, 256)
+    default_temperature: float = 0.5  # the seed's t = 2
+
+
 class CuNet(nn.Module):
     """Cu_net of the first seed; forward(L in [0, 100]) -> (B, 105, H, W) class scores.
 
     H and W must be multiples of 8 (three stride-2 levels and skip connections).
     """
 
-    def __init__(
-        self,
-        base: int = 64,
-        bins: str = "seed104",
-        input_size: tuple[int, int] = (256, 256),
-        default_temperature: float = 0.5,
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        if base < 1:
-            raise ValueError(f"base must be >= 1; got {base}")
+        a = CuNetArgs(**kwargs)
+        a.input_size = tuple(int(s) for s in a.input_size)
+        a.default_temperature = float(a.default_temperature)
+        if a.base < 1:
+            raise ValueError(f"base must be >= 1; got {a.base}")
         self.kind = "classification"
-        self.bins = get_bins(bins)
-        self.input_size = tuple(int(s) for s in input_size)
-        self.default_temperature = float(default_temperature)
+        self.bins = get_bins(a.bins)
+        self.input_size = a.input_size
+        self.default_temperature = a.default_temperature
         self.arch_name = "cunet"
-        self.arch_args: dict[str, Any] = {
-            "base": base,
-            "bins": bins,
-            "input_size": self.input_size,
-            "default_temperature": self.default_temperature,
-        }
+        self.arch_args: dict[str, Any] = asdict(a)
+        base = a.base
         c1, c2, c3, c4 = base, 2 * base, 4 * base, 8 * base
         q = self.bins.num_classes  # 105 for seed104
 

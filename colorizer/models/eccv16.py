@@ -13,6 +13,7 @@ before upsampling. Whenever a state dict is loaded, ``bins`` is rebuilt from it.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,31 +49,30 @@ def _block(
     return nn.Sequential(*layers)
 
 
+@dataclass
+class ECCV16Args:
+    width: float = 1.0  # scales every channel count except the 313 classes (1.0: the release)
+    input_size: tuple[int, int] = (256, 256)
+    # Relative to the temperature the release folds into model8's last layer.
+    default_temperature: float = 1.0
+
+
 class ECCV16(nn.Module):
-    """Zhang et al.'s colorization net; forward(L in [0, 100]) -> (B, 313, H/4, W/4) logits.
+    """Zhang et al.'s colorization net; forward(L in [0, 100]) -> (B, 313, H/4, W/4) logits."""
 
-    ``width`` scales every channel count except the 313 classes (1.0 is the release).
-    """
-
-    def __init__(
-        self,
-        width: float = 1.0,
-        input_size: tuple[int, int] = (256, 256),
-        default_temperature: float = 1.0,
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        if width <= 0:
-            raise ValueError(f"width must be > 0; got {width}")
+        a = ECCV16Args(**kwargs)
+        a.input_size = tuple(int(s) for s in a.input_size)
+        a.default_temperature = float(a.default_temperature)
+        if a.width <= 0:
+            raise ValueError(f"width must be > 0; got {a.width}")
         self.kind = "classification"
-        self.input_size = tuple(int(s) for s in input_size)
-        # Relative to the temperature the release folds into model8's last layer.
-        self.default_temperature = float(default_temperature)
+        self.input_size = a.input_size
+        self.default_temperature = a.default_temperature
         self.arch_name = "eccv16"
-        self.arch_args: dict[str, Any] = {
-            "width": width,
-            "input_size": self.input_size,
-            "default_temperature": self.default_temperature,
-        }
+        self.arch_args: dict[str, Any] = asdict(a)
+        width = a.width
         c64, c128, c256, c512 = (_c(c, width) for c in (64, 128, 256, 512))
         q = 313
 

@@ -196,12 +196,13 @@ class EffUNet(nn.Module):
         a = EffUNetArgs(**kwargs)
         a.decoder = tuple(int(w) for w in a.decoder)
         a.input_size = tuple(int(s) for s in a.input_size)
+        a.default_temperature = float(a.default_temperature)
         if len(a.decoder) != 4 or min(a.decoder) < 1:
             raise ValueError(f"decoder must be 4 positive widths; got {a.decoder}")
         self.kind = "classification"
         self.bins = get_bins(a.bins)
         self.input_size = a.input_size
-        self.default_temperature = float(a.default_temperature)
+        self.default_temperature = a.default_temperature
         self.freeze_encoder = bool(a.freeze_encoder)
         self.arch_name = "effunet"
         self.arch_args: dict[str, Any] = asdict(a)

@@ -9,6 +9,7 @@ multiples of 4. Trained on 112x88 street views with MSE.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -18,23 +19,28 @@ from torch import nn
 from colorizer.models import register_model
 
 
+@dataclass
+class ColorizeCNNArgs:
+    width: float = 1.0  # scales every channel count (8, 16, 32, 64)
+    input_size: tuple[int, int] = (88, 112)  # (H, W)
+
+
 class ColorizeCNN(nn.Module):
     """forward(L in [0, 100], (B, 1, H, W)) -> (B, 2, H', W') ab in [0, 1] (unit scaling)."""
 
-    def __init__(
-        self,
-        width: float = 1.0,
-        input_size: tuple[int, int] = (88, 112),
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        if width <= 0:
-            raise ValueError(f"width must be > 0; got {width}")
+        a = ColorizeCNNArgs(**kwargs)
+        a.input_size = tuple(int(s) for s in a.input_size)
+        if a.width <= 0:
+            raise ValueError(f"width must be > 0; got {a.width}")
         self.kind = "regression"
         self.bins = None
-        self.input_size = tuple(int(s) for s in input_size)  # (H, W)
+        self.input_size = a.input_size
         self.default_temperature = 1.0  # unused by regression models
         self.arch_name = "streetside"
-        self.arch_args: dict[str, Any] = {"width": width, "input_size": self.input_size}
+        self.arch_args: dict[str, Any] = asdict(a)
+        width = a.width
         c8, c16, c32, c64 = (max(1, round(c * width)) for c in (8, 16, 32, 64))
         self.conv1 = nn.Conv2d(1, c8, 3)
         self.conv2 = nn.Conv2d(c8, c16, 3)
