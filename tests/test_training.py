@@ -306,8 +306,10 @@ def test_a_last_pt_of_the_previous_code_resumes(tiny_data, tmp_path):
     shutil.copytree(RESUME_V1, out)
     cfg = load_config(None, tiny_config(tiny_data, out, epochs=40))
     metrics = train(cfg, resume=True)
+    assert cfg.epochs == 40  # a run changes its own plan, never the config it was given
     ckpt = torch.load(out / "final.pt", weights_only=True)
     assert ckpt["train"]["epochs"] == 14 and ckpt["train"]["epochs_fitted"]  # as fitted
+    assert ckpt["train"]["config"]["epochs"] == 40
     steps = (out / "steps.csv").read_text().splitlines()
     assert steps[5].startswith("5,2,") and steps[-1].startswith(f"{14 * 4},14,")
     rows = (out / "metrics.csv").read_text().splitlines()

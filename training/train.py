@@ -225,9 +225,12 @@ class ColorLoss(nn.Module):
 
 
 # ---------------------------------------------------------------------------- schedule
-def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """Multiplier of cfg.lr at optimizer step `step` (0-based)."""
-    total = cfg.epochs * steps_per_epoch
+def lr_factor(
+    cfg: TrainConfig, step: int, steps_per_epoch: int, epochs: int | None = None
+) -> float:
+    """Multiplier of cfg.lr at optimizer step `step` (0-based) of a run of ``epochs`` epochs
+    (default cfg.epochs; fewer when the run fitted its time budget)."""
+    total = (epochs or cfg.epochs) * steps_per_epoch
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
@@ -445,29 +448,30 @@ def _save(
     )
 
 
-# ---------------------------------------------------------------------------- the loop
+# ---------------------------------------------------------------------------- the run
 FIT_AFTER_STEPS = 30
 
 
-def fit_epochs_to_budget(cfg: TrainConfig, step: int, steps_per_epoch: int, elapsed: float) -> bool:
-    """With a wall-time budget, shorten the run (once, early) to the epochs it can finish, so
-    the LR schedule completes instead of being cut off at a high LR. 20 % of the budget is
-    kept for validation and temperature tuning."""
+def fit_epochs_to_budget(
+    cfg: TrainConfig, step: int, steps_per_epoch: int, elapsed: float, epochs: int
+) -> int:
+    """With a wall-time budget, the epochs (at most ``epochs``) the run can finish, measured
+    once, early: training fewer lets the LR schedule complete instead of being cut off at a high
+    LR. 20 % of the budget is kept for validation and temperature tuning."""
     rate = step / max(elapsed, 1e-6)  # steps per second so far
     affordable = step + rate * (cfg.max_minutes * 60 * 0.8 - elapsed)
     fit = max(1, int(affordable // steps_per_epoch))
-    if fit < cfg.epochs:
+    if fit < epochs:
         log.warning(
             "at %.2f steps/s only %d of %d epochs fit in %.0f min: training %d epochs",
             rate,
             fit,
-            cfg.epochs,
+            epochs,
             cfg.max_minutes,
             fit,
         )
-        cfg.epochs = fit
-        return True
-    return False
+        return fit
+    return epochs
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
@@ -476,8 +480,72 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
-def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str, Any]:
-    """Run (or resume) a training run; returns the final metrics. Writes into cfg.out_dir."""
+@dataclass
+class Run:
+    """What a training run holds between its named steps: ``build`` makes it, ``restore`` puts
+    a killed run's state back, ``run_epoch`` and ``end_epoch`` advance it, ``finish`` ends it.
+    ``cfg`` is the run's configuration as given and is never changed: what the run itself
+    decides (the epochs that fit its time budget) lives here."""
+
+    cfg: TrainConfig
+    command: str
+    dist: Dist
+    device: torch.device
+    model: nn.Module  # DistributedDataParallel-wrapped with several processes (see unwrap())
+    loss_fn: ColorLoss
+    opt: torch.optim.Optimizer
+    manifest: dict[str, Any]
+    train_images: torch.Tensor
+    val_images: torch.Tensor
+    prior: torch.Tensor | None  # class prior of the training photos (class models)
+    photo_probs: torch.Tensor | None  # photo_balance: each photo's draw probability
+    sampler: DistributedSampler
+    steps_per_epoch: int
+    epochs: int  # cfg.epochs, or fewer once fitted to the time budget
+    val_temperature: float  # the temperature of the per-epoch validation
+    hardware: str
+    resumed: bool = False
+    epochs_fitted: bool = False
+    step: int = 0  # optimizer steps done, by this run and the runs it resumes
+    saved_epoch: int = 0  # the epoch the restored last.pt was written at
+    seconds_before: float = 0.0  # training time of the runs it resumes
+    t_start: float = 0.0
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.cfg.out_dir)
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    def unwrap(self) -> nn.Module:
+        return _unwrap(self.model)
+
+    def seconds(self) -> float:
+        """Training time so far, the resumed runs' included."""
+        return self.seconds_before + time.time() - self.t_start
+
+    def lr(self, step: int) -> float:
+        return self.cfg.lr * lr_factor(self.cfg, step, self.steps_per_epoch, self.epochs)
+
+    def train_meta(self) -> dict[str, Any]:
+        """The provenance a checkpoint of this run carries."""
+        return dict(
+            data=str(self.cfg.data),
+            data_summary=self.manifest.get("summary", {}),
+            command=self.command,
+            config=config_to_dict(self.cfg),
+            epochs=self.epochs,
+            epochs_fitted=self.epochs_fitted,
+            hardware=self.hardware,
+            seconds=round(self.seconds(), 1),
+        )
+
+
+def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
+    """Devices, the model (fresh, from init_from or with its pretrained encoder), the data,
+    the class prior and loss weights, the optimizer and the epoch plan."""
     cfg.validate()
     d = setup_distributed(cfg.device)
     device = pick_device(cfg.device, d)
@@ -515,9 +583,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     if on_cuda:
         train_images = train_images.to(device)  # the whole split lives on the GPU
 
-    weights = None
-    prior = None
-    photo_probs = None
+    weights, prior, photo_probs = None, None, None
     if model.kind == "classification":
         prior = compute_prior(model.bins, train_images)
         weights = rebalance_weights(prior, lam=cfg.lam, sigma=cfg.prior_sigma, bins=model.bins)
@@ -542,7 +608,6 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     opt = torch.optim.Adam(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
     )
-
     sampler = DistributedSampler(
         range(len(train_images)),
         num_replicas=d.world,
@@ -551,193 +616,233 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
         seed=cfg.seed,
         drop_last=True,
     )
-    per_rank = len(sampler)
-    steps_per_epoch = per_rank // cfg.batch_size
+    steps_per_epoch = len(sampler) // cfg.batch_size
     if steps_per_epoch == 0:
         raise TrainingError(
             f"{len(train_images)} training photos over {d.world} process(es) make no full batch of "
             f"{cfg.batch_size}: lower batch_size"
         )
-    total_steps = cfg.epochs * steps_per_epoch
-
-    step, seconds_before, epochs_fitted = 0, 0.0, False
-    if resume:
-        state = load_weights(_unwrap(model), last_path, "--resume")
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        seconds_before = float(state["train"].get("seconds", 0.0))
-        # A budget-fitted run keeps the epoch count it fitted (its LR schedule depends on it).
-        if state["train"].get("epochs_fitted"):
-            cfg.epochs = int(state["train"]["config"]["epochs"])
-            epochs_fitted = True
-        total_steps = cfg.epochs * steps_per_epoch
-        _set_rng_state(state["rng"])
-        log.info("resumed %s at epoch %d, step %d", last_path, step // steps_per_epoch, step)
-        if d.main:
-            _truncate_csv(out_dir / "steps.csv", "step", step)
-            _truncate_csv(out_dir / "metrics.csv", "step", step)
-
-    if d.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        model = DDP(model, device_ids=[device.index] if on_cuda else None)
-    hardware = hardware_string(device, d.world)
-    t_start = time.time()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda and cfg.amp)
-    train_meta = lambda: dict(  # noqa: E731
-        data=str(cfg.data),
-        data_summary=manifest.get("summary", {}),
+    return Run(
+        cfg=cfg,
         command=command,
-        config=config_to_dict(cfg),
+        dist=d,
+        device=device,
+        model=model,
+        loss_fn=loss_fn,
+        opt=opt,
+        manifest=manifest,
+        train_images=train_images,
+        val_images=val_images,
+        prior=prior,
+        photo_probs=photo_probs,
+        sampler=sampler,
+        steps_per_epoch=steps_per_epoch,
         epochs=cfg.epochs,
-        epochs_fitted=epochs_fitted,
-        hardware=hardware,
-        seconds=round(seconds_before + time.time() - t_start, 1),
+        val_temperature=cfg.temperature or float(getattr(model, "default_temperature", 1.0) or 1.0),
+        hardware=hardware_string(device, d.world),
     )
 
-    def save_resume(epoch: int) -> None:
-        if d.main:
-            _save(
-                last_path,
-                model,
-                default_temperature=float(getattr(_unwrap(model), "default_temperature", 1.0)),
-                train=train_meta(),
-                metrics={},
-                optimizer=opt.state_dict(),
-                scheduler={"name": cfg.schedule, "step": step},
-                epoch=epoch,
-                step=step,
-                rng=_rng_state(),
+
+def restore(run: Run) -> None:
+    """Put the killed run's last.pt back: weights, optimizer, step, time so far, the epochs its
+    budget fitted and the RNG; drop the log rows written after it."""
+    state = load_weights(run.unwrap(), run.last_path, "--resume")
+    run.opt.load_state_dict(state["optimizer"])
+    run.resumed = True
+    run.step = int(state["step"])
+    run.saved_epoch = int(state["epoch"])
+    run.seconds_before = float(state["train"].get("seconds", 0.0))
+    # A budget-fitted run keeps the epoch count it fitted (its LR schedule depends on it).
+    if state["train"].get("epochs_fitted"):
+        run.epochs = int(state["train"]["epochs"])
+        run.epochs_fitted = True
+    _set_rng_state(state["rng"])
+    log.info(
+        "resumed %s at epoch %d, step %d", run.last_path, run.step // run.steps_per_epoch, run.step
+    )
+    if run.dist.main:
+        _truncate_csv(run.out_dir / "steps.csv", "step", run.step)
+        _truncate_csv(run.out_dir / "metrics.csv", "step", run.step)
+
+
+def save_resume(run: Run, epoch: int) -> None:
+    """last.pt: everything restore() needs (rank 0 writes it)."""
+    if run.dist.main:
+        _save(
+            run.last_path,
+            run.model,
+            default_temperature=float(getattr(run.unwrap(), "default_temperature", 1.0)),
+            train=run.train_meta(),
+            metrics={},
+            optimizer=run.opt.state_dict(),
+            scheduler={"name": run.cfg.schedule, "step": run.step},
+            epoch=epoch,
+            step=run.step,
+            rng=_rng_state(),
+        )
+
+
+@dataclass
+class EpochEnd:
+    """How an epoch's steps ended: the last LR, loss and speed, and why it stopped early
+    ("max_steps" or "budget"; "" when it ran to its end)."""
+
+    lr: float
+    loss: float
+    rate: float
+    stopped: str = ""
+
+
+def run_epoch(run: Run, epoch: int) -> EpochEnd:
+    """The optimizer steps of one epoch (from the step a resumed run stopped at)."""
+    cfg, d, device = run.cfg, run.dist, run.device
+    on_cuda = device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda and cfg.amp)
+    if run.photo_probs is None:
+        run.sampler.set_epoch(epoch)
+        order = torch.tensor(list(iter(run.sampler)), dtype=torch.long)
+    else:
+        order = balanced_order(run.photo_probs, epoch, cfg.seed, d.rank, d.world, len(run.sampler))
+    first = run.step - epoch * run.steps_per_epoch  # > 0 only when resuming mid-epoch
+    bar = tqdm(
+        range(first, run.steps_per_epoch),
+        desc=f"epoch {epoch + 1}/{run.epochs}",
+        disable=not d.main,
+        dynamic_ncols=True,
+        leave=False,
+    )
+    seen, t_epoch = 0, time.time()
+    end = EpochEnd(math.nan, math.nan, math.nan)
+    for b in bar:
+        lr = run.lr(run.step)
+        for g in run.opt.param_groups:
+            g["lr"] = lr
+        gen = _step_generator(cfg.seed * 1000 + d.rank, run.step)
+        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        rgb = make_batch(run.train_images, idx, cfg.crop, cfg.flip, gen, device, cfg.scale_min)
+        L, ab = to_lab(rgb)  # Lab of the whole batch on the training device
+        if on_cuda and cfg.channels_last:
+            L = L.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            out = run.model(L)
+        loss = run.loss_fn(out, ab)
+        loss_val = loss.detach()
+        if d.world > 1:  # every rank must agree on NaN and on the logged value
+            import torch.distributed as dist
+
+            dist.all_reduce(loss_val)
+            loss_val /= d.world
+        loss_f = float(loss_val)
+        if not math.isfinite(loss_f):
+            raise TrainingError(
+                f"loss is {loss_f} at epoch {epoch + 1}, step {run.step + 1} (lr {lr:.3g}): "
+                f"training stopped. Lower lr or check the data; the last good checkpoint is "
+                f"{run.last_path if run.last_path.is_file() else 'none (no epoch finished)'}"
             )
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        run.opt.step()
+        run.step += 1
+        seen += len(idx) * d.world
+        rate = seen / max(1e-9, time.time() - t_epoch)
+        end = EpochEnd(lr, loss_f, rate)
+        bar.set_postfix(loss=f"{loss_f:.4f}", lr=f"{lr:.2e}", photos_s=f"{rate:.1f}")
+        if d.main and (run.step % cfg.log_every == 0 or run.step == 1):
+            _append_csv(
+                run.out_dir / "steps.csv",
+                dict(
+                    step=run.step,
+                    epoch=epoch + 1,
+                    loss=f"{loss_f:.6f}",
+                    lr=f"{lr:.6g}",
+                    photos_s=f"{rate:.1f}",
+                ),
+            )
+        if cfg.save_every_steps and run.step % cfg.save_every_steps == 0:
+            save_resume(run, epoch)
+        if cfg.max_steps and run.step >= cfg.max_steps:
+            end.stopped = "max_steps"  # as if killed right after that checkpoint
+            break
+        if cfg.max_minutes and not run.resumed and run.step == FIT_AFTER_STEPS and epoch == 0:
+            fit = fit_epochs_to_budget(
+                cfg, run.step, run.steps_per_epoch, time.time() - run.t_start, run.epochs
+            )
+            run.epochs_fitted, run.epochs = fit < run.epochs, fit
+        if cfg.max_minutes and run.seconds() > cfg.max_minutes * 60:
+            log.info(
+                "time budget of %.1f min spent at step %d: finishing", cfg.max_minutes, run.step
+            )
+            end.stopped = "budget"
+            break
+    bar.close()
+    return end
 
-    def end_of_epoch(epoch: int, lr: float, loss_f: float, rate: float) -> None:
-        """Validate, log a metrics row, redraw the loss curve (rank 0)."""
-        if not d.main:
-            return
-        res = validate(_unwrap(model), val_images, device, val_t, loss_fn)[val_t[0]]
-        row = dict(
-            epoch=epoch + 1,
-            step=step,
-            lr=f"{lr:.6g}",
-            train_loss=f"{loss_f:.6f}",
-            val_loss=f"{res['val_loss']:.6f}",
-            temperature=val_t[0],
-            **{k: f"{res[k]:.4f}" for k in METRIC_KEYS},
-            seconds=round(seconds_before + time.time() - t_start, 1),
-            photos_s=f"{rate:.1f}",
-        )
-        _append_csv(out_dir / "metrics.csv", row)
-        log.info(
-            "epoch %d/%d step %d: val loss %.4f, PSNR %.2f dB, seed ED %.1f, colourfulness %.1f",
-            epoch + 1,
-            cfg.epochs,
-            step,
-            res["val_loss"],
-            res["psnr_db"],
-            res["euclidean"],
-            res["colorfulness"],
-        )
-        plot_loss_curve(out_dir / "steps.csv", out_dir / "loss.png", f"{cfg.name}: {cfg.model}")
 
-    model.train()
-    stopped_early = False
-    val_t = [cfg.temperature or float(getattr(_unwrap(model), "default_temperature", 1.0) or 1.0)]
-    start_epoch = step // steps_per_epoch
-    if resume and int(state["epoch"]) < start_epoch:
+def end_epoch(run: Run, epoch: int, end: EpochEnd) -> None:
+    """Validate, log a metrics row, redraw the loss curve (rank 0)."""
+    if not run.dist.main:
+        return
+    t = run.val_temperature
+    res = validate(run.unwrap(), run.val_images, run.device, [t], run.loss_fn)[t]
+    row = dict(
+        epoch=epoch + 1,
+        step=run.step,
+        lr=f"{end.lr:.6g}",
+        train_loss=f"{end.loss:.6f}",
+        val_loss=f"{res['val_loss']:.6f}",
+        temperature=t,
+        **{k: f"{res[k]:.4f}" for k in METRIC_KEYS},
+        seconds=round(run.seconds(), 1),
+        photos_s=f"{end.rate:.1f}",
+    )
+    _append_csv(run.out_dir / "metrics.csv", row)
+    log.info(
+        "epoch %d/%d step %d: val loss %.4f, PSNR %.2f dB, seed ED %.1f, colourfulness %.1f",
+        epoch + 1,
+        run.epochs,
+        run.step,
+        res["val_loss"],
+        res["psnr_db"],
+        res["euclidean"],
+        res["colorfulness"],
+    )
+    plot_loss_curve(
+        run.out_dir / "steps.csv", run.out_dir / "loss.png", f"{run.cfg.name}: {run.cfg.model}"
+    )
+
+
+def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str, Any]:
+    """Run (or resume) a training run; returns the final metrics. Writes into cfg.out_dir."""
+    run = build(cfg, resume, command)
+    if resume:
+        restore(run)
+    if run.dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        on_cuda = run.device.type == "cuda"
+        run.model = DDP(run.model, device_ids=[run.device.index] if on_cuda else None)
+    run.t_start = time.time()
+    run.model.train()
+    epoch = run.step // run.steps_per_epoch
+    if run.resumed and run.saved_epoch < epoch:
         # killed after the last step of an epoch but before its validation: do it now
-        end_of_epoch(
-            start_epoch - 1, cfg.lr * lr_factor(cfg, step - 1, steps_per_epoch), math.nan, math.nan
-        )
-        save_resume(start_epoch)
-    for epoch in range(start_epoch, cfg.epochs):
-        if epoch >= cfg.epochs:  # fit_epochs_to_budget shortened the run
+        end_epoch(run, epoch - 1, EpochEnd(run.lr(run.step - 1), math.nan, math.nan))
+        save_resume(run, epoch)
+    while epoch < run.epochs:  # run.epochs may shrink once the budget is fitted
+        end = run_epoch(run, epoch)
+        if cfg.max_steps and end.stopped:
+            return {"stopped_at_step": run.step}
+        end_epoch(run, epoch, end)
+        save_resume(run, epoch if end.stopped else epoch + 1)
+        if end.stopped:
             break
-        if photo_probs is None:
-            sampler.set_epoch(epoch)
-            order = torch.tensor(list(iter(sampler)), dtype=torch.long)
-        else:
-            order = balanced_order(photo_probs, epoch, cfg.seed, d.rank, d.world, per_rank)
-        first = step - epoch * steps_per_epoch  # > 0 only when resuming mid-epoch
-        bar = tqdm(
-            range(first, steps_per_epoch),
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not d.main,
-            dynamic_ncols=True,
-            leave=False,
-        )
-        seen, t_epoch = 0, time.time()
-        for b in bar:
-            lr = cfg.lr * lr_factor(cfg, step, steps_per_epoch)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            gen = _step_generator(cfg.seed * 1000 + d.rank, step)
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            rgb = make_batch(train_images, idx, cfg.crop, cfg.flip, gen, device, cfg.scale_min)
-            L, ab = to_lab(rgb)  # Lab of the whole batch on the training device
-            if on_cuda and cfg.channels_last:
-                L = L.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                out = model(L)
-            loss = loss_fn(out, ab)
-            loss_val = loss.detach()
-            if d.world > 1:  # every rank must agree on NaN and on the logged value
-                import torch.distributed as dist
-
-                dist.all_reduce(loss_val)
-                loss_val /= d.world
-            loss_f = float(loss_val)
-            if not math.isfinite(loss_f):
-                raise TrainingError(
-                    f"loss is {loss_f} at epoch {epoch + 1}, step {step + 1} (lr {lr:.3g}): "
-                    f"training stopped. Lower lr or check the data; the last good checkpoint is "
-                    f"{last_path if last_path.is_file() else 'none (no epoch finished)'}"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
-            seen += len(idx) * d.world
-            rate = seen / max(1e-9, time.time() - t_epoch)
-            bar.set_postfix(loss=f"{loss_f:.4f}", lr=f"{lr:.2e}", photos_s=f"{rate:.1f}")
-            if d.main and (step % cfg.log_every == 0 or step == 1):
-                _append_csv(
-                    out_dir / "steps.csv",
-                    dict(
-                        step=step,
-                        epoch=epoch + 1,
-                        loss=f"{loss_f:.6f}",
-                        lr=f"{lr:.6g}",
-                        photos_s=f"{rate:.1f}",
-                    ),
-                )
-            if cfg.save_every_steps and step % cfg.save_every_steps == 0:
-                save_resume(epoch)
-            if cfg.max_steps and step >= cfg.max_steps:
-                stopped_early = True  # as if killed right after that checkpoint
-                break
-            if cfg.max_minutes and not resume and step == FIT_AFTER_STEPS and epoch == 0:
-                epochs_fitted = fit_epochs_to_budget(
-                    cfg, step, steps_per_epoch, time.time() - t_start
-                )
-            if cfg.max_minutes and seconds_before + time.time() - t_start > cfg.max_minutes * 60:
-                log.info(
-                    "time budget of %.1f min spent at step %d: finishing", cfg.max_minutes, step
-                )
-                stopped_early = True
-                break
-        bar.close()
-        if cfg.max_steps and stopped_early:
-            return {"stopped_at_step": step}
-        end_of_epoch(epoch, lr, loss_f, rate)
-        save_resume(epoch + 1 if not stopped_early else epoch)
-        if stopped_early:
-            break
-    if total_steps and step == 0:
+        epoch += 1
+    if run.step == 0:
         raise TrainingError("no training step was run")
-    metrics = finish(cfg, model, val_images, device, loss_fn, train_meta(), prior, d)
-    if d.world > 1:
+    metrics = finish(run)
+    if run.dist.world > 1:
         import torch.distributed as dist
 
         dist.barrier()  # the other ranks wait for rank 0's final checkpoint
@@ -745,21 +850,13 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     return metrics
 
 
-def finish(
-    cfg: TrainConfig,
-    model: nn.Module,
-    val_images: torch.Tensor,
-    device: torch.device,
-    loss_fn: ColorLoss,
-    train_meta: dict[str, Any],
-    prior: torch.Tensor | None,
-    d: Dist,
-) -> dict[str, Any]:
+def finish(run: Run) -> dict[str, Any]:
     """Tune the temperature on val, write final.pt (model + provenance + metrics)."""
-    m = _unwrap(model)
-    if not d.main:
+    cfg, m, device, loss_fn = run.cfg, run.unwrap(), run.device, run.loss_fn
+    if not run.dist.main:
         return {}
-    out_dir = Path(cfg.out_dir)
+    out_dir = run.out_dir
+    val_images = run.val_images
     if cfg.val_limit:  # per-epoch checks may use a subset; the temperature is tuned on all of val
         val_images = load_images(cfg.data, "val")
     if m.kind == "classification":
@@ -798,12 +895,12 @@ def finish(
     }
     if m.kind == "classification":
         metrics["gray_floor"] = {k: round(float(gray[k]), 4) for k in METRIC_KEYS}
-    extra = {"prior": prior} if prior is not None else {}
+    extra = {"prior": run.prior} if run.prior is not None else {}
     _save(
         final_path := out_dir / "final.pt",
         m,
         default_temperature=float(best_t),
-        train=train_meta,
+        train=run.train_meta(),
         metrics=metrics,
         **extra,
     )
