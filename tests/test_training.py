@@ -318,6 +318,17 @@ def test_a_last_pt_of_the_previous_code_resumes(tiny_data, tmp_path):
     assert np.isfinite(metrics["psnr_db"]) and metrics["photos"] > 0
 
 
+def test_a_time_budget_shortens_the_run_not_its_config(tiny_data, tmp_path, monkeypatch):
+    import training.train as T
+
+    monkeypatch.setattr(T, "FIT_AFTER_STEPS", 2)  # fit after step 2 (tiny epochs of 4 steps)
+    cfg = load_config(None, tiny_config(tiny_data, tmp_path / "b", epochs=1000, max_minutes=0.05))
+    train(cfg)
+    ckpt = torch.load(tmp_path / "b" / "final.pt", weights_only=True)
+    assert cfg.epochs == 1000 and ckpt["train"]["config"]["epochs"] == 1000  # as given
+    assert ckpt["train"]["epochs_fitted"] and ckpt["train"]["epochs"] < 1000  # what it planned
+
+
 def test_validation_scores_what_the_library_colorizes(tiny_data):
     """Validation during training decodes and composes through the library: on photos at
     the model's working size its means are those of Colorizer.colorize, photo for photo."""
