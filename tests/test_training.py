@@ -204,6 +204,36 @@ def test_config_toml_and_overrides(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
+def test_config_extends_a_base_and_names_its_out_dir_after_the_run(tmp_path):
+    (tmp_path / "base.toml").write_text(
+        'loss = "ce"\nlr = 0.01\nepochs = 3\nout_dir = "runs/the_base"\n'
+        "[model_args]\nwidths = [4, 8, 8, 16]\ninput_size = [32, 32]\n"
+    )
+    (tmp_path / "chain").mkdir()
+    stage = tmp_path / "chain" / "stage.toml"
+    stage.write_text(
+        'extends = "../base.toml"\nname = "stage2"\nlr = 0.002\n[model_args]\ninput_size = [64, 64]\n'
+    )
+    cfg = load_config(stage, ["epochs=5"])
+    assert (cfg.loss, cfg.lr, cfg.epochs) == ("ce", 0.002, 5)  # base, file, --set: in that order
+    assert cfg.model_args == {"widths": [4, 8, 8, 16], "input_size": [64, 64]}  # merged by key
+    assert cfg.out_dir == "runs/stage2"  # the run's own name, not the base's folder
+    assert load_config(stage, ["name=other"]).out_dir == "runs/other"
+    assert load_config(stage, ['out_dir="elsewhere"']).out_dir == "elsewhere"
+    assert load_config(tmp_path / "base.toml").out_dir == "runs/the_base"
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(ConfigError, match="extends chain comes back to it"):
+        load_config(tmp_path / "a.toml")
+    (tmp_path / "lost.toml").write_text('extends = "nope.toml"\n')
+    with pytest.raises(ConfigError, match="extends 'nope.toml', but .*nope.toml is not a file"):
+        load_config(tmp_path / "lost.toml")
+    # the shipped chains say what each stage changes, over the house recipe
+    shipped = load_config(CONFIGS / "landscape_stage2.toml")
+    assert shipped.val_limit == 256 and shipped.temperature_rule == "floor"  # from base.toml
+    assert shipped.out_dir == "runs/landscape_stage2"
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

@@ -1,4 +1,11 @@
-"""Training configuration: one dataclass, loaded from TOML, overridable with --set key=value."""
+"""Training configuration: one dataclass, loaded from TOML, overridable with --set key=value.
+
+A config file may start from another: ``extends = "base.toml"`` (a path relative to the file's
+folder) takes that file's values (its own extends resolved first) and this file's over them;
+the [model_args] tables merge key by key. training/configs/base.toml is the house recipe the
+shipped chains extend, so each stage's file says only what the stage changes. ``out_dir``
+defaults to ``runs/<name>``.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ class TrainConfig:
     # what and where
     name: str = "run"
     data: str = "data/landscape"  # folder written by `python -m training prepare`
-    out_dir: str = "runs/run"  # last.pt, final.pt, metrics.csv, steps.csv, loss.png
+    out_dir: str = ""  # last.pt, final.pt, metrics.csv, steps.csv, loss.png ("": runs/<name>)
     model: str = "colornet"  # any registered model name
     model_args: dict[str, Any] = field(default_factory=dict)  # overrides for create_model
     init_from: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
@@ -81,6 +88,10 @@ class TrainConfig:
     max_steps: int = 0  # stop right after step N (as if killed after a checkpoint); 0: off
     max_minutes: float = 0.0  # wall-time budget: finish the run cleanly when spent; 0: off
     log_every: int = 10  # steps between loss-curve rows
+
+    def __post_init__(self) -> None:
+        if not self.out_dir:  # a run's folder is named after the run
+            self.out_dir = f"runs/{self.name}"
 
     def validate(self) -> None:
         """Raise ConfigError on values that would only fail later, mid-run."""
@@ -189,17 +200,39 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
+def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A TOML config's values with its ``extends`` chain resolved: the base file's first, this
+    file's over them, [model_args] merged key by key."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found")
+    if p.resolve() in _seen:
+        chain = " -> ".join(str(s) for s in (*_seen, p.resolve()))
+        raise ConfigError(f"{p}: its extends chain comes back to it ({chain})")
+    try:
+        values = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    base = values.pop("extends", None)
+    if base is None:
+        return values
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{p}: extends must name a config file, got {base!r}")
+    if not (p.parent / base).is_file():
+        raise ConfigError(f"{p}: extends {base!r}, but {p.parent / base} is not a file")
+    merged = read_config_file(p.parent / base, (*_seen, p.resolve()))
+    merged.pop("out_dir", None)  # the base run's folder is its own: this run's is runs/<name>
+    args, own = merged.get("model_args"), values.get("model_args")
+    merged.update(values)
+    if isinstance(args, dict) and isinstance(own, dict):
+        merged["model_args"] = {**args, **own}
+    return merged
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """TOML file (flat keys, plus a [model_args] table) + overrides -> a checked TrainConfig."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} not found")
-        try:
-            values = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    """TOML file (flat keys, a [model_args] table, optionally ``extends``) + overrides -> a
+    checked TrainConfig."""
+    values = read_config_file(path) if path is not None else {}
     return config_from_dict(apply_overrides(values, overrides or []))
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stage 7 (photo-level rebalancing) against stage 6, at equal decoding temperatures.
-# Needs the runs of training/configs/landscape_stage7_{photobal,photobal05,control}.toml and
+# Needs the runs of training/configs/experiments/landscape_stage7_{photobal,photobal05,control}.toml and
 # data/landscape; writes val/, examples/ and by_rarity.md under results/training/stage7/.
 #   bash training/experiments/stage7.sh
 set -euo pipefail
