@@ -13,6 +13,7 @@ from the file itself and ``create_model`` loads it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import urllib.error
@@ -58,6 +59,29 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+
+
+@dataclass
+class ModelArgs:
+    """Base of each family's arguments dataclass (ColorNetArgs, ...), whose fields are the
+    arch_args a checkpoint stores. Values come from code, TOML, --set and checkpoints alike:
+    a tuple field becomes a tuple of its default's element type, a float field a float."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, tuple):
+                setattr(self, f.name, tuple(type(default[0])(v) for v in value))
+            elif isinstance(default, float) and not isinstance(value, bool):
+                setattr(self, f.name, float(value))
+
+    def set_contract(self, model: nn.Module, arch_name: str, kind: str) -> None:
+        """The attributes every model carries (docs/ARCHITECTURE.md), but its ``bins``."""
+        model.kind = kind
+        model.input_size = self.input_size  # type: ignore[attr-defined]
+        model.default_temperature = float(getattr(self, "default_temperature", 1.0))
+        model.arch_name = arch_name
+        model.arch_args = dataclasses.asdict(self)
 
 
 class ModelError(ValueError):
@@ -401,6 +425,7 @@ from colorizer.models import colornet, cunet, eccv16, effunet, streetside  # noq
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ModelArgs",
     "ModelEntry",
     "ModelError",
     "create_model",

@@ -24,7 +24,7 @@ working size.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorizer.bins import get_bins
-from colorizer.models import register_model
+from colorizer.models import ModelArgs, register_model
 
 
 def conv_bn_relu(
@@ -91,7 +91,7 @@ class Up(nn.Module):
 
 
 @dataclass
-class ColorNetArgs:
+class ColorNetArgs(ModelArgs):
     widths: tuple[int, int, int, int] = (32, 64, 128, 256)  # stem, H/2, H/4, H/8
     bins: str = "zhang313"
     input_size: tuple[int, int] = (128, 128)
@@ -105,17 +105,10 @@ class ColorNet(nn.Module):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
         a = ColorNetArgs(**kwargs)
-        a.widths = tuple(int(w) for w in a.widths)
-        a.input_size = tuple(int(s) for s in a.input_size)
-        a.default_temperature = float(a.default_temperature)
         if len(a.widths) != 4 or min(a.widths) < 1:
             raise ValueError(f"widths must be 4 positive ints; got {a.widths}")
-        self.kind = "classification"
+        a.set_contract(self, "colornet", "classification")
         self.bins = get_bins(a.bins)
-        self.input_size = a.input_size
-        self.default_temperature = a.default_temperature
-        self.arch_name = "colornet"
-        self.arch_args: dict[str, Any] = asdict(a)
         widths, context = a.widths, a.context
         c0, c1, c2, c3 = widths
         self.stem = conv_bn_relu(1, c0)

@@ -12,14 +12,14 @@ Widths scale with ``base`` (64 in the seed): base, 2 base, 4 base, 8 base.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from colorizer.bins import get_bins
-from colorizer.models import register_model
+from colorizer.models import ModelArgs, register_model
 
 
 def conv_bn_sigmoid(c_in: int, c_out: int, k: int, stride: int = 1) -> list[nn.Module]:
@@ -41,7 +41,7 @@ def deconv_bn_sigmoid(c_in: int, c_out: int, k: int, stride: int = 1) -> list[nn
 
 
 @dataclass
-class CuNetArgs:
+class CuNetArgs(ModelArgs):
     base: int = 64  # the width of the first level (the seed's 64)
     bins: str = "seed104"
     input_size: tuple[int, int] = (256, 256)
@@ -57,16 +57,10 @@ class CuNet(nn.Module):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
         a = CuNetArgs(**kwargs)
-        a.input_size = tuple(int(s) for s in a.input_size)
-        a.default_temperature = float(a.default_temperature)
         if a.base < 1:
             raise ValueError(f"base must be >= 1; got {a.base}")
-        self.kind = "classification"
+        a.set_contract(self, "cunet", "classification")
         self.bins = get_bins(a.bins)
-        self.input_size = a.input_size
-        self.default_temperature = a.default_temperature
-        self.arch_name = "cunet"
-        self.arch_args: dict[str, Any] = asdict(a)
         base = a.base
         c1, c2, c3, c4 = base, 2 * base, 4 * base, 8 * base
         q = self.bins.num_classes  # 105 for seed104

