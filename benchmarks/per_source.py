@@ -131,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=["default", "gray"])
     p.add_argument("--grid", type=int, default=8, help="photos per check-set grid")
     p.add_argument("--limit", type=int, default=0, help="at most N photos per source (0: all)")
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the rows of other models already in OUT/per_source.csv (same photos)",
+    )
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -142,9 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         if not groups:
             p.error("give --data and/or --checkset")
         table = run(args.models, groups, args.out, args.grid, args.limit)
-    table.to_csv(args.out / "per_source.csv", index=False, float_format="%.4f")
-    (args.out / "per_source.md").write_text(markdown(table, invocation()))
-    print(markdown(table, invocation()))
+    old = args.out / "per_source.csv"
+    if args.append and old.is_file():
+        kept = pd.read_csv(old)
+        kept = kept[~kept["model"].isin(args.models)]
+        table = pd.concat([kept, table]).reset_index(drop=True)
+        order = {s: i for i, s in enumerate(dict.fromkeys(table["source"]))}
+        table = table.sort_values("source", key=lambda c: c.map(order), kind="stable")
+    table.to_csv(old, index=False, float_format="%.4f")
+    log_path = args.out / "commands.txt"  # every command whose rows are in the table
+    previous = log_path.read_text() if args.append and log_path.is_file() else ""
+    log_path.write_text(previous + invocation() + "\n")
+    text = markdown(table, "`; `".join(log_path.read_text().split("\n")[:-1]))
+    (args.out / "per_source.md").write_text(text)
+    print(text)
     return 0
 
 
