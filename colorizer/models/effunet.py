@@ -57,6 +57,9 @@ class Conv2dSame(nn.Conv2d):
     the Lite0 weights were trained with; computed from each input's size, so any H, W work."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == (1, 1):  # odd kernels at stride 1: SAME is symmetric, no pad copy
+            pad = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+            return F.conv2d(x, self.weight, self.bias, 1, pad, 1, self.groups)
         pads = []
         for size, k, s in zip(
             x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1], strict=True
