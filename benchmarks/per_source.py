@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -114,10 +115,16 @@ def markdown(table: pd.DataFrame, command: str) -> str:
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for _, r in g.iterrows():
+            over = r["psnr_db"] - floor if math.isfinite(floor) else float("nan")
             lines.append(
-                f"| {r['model']} | {r['psnr_db']:.2f} | {r['psnr_db'] - floor:+.2f} | "
+                f"| {r['model']} | {r['psnr_db']:.2f} | {over:+.2f} | "
                 f"{r['euclidean']:.1f} | {r['auc']:.1f} | {r['colorfulness']:.1f} | "
                 f"{100 * r['colorfulness'] / gt:.0f} |"
+            )
+        if not math.isfinite(floor):
+            lines.append(
+                "\n(Some photos here are monochrome originals, which gray reproduces exactly: "
+                "its mean PSNR is infinite, so 'over gray' is undefined; compare ED and AuC.)"
             )
         lines.append("")
     return "\n".join(lines)
