@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
 
 from colorizer.evaluate import EvalConfig, evaluate_models
 from colorizer.imageio import list_images, load_image, to_tensor
@@ -88,7 +89,9 @@ def run(
                 }
             )
         if res.grid is not None:
-            res.grid.save(out / f"grid_{folder.name}.png")
+            # half size, JPEG: a picture to judge colour by, small enough to commit
+            small = res.grid.resize((res.grid.width // 2, res.grid.height // 2), Image.LANCZOS)
+            small.save(out / f"grid_{folder.name}.jpg", quality=85)
         log.info("%s: %d photos in %.0f s", group, int(res.summary["n"].iloc[0]), time.time() - t0)
     return pd.DataFrame(rows)
 
