@@ -121,8 +121,8 @@ def plan(a: argparse.Namespace, out: Path) -> dict[str, list[list[str]]]:
              "gpu_check"],
         ],
         "ddp": [
-            [py, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master-port",
-             "29533", "-m", "benchmarks.ddp_step", "--backend", backend, "--device", dev,
+            [py, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+             "-m", "benchmarks.ddp_step", "--backend", backend, "--device", dev,
              "--out", str(out / f"ddp_{backend}.json")]
             for backend in _ddp_backends(a.ddp_backend, dev)
         ],
