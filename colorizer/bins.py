@@ -214,19 +214,29 @@ class ColorBins:
     ) -> torch.Tensor:
         """THE decode: (B, Q, H, W) logits -> (B, 2, H, W) a*b*, annealed mean at temperature T.
 
-        With a ``calibration`` (see :func:`fit_confidence`), colour only as strongly as the model
-        is sure: each pixel moves from the distribution's mean (T = 1, the safe guess) towards
-        the annealed mean by w(entropy), a weight fitted on validation photos, so a hesitant
-        pixel stays near the mean and a sure one commits to the vivid colour.
+        With a ``calibration`` (see :class:`ConfidenceFit`), colour only as strongly as the
+        model is sure: each pixel moves from the distribution's mean (T = 1, the safe guess)
+        towards the annealed mean by w(entropy), a weight fitted on validation photos, so a
+        hesitant pixel stays near the mean and a sure one commits to the vivid colour.
         """
-        centers = self._on(logits.device)["centers"]
-        vivid = torch.einsum("bqhw,qc->bchw", self.probabilities(logits, temperature), centers)
         if calibration is None or temperature == 1.0:
-            return vivid  # (B, 2, H, W)
+            return self._expectation(self.probabilities(logits, temperature))  # (B, 2, H, W)
+        mean, vivid, e = self._mean_vivid_entropy(logits, temperature)
+        return mean + confidence_weight(calibration, e)[:, None] * (vivid - mean)
+
+    def _expectation(self, p: torch.Tensor) -> torch.Tensor:
+        """(B, Q, H, W) probabilities -> (B, 2, H, W) expected a*b* of the bin centres."""
+        return torch.einsum("bqhw,qc->bchw", p, self._on(p.device)["centers"])
+
+    def _mean_vivid_entropy(
+        self, logits: torch.Tensor, temperature: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the calibrated decode blends, and what it blends by: the mean (T = 1), the
+        annealed mean at T (both (B, 2, H, W)) and the normalised entropy (B, H, W)."""
         p1 = self.probabilities(logits, 1.0)
-        mean = torch.einsum("bqhw,qc->bchw", p1, centers)  # (B, 2, H, W)
-        w = confidence_weight(calibration, _normalised_entropy(p1, self))  # (B, H, W)
-        return mean + w[:, None] * (vivid - mean)
+        mean = self._expectation(p1)
+        vivid = self._expectation(self.probabilities(logits, temperature))
+        return mean, vivid, _normalised_entropy(p1, self)
 
     def entropy(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, Q, H, W) logits -> (B, H, W) entropy of softmax(logits) over real colours,
@@ -276,12 +286,9 @@ class ConfidenceFit:
 
     def add(self, logits: torch.Tensor, ab: torch.Tensor) -> None:
         """logits (B, Q, h, w) and the photos' a*b* at the same size (B, 2, h, w)."""
-        p1 = self.bins.probabilities(logits.float(), 1.0)
-        centers = self.bins._on(p1.device)["centers"]
-        mean = torch.einsum("bqhw,qc->bchw", p1, centers)
-        vivid = self.bins.decode(logits.float(), self.temperature)
+        mean, vivid, e = self.bins._mean_vivid_entropy(logits.float(), self.temperature)
         d, r = vivid - mean, ab.float() - mean
-        e = _normalised_entropy(p1, self.bins).flatten().cpu().double()
+        e = e.flatten().cpu().double()
         k = (e * self.n).long().clamp(0, self.n - 1)
         self.count += torch.bincount(k, minlength=self.n)
         self.sum_e += torch.bincount(k, e, minlength=self.n)

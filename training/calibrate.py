@@ -35,7 +35,14 @@ from colorizer.bins import ConfidenceFit
 from colorizer.checkpoint import save_checkpoint
 from colorizer.metrics import colorfulness, score
 from colorizer.models import load_checkpoint
-from training.train import METRIC_KEYS, load_images, outputs_to_rgb, predict_outputs, to_lab
+from training.train import (
+    METRIC_KEYS,
+    beating_gray,
+    load_images,
+    outputs_to_rgb,
+    predict_outputs,
+    to_lab,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +104,7 @@ def gray_scores(cache: list) -> dict[str, float]:
 
 
 def choose(table: dict, gray: dict, photos_colour: float, min_colour: float):
-    beats = [
-        key
-        for key, r in table.items()
-        if r["psnr_db"] > gray["psnr_db"] and r["euclidean"] < gray["euclidean"]
-    ]
+    beats = beating_gray(table, gray)
     if not beats:
         log.warning("no setting beats the gray floor on val: taking the best PSNR")
         return max(table, key=lambda k: table[k]["psnr_db"])

@@ -304,6 +304,16 @@ def validate(
     return res
 
 
+def beating_gray(table: dict, gray: dict[str, float]) -> list:
+    """The settings (keys of ``table``) that beat the gray floor on PSNR and the seed's
+    Euclidean distance both."""
+    return [
+        k
+        for k, r in table.items()
+        if r["psnr_db"] > gray["psnr_db"] and r["euclidean"] < gray["euclidean"]
+    ]
+
+
 def pick_temperature(
     table: dict[float, dict[str, float]], rule: str, gray: dict[str, float] | None = None
 ) -> float:
@@ -316,11 +326,7 @@ def pick_temperature(
     if rule == "floor":
         if gray is None:
             raise ValueError("the floor rule needs the gray floor's metrics")
-        ok = [
-            t
-            for t in table
-            if table[t]["psnr_db"] > gray["psnr_db"] and table[t]["euclidean"] < gray["euclidean"]
-        ]
+        ok = beating_gray(table, gray)
         if not ok:
             log.warning("no temperature beats the gray floor on val: taking the best PSNR")
             return max(table, key=lambda t: table[t]["psnr_db"])
