@@ -103,3 +103,22 @@ def test_confidence_fit_recovers_the_least_squares_weight():
     cal = fit.result(min_pixels=10)
     assert cal["entropy"] == sorted(cal["entropy"])
     assert all(abs(w - 0.3) < 0.05 for w in cal["weight"]), cal["weight"]
+
+
+def test_encoder_learns_at_its_own_rate():
+    """encoder_lr_ratio puts the pretrained encoder in its own group at a fraction of the rate,
+    and every parameter stays in exactly one group (a resumed optimizer state must match)."""
+    from training.train import TrainingError, param_groups
+
+    model = create_model("effunet_tiny")
+    groups = param_groups(model, 0.1)
+    enc = {id(p) for p in model.encoder.parameters()}
+    assert [g["lr_scale"] for g in groups] == [1.0, 0.1]
+    assert {id(p) for p in groups[1]["params"]} == enc
+    assert not enc & {id(p) for p in groups[0]["params"]}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert len(param_groups(model, 1.0)) == 1
+    with pytest.raises(TrainingError, match="needs a model with an encoder"):
+        param_groups(torch.nn.Linear(2, 2), 0.5)
+    with pytest.raises(TrainingError, match="positive"):
+        param_groups(model, 0.0)

@@ -38,6 +38,9 @@ class TrainConfig:
     # models with a pretrained part (effunet's ImageNet encoder): load it before step 1 unless
     # init_from or --resume brings weights
     pretrained_encoder: bool = False
+    # fine-tuning a pretrained encoder: its learning rate is this fraction of the schedule's (the
+    # decoder's); models without an ``encoder`` submodule must leave it at 1
+    encoder_lr_ratio: float = 1.0
     # loss
     loss: str = "ce"  # "ce" for classification models, "mse" or "l1" for regression ones
     targets: str = "soft"  # "soft" (Zhang: 5 nearest bins, Gaussian) or "hard" (the seed)

@@ -413,6 +413,28 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def param_groups(model: nn.Module, encoder_lr_ratio: float) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups, each with the ``lr_scale`` the loop multiplies the
+    schedule by: one group, or the pretrained encoder apart at ``encoder_lr_ratio`` (a lower rate
+    keeps the ImageNet features while the decoder, trained from scratch, moves faster)."""
+    if encoder_lr_ratio <= 0:
+        raise TrainingError(f"encoder_lr_ratio must be positive, got {encoder_lr_ratio}")
+    # frozen parameters stay in (Adam skips them: no grad) so the groups match a resumed state
+    params = list(model.parameters())
+    if encoder_lr_ratio == 1.0:
+        return [dict(params=params, lr_scale=1.0)]
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        raise TrainingError(
+            f"encoder_lr_ratio {encoder_lr_ratio} needs a model with an encoder; "
+            f"{type(model).__name__} has none"
+        )
+    enc_ids = {id(p) for p in encoder.parameters()}
+    enc = [p for p in params if id(p) in enc_ids]
+    rest = [p for p in params if id(p) not in enc_ids]
+    return [dict(params=rest, lr_scale=1.0), dict(params=enc, lr_scale=encoder_lr_ratio)]
+
+
 def load_weights(model: nn.Module, path: str | Path, what: str) -> dict[str, Any]:
     """Put the weights of the checkpoint at ``path`` (a final.pt to fine-tune from, a last.pt to
     resume) into ``model`` through the validated reader and loader; returns the checkpoint. A
@@ -612,7 +634,10 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
     if on_cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(
-        model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+        param_groups(model, cfg.encoder_lr_ratio),
+        lr=cfg.lr,
+        betas=cfg.betas,
+        weight_decay=cfg.weight_decay,
     )
     sampler = DistributedSampler(
         range(len(train_images)),
@@ -722,7 +747,7 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
     for b in bar:
         lr = run.lr(run.step)
         for g in run.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         gen = _step_generator(cfg.seed * 1000 + d.rank, run.step)
         idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
         rgb = make_batch(run.train_images, idx, cfg.crop, cfg.flip, gen, device, cfg.scale_min)
