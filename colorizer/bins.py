@@ -217,12 +217,18 @@ class ColorBins:
         With a ``calibration`` (see :class:`ConfidenceFit`), colour only as strongly as the
         model is sure: each pixel moves from the distribution's mean (T = 1, the safe guess)
         towards the annealed mean by w(entropy), a weight fitted on validation photos, so a
-        hesitant pixel stays near the mean and a sure one commits to the vivid colour.
+        hesitant pixel stays near the mean and a sure one commits to the vivid colour. Where
+        the calibration also has a ``mean_weight`` curve m(entropy), the mean itself is scaled
+        by it first: m * mean + w * (vivid - mean), so where even the mean is usually wrong
+        (the rebalanced loss tints a gray road beige) the pixel leans towards gray.
         """
-        if calibration is None or temperature == 1.0:
+        if calibration is None:
             return self._expectation(self.probabilities(logits, temperature))  # (B, 2, H, W)
         mean, vivid, e = self._mean_vivid_entropy(logits, temperature)
-        return mean + confidence_weight(calibration, e)[:, None] * (vivid - mean)
+        w = confidence_weight(calibration, e)[:, None]
+        if calibration.get("mean_weight") is not None:
+            mean = confidence_weight(calibration, e, "mean_weight")[:, None] * mean
+        return mean + w * (vivid - mean)
 
     def _expectation(self, p: torch.Tensor) -> torch.Tensor:
         """(B, Q, H, W) probabilities -> (B, 2, H, W) expected a*b* of the bin centres."""
@@ -254,11 +260,13 @@ def _normalised_entropy(p: torch.Tensor, bins: ColorBins) -> torch.Tensor:
 CALIBRATION_BINS = 20  # equal-width entropy bins over [0, 1]
 
 
-def confidence_weight(calibration: dict, entropy: torch.Tensor) -> torch.Tensor:
-    """w(entropy) in [0, 1]: piecewise-linear through the calibration's (entropy, weight)
+def confidence_weight(
+    calibration: dict, entropy: torch.Tensor, key: str = "weight"
+) -> torch.Tensor:
+    """w(entropy) in [0, 1]: piecewise-linear through the calibration's (entropy, ``key``)
     points, flat beyond the ends. ``calibration``: {"entropy": [...], "weight": [...]}."""
     x = torch.as_tensor(calibration["entropy"], dtype=entropy.dtype, device=entropy.device)
-    y = torch.as_tensor(calibration["weight"], dtype=entropy.dtype, device=entropy.device)
+    y = torch.as_tensor(calibration[key], dtype=entropy.dtype, device=entropy.device)
     if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
         raise ValueError("calibration needs equal, non-empty 'entropy' and 'weight' lists")
     e = entropy.clamp(float(x[0]), float(x[-1]))
@@ -275,39 +283,82 @@ class ConfidenceFit:
     entropy bin needs: w_k = sum <vivid - mean, truth - mean> / sum |vivid - mean|^2 over the
     pixels whose entropy falls in bin k. That w minimises the a*b* squared error of
     ``mean + w (vivid - mean)`` in each bin: where the vivid guess is usually right (sure
-    pixels) w -> 1, where it is a coin toss w -> 0."""
+    pixels) w -> 1, where it is a coin toss w -> 0.
 
-    def __init__(self, bins: ColorBins, temperature: float, n_bins: int = CALIBRATION_BINS):
+    With ``fit_mean`` it also fits m_k, the scale of the mean, jointly with w_k: the pair in
+    [0, 1]^2 minimising the squared error of ``m mean + w (vivid - mean)`` in each bin. A
+    rebalanced loss biases the mean towards colour; m < 1 where that bias costs more than the
+    mean's colour earns."""
+
+    def __init__(
+        self,
+        bins: ColorBins,
+        temperature: float,
+        n_bins: int = CALIBRATION_BINS,
+        fit_mean: bool = False,
+    ):
         self.bins, self.temperature, self.n = bins, float(temperature), int(n_bins)
-        self.count = torch.zeros(self.n, dtype=torch.float64)
-        self.sum_e = torch.zeros(self.n, dtype=torch.float64)
-        self.dot = torch.zeros(self.n, dtype=torch.float64)
-        self.norm = torch.zeros(self.n, dtype=torch.float64)
+        self.fit_mean = bool(fit_mean)
+        # per bin: pixel count, entropy sum, and the second moments of mean, d = vivid - mean
+        # and truth t that the least squares need
+        names = ("count", "sum_e", "mm", "md", "dd", "mt", "dt")
+        self.acc = {k: torch.zeros(self.n, dtype=torch.float64) for k in names}
 
     def add(self, logits: torch.Tensor, ab: torch.Tensor) -> None:
         """logits (B, Q, h, w) and the photos' a*b* at the same size (B, 2, h, w)."""
         mean, vivid, e = self.bins._mean_vivid_entropy(logits.float(), self.temperature)
-        d, r = vivid - mean, ab.float() - mean
+        d, t = vivid - mean, ab.float()
         e = e.flatten().cpu().double()
         k = (e * self.n).long().clamp(0, self.n - 1)
-        self.count += torch.bincount(k, minlength=self.n)
-        self.sum_e += torch.bincount(k, e, minlength=self.n)
-        self.dot += torch.bincount(k, (d * r).sum(1).flatten().cpu().double(), minlength=self.n)
-        self.norm += torch.bincount(k, (d * d).sum(1).flatten().cpu().double(), minlength=self.n)
+
+        def total(v: torch.Tensor | None) -> torch.Tensor:
+            w = None if v is None else v.flatten().cpu().double()
+            return torch.bincount(k, w, minlength=self.n).double()
+
+        a = self.acc
+        a["count"] += total(None)
+        a["sum_e"] += total(e)
+        for name, (x, y) in dict(mm=(mean, mean), md=(mean, d), dd=(d, d)).items():
+            a[name] += total((x * y).sum(1))
+        a["mt"] += total((mean * t).sum(1))
+        a["dt"] += total((d * t).sum(1))
+
+    def _solve(self, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(m, w) per kept bin, each in [0, 1]; m = 1 without ``fit_mean``."""
+        a = {k: v[keep] for k, v in self.acc.items()}
+        dd = a["dd"].clamp_min(1e-12)
+        m = torch.ones_like(dd)
+
+        def w_given(m: torch.Tensor) -> torch.Tensor:  # <d, t - m mean> / |d|^2
+            return ((a["dt"] - m * a["md"]) / dd).clamp(0.0, 1.0)
+
+        w = w_given(m)
+        if self.fit_mean:
+            # coordinate descent on a convex quadratic over a box: converges to its minimum
+            mm = a["mm"].clamp_min(1e-12)
+            for _ in range(50):
+                m = ((a["mt"] - w * a["md"]) / mm).clamp(0.0, 1.0)
+                w = w_given(m)
+        return m, w
 
     def result(self, min_pixels: int = 100) -> dict:
-        """{"temperature", "entropy": bin centres, "weight": w_k in [0, 1], "pixels"}; bins
-        with fewer than ``min_pixels`` pixels are left out (the curve is flat past its ends)."""
-        keep = (self.count >= min_pixels) & (self.norm > 0)
+        """{"temperature", "entropy": bin centres, "weight": w_k in [0, 1], "pixels"}, and
+        "mean_weight" with ``fit_mean``; bins with fewer than ``min_pixels`` pixels are left out
+        (the curve is flat past its ends)."""
+        a = self.acc
+        keep = (a["count"] >= min_pixels) & ((a["dd"] > 0) | (self.fit_mean & (a["mm"] > 0)))
         if not bool(keep.any()):
             raise ValueError("too few validation pixels to calibrate the confidence")
-        w = (self.dot[keep] / self.norm[keep]).clamp(0.0, 1.0)
-        return {
+        m, w = self._solve(keep)
+        out = {
             "temperature": self.temperature,
-            "entropy": [round(float(v), 5) for v in self.sum_e[keep] / self.count[keep]],
+            "entropy": [round(float(v), 5) for v in a["sum_e"][keep] / a["count"][keep]],
             "weight": [round(float(v), 5) for v in w],
-            "pixels": [int(v) for v in self.count[keep]],
+            "pixels": [int(v) for v in a["count"][keep]],
         }
+        if self.fit_mean:
+            out["mean_weight"] = [round(float(v), 5) for v in m]
+        return out
 
 
 def _check_ab(ab: torch.Tensor) -> None:

@@ -339,8 +339,16 @@ def _check_calibration(cal: Any, path: Path) -> None:
         and all(isinstance(v, int | float) and 0 <= v <= 1 for v in cal["entropy"] + cal["weight"])
         and cal["entropy"] == sorted(cal["entropy"])
     )
+    shrink = cal.get("mean_weight") if isinstance(cal, dict) else None
+    if ok and shrink is not None:  # optional: calibrations fitted before it have none
+        ok = (
+            isinstance(shrink, list)
+            and len(shrink) == len(cal["entropy"])
+            and all(isinstance(v, int | float) and 0 <= v <= 1 for v in shrink)
+        )
     if not ok:
         raise CheckpointError(
             f"{path}: its confidence calibration is malformed (needs equal, non-empty, sorted "
-            "'entropy' and 'weight' lists of numbers in [0, 1])"
+            "'entropy' and 'weight' lists of numbers in [0, 1], and 'mean_weight' if present "
+            "of the same length)"
         )

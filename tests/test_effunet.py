@@ -73,6 +73,14 @@ def test_checkpoint_round_trip_keeps_calibration(tmp_path):
     torch.save(bad, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="calibration is malformed"):
         load_checkpoint(tmp_path / "bad.pt")
+    bad["calibration"] = dict(model.calibration, mean_weight=[0.5])  # one short
+    torch.save(bad, tmp_path / "bad2.pt")
+    with pytest.raises(CheckpointError, match="calibration is malformed"):
+        load_checkpoint(tmp_path / "bad2.pt")
+    good = torch.load(path, weights_only=True)
+    good["calibration"] = dict(model.calibration, mean_weight=[0.5, 1.0])
+    torch.save(good, tmp_path / "good.pt")
+    assert load_checkpoint(tmp_path / "good.pt")[0].calibration["mean_weight"] == [0.5, 1.0]
 
 
 def test_calibrated_decode_blends_between_mean_and_vivid():
@@ -103,6 +111,35 @@ def test_confidence_fit_recovers_the_least_squares_weight():
     cal = fit.result(min_pixels=10)
     assert cal["entropy"] == sorted(cal["entropy"])
     assert all(abs(w - 0.3) < 0.05 for w in cal["weight"]), cal["weight"]
+    assert "mean_weight" not in cal
+
+
+def test_confidence_fit_shrinks_a_mean_that_overshoots():
+    """Truth = 0.6 x mean + 0.3 x (vivid - mean): the joint fit finds both, the decode with
+    that calibration reproduces the truth, and a scale of 1 leaves the plain blend unchanged."""
+    bins = get_bins("zhang313")
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(4, 313, 16, 16, generator=gen) * 4
+    mean, vivid = bins.decode(logits, 1.0), bins.decode(logits, 0.38)
+    truth = 0.6 * mean + 0.3 * (vivid - mean) + torch.randn(mean.shape, generator=gen) * 0.5
+    fit = ConfidenceFit(bins, 0.38, fit_mean=True)
+    fit.add(logits, truth)
+    cal = fit.result(min_pixels=10)
+    assert all(abs(m - 0.6) < 0.05 for m in cal["mean_weight"]), cal["mean_weight"]
+    assert all(abs(w - 0.3) < 0.05 for w in cal["weight"]), cal["weight"]
+    err = (bins.decode(logits, 0.38, cal) - truth).pow(2).mean()
+    plain = ConfidenceFit(bins, 0.38)
+    plain.add(logits, truth)
+    assert err < 0.5 * (bins.decode(logits, 0.38, plain.result(10)) - truth).pow(2).mean()
+    one = dict(cal, mean_weight=[1.0] * len(cal["entropy"]))
+    no_scale = {k: v for k, v in cal.items() if k != "mean_weight"}
+    assert torch.allclose(bins.decode(logits, 0.38, one), bins.decode(logits, 0.38, no_scale))
+    # at T = 1 (vivid = mean) only the scale is left to fit, and it still applies
+    fit1 = ConfidenceFit(bins, 1.0, fit_mean=True)
+    fit1.add(logits, 0.5 * mean)
+    cal1 = fit1.result(min_pixels=10)
+    assert all(abs(m - 0.5) < 0.01 for m in cal1["mean_weight"])
+    assert torch.allclose(bins.decode(logits, 1.0, cal1), 0.5 * mean, atol=1e-3)
 
 
 def test_encoder_learns_at_its_own_rate():

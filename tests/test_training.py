@@ -676,8 +676,12 @@ def test_calibrate_cli_writes_a_calibrated_checkpoint(tiny_data, tmp_path, caplo
     rows = (tmp_path / "cal.csv").read_text().splitlines()
     from training.calibrate import FLOORS
 
-    assert rows[0].startswith("temperature,floor") and len(rows) == 1 + 3 + 2 * len(FLOORS) + 1
+    # plain T 0.3, 0.6, 1; then T x (blend, blend + mean scale) x floors; then gray
+    assert rows[0].startswith("temperature,mean_scale,floor")
+    assert len(rows) == 1 + 3 + 2 * 2 * len(FLOORS) + 1
     assert sum(r.endswith(",1") for r in rows) == 1  # one chosen setting
+    scaled = ckpt["metrics"]["calibration"]["mean_scale"]
+    assert ("mean_weight" in cal) == scaled
     from colorizer.models import load_checkpoint
 
     model, _ = load_checkpoint(out)

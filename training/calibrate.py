@@ -8,12 +8,16 @@ One forward pass over the split (the logits are kept, in fp16), then:
 1. for every temperature T of the grid, the least-squares weight of each entropy bin
    (``colorizer.bins.ConfidenceFit``): how far a pixel should move from the distribution's mean
    towards the annealed mean to make the smallest a*b* error at that confidence;
-2. every (T, floor) pair is scored, where ``floor`` lifts every weight by a constant (clamped to
-   1): the least-squares curve alone can be greyer than the photos wherever the model is unsure,
-   and a colourisation that is greyer than the photos does not look real;
-3. the default is the pair with the best PSNR among those that beat the gray floor on PSNR and
-   the seed's distance and are at least ``min_colour`` as colourful as the photos (the most
-   colourful pair beating gray when none is; the best PSNR when none beats gray).
+   Fitted twice: the blend alone, and jointly with a scale m(entropy) of the mean itself
+   (``mean_scale``: the rebalanced loss tints the mean, most where the model is unsure, e.g. a
+   gray road beige, and m < 1 pulls such pixels towards gray);
+2. every (T, mean_scale, floor) setting is scored, where ``floor`` lifts every weight (both
+   curves) by a constant, clamped to 1: the least-squares curves alone can be greyer than the
+   photos wherever the model is unsure, and a colourisation that is greyer than the photos does
+   not look real;
+3. the default is the setting with the best PSNR among those that beat the gray floor on PSNR
+   and the seed's distance and are at least ``min_colour`` as colourful as the photos (the most
+   colourful setting beating gray when none is; the best PSNR when none beats gray).
 
 Scores come from the functions validation uses during training (``outputs_to_rgb``, the library's
 composition, and ``colorizer.metrics.score``). The checkpoint is written with the chosen curve inside, plus a table of every
@@ -58,8 +62,10 @@ def cached_outputs(model: torch.nn.Module, images: torch.Tensor, batch: int = 32
     ]
 
 
-def fit_calibration(model: torch.nn.Module, cache: list, temperature: float) -> dict:
-    fit = ConfidenceFit(model.bins, temperature)
+def fit_calibration(
+    model: torch.nn.Module, cache: list, temperature: float, fit_mean: bool = False
+) -> dict:
+    fit = ConfidenceFit(model.bins, temperature, fit_mean=fit_mean)
     for rgb, _L, out in cache:
         ab = F.interpolate(to_lab(rgb.float() / 255)[1], size=out.shape[-2:], mode="area")
         fit.add(out.float(), ab)
@@ -67,9 +73,11 @@ def fit_calibration(model: torch.nn.Module, cache: list, temperature: float) -> 
 
 
 def lifted(calibration: dict, floor: float) -> dict:
-    """The curve with every weight raised by ``floor`` (clamped to 1)."""
+    """The curves with every weight raised by ``floor`` (clamped to 1)."""
     out = dict(calibration, floor=float(floor))
-    out["weight"] = [round(min(1.0, w + floor), 5) for w in calibration["weight"]]
+    for key in ("weight", "mean_weight"):
+        if key in calibration:
+            out[key] = [round(min(1.0, w + floor), 5) for w in calibration[key]]
     return out
 
 
@@ -136,18 +144,25 @@ def calibrate(
     photos_colour = sum(float(colorfulness(rgb.float() / 255).sum()) for rgb, _, _ in cache)
     photos_colour /= len(images)
     gray = gray_scores(cache)
-    table: dict[tuple[float, float], dict] = {}
+    table: dict[tuple[float, bool, float], dict] = {}
     plain = {t: mean_scores(model, cache, t, None) for t in [*grid, 1.0]}
     fits = {}
     for t in grid:
-        fits[t] = fit_calibration(model, cache, t)
-        for floor in FLOORS:
-            table[(t, floor)] = mean_scores(model, cache, t, lifted(fits[t], floor))
-    best_t, best_floor = choose(table, gray, photos_colour, min_colour)
-    model.calibration = lifted(fits[best_t], best_floor)
+        for scaled in (False, True):
+            fits[(t, scaled)] = fit_calibration(model, cache, t, fit_mean=scaled)
+            for floor in FLOORS:
+                cal = lifted(fits[(t, scaled)], floor)
+                table[(t, scaled, floor)] = mean_scores(model, cache, t, cal)
+    best_t, best_scaled, best_floor = choose(table, gray, photos_colour, min_colour)
+    model.calibration = lifted(fits[(best_t, best_scaled)], best_floor)
     model.default_temperature = float(best_t)
     _write_table(
-        Path(out).with_suffix(".csv"), table, plain, gray, photos_colour, (best_t, best_floor)
+        Path(out).with_suffix(".csv"),
+        table,
+        plain,
+        gray,
+        photos_colour,
+        (best_t, best_scaled, best_floor),
     )
 
     metrics = dict(meta.get("metrics", {}))
@@ -158,9 +173,10 @@ def calibrate(
         command=command,
         temperature=float(best_t),
         floor=float(best_floor),
+        mean_scale=best_scaled,
         min_colour=min_colour,
         photos_colorfulness=round(photos_colour, 4),
-        chosen={k: round(v, 4) for k, v in table[(best_t, best_floor)].items()},
+        chosen={k: round(v, 4) for k, v in table[(best_t, best_scaled, best_floor)].items()},
         plain={f"T={t:g}": {k: round(v[k], 4) for k in METRIC_KEYS} for t, v in plain.items()},
         gray_floor={k: round(gray[k], 4) for k in METRIC_KEYS},
     )
@@ -172,11 +188,12 @@ def calibrate(
         metrics=metrics,
         half=bool(meta.get("half", False)),
     )
-    r = table[(best_t, best_floor)]
+    r = table[(best_t, best_scaled, best_floor)]
     log.info(
-        "calibrated at T=%.2f, floor %.1f: PSNR %.2f dB (gray %.2f), seed ED %.1f (gray %.1f), "
+        "calibrated at T=%.2f, mean scale %s, floor %.2f: PSNR %.2f dB (gray %.2f), seed ED %.1f (gray %.1f), "
         "colourfulness %.1f (photos %.1f) -> %s",
         best_t,
+        "fitted" if best_scaled else "off",
         best_floor,
         r["psnr_db"],
         gray["psnr_db"],
@@ -193,14 +210,13 @@ def _write_table(path: Path, table, plain, gray, photos_colour: float, chosen) -
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["temperature", "floor", *METRIC_KEYS, "photos_colorfulness", "chosen"])
+        head = ["temperature", "mean_scale", "floor", *METRIC_KEYS, "photos_colorfulness"]
+        w.writerow([*head, "chosen"])
+        colour = f"{photos_colour:.4f}"
         for t, r in plain.items():
-            w.writerow(
-                [t, "none", *(f"{r[k]:.4f}" for k in METRIC_KEYS), f"{photos_colour:.4f}", 0]
-            )
-        for (t, floor), r in table.items():
-            row = [t, floor, *(f"{r[k]:.4f}" for k in METRIC_KEYS), f"{photos_colour:.4f}"]
-            w.writerow([*row, int((t, floor) == chosen)])
-        w.writerow(
-            ["gray", "-", *(f"{gray[k]:.4f}" for k in METRIC_KEYS), f"{photos_colour:.4f}", 0]
-        )
+            w.writerow([t, "-", "none", *(f"{r[k]:.4f}" for k in METRIC_KEYS), colour, 0])
+        for key, r in table.items():
+            t, scaled, floor = key
+            row = [t, int(scaled), floor, *(f"{r[k]:.4f}" for k in METRIC_KEYS), colour]
+            w.writerow([*row, int(key == chosen)])
+        w.writerow(["gray", "-", "-", *(f"{gray[k]:.4f}" for k in METRIC_KEYS), colour, 0])
