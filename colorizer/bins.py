@@ -268,7 +268,7 @@ def confidence_weight(
     x = torch.as_tensor(calibration["entropy"], dtype=entropy.dtype, device=entropy.device)
     y = torch.as_tensor(calibration[key], dtype=entropy.dtype, device=entropy.device)
     if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
-        raise ValueError("calibration needs equal, non-empty 'entropy' and 'weight' lists")
+        raise ValueError(f"calibration needs equal, non-empty 'entropy' and {key!r} lists")
     e = entropy.clamp(float(x[0]), float(x[-1]))
     i = torch.searchsorted(x, e.contiguous()).clamp(1, max(1, len(x) - 1))
     if len(x) == 1:
@@ -318,10 +318,9 @@ class ConfidenceFit:
         a = self.acc
         a["count"] += total(None)
         a["sum_e"] += total(e)
-        for name, (x, y) in dict(mm=(mean, mean), md=(mean, d), dd=(d, d)).items():
+        pairs = dict(mm=(mean, mean), md=(mean, d), dd=(d, d), mt=(mean, t), dt=(d, t))
+        for name, (x, y) in pairs.items():
             a[name] += total((x * y).sum(1))
-        a["mt"] += total((mean * t).sum(1))
-        a["dt"] += total((d * t).sum(1))
 
     def _solve(self, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(m, w) per kept bin, each in [0, 1]; m = 1 without ``fit_mean``."""
