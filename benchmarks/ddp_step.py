@@ -127,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
         print(f"ddp {a.backend} x{world}: weights equal after every step: {ok}")
+    # both ranks tear down together: a rank that destroys its gloo group while the other is
+    # still writing the report can abort in gloo's teardown ("terminate called without an
+    # active exception", SIGABRT), failing a run whose steps all agreed
+    dist.barrier()
     dist.destroy_process_group()
     return 0 if ok else 1
 
