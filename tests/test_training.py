@@ -17,7 +17,16 @@ from colorizer.metrics import METRICS
 from training.__main__ import main as cli
 from training.config import ConfigError, load_config
 from training.prepare import PrepareConfig, load_split, photo_names, prepare, split_of
-from training.train import TrainingError, lr_factor, make_batch, pick_temperature, train
+from training.train import (
+    TrainingError,
+    balanced_order,
+    build,
+    lr_factor,
+    make_batch,
+    pick_temperature,
+    train,
+    train_sources,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 MIN_SIDE = {"effunet": 32}  # its encoder downsamples by 32
@@ -285,24 +294,26 @@ def test_batch_crops_and_flips_per_photo():
 
 
 # ---------------------------------------------------------------------------- train
-@pytest.mark.parametrize("balance", [0.0, 1.0])
+@pytest.mark.parametrize("balance", [0.0, 1.0, '{"*img"=2.0}'])
 def test_train_resume_matches_unbroken_run(tiny_data, tmp_path, balance):
     from colorizer.models import load_checkpoint
 
+    # photo_balance, or source_weights (both draw epochs with replacement)
+    key = "source_weights" if isinstance(balance, str) else "photo_balance"
     whole = tmp_path / "whole"
-    cfg = load_config(None, tiny_config(tiny_data, whole, photo_balance=balance))
+    cfg = load_config(None, tiny_config(tiny_data, whole, **{key: balance}))
     metrics = train(cfg, command="test")
     # killed right after the checkpoint of step 5 (mid-epoch 2), then resumed
     broken = tmp_path / "broken"
     cfg = load_config(
         None,
-        tiny_config(tiny_data, broken, save_every_steps=5, max_steps=5, photo_balance=balance),
+        tiny_config(tiny_data, broken, save_every_steps=5, max_steps=5, **{key: balance}),
     )
     assert train(cfg) == {"stopped_at_step": 5}
     assert not (broken / "final.pt").exists()
     with pytest.raises(TrainingError, match="exists: pass --resume"):
         train(load_config(None, tiny_config(tiny_data, broken)))
-    sets = sum((["--set", s] for s in tiny_config(tiny_data, broken, photo_balance=balance)), [])
+    sets = sum((["--set", s] for s in tiny_config(tiny_data, broken, **{key: balance})), [])
     assert cli(["train", "--resume", *sets]) == 0
 
     a = torch.load(whole / "final.pt", weights_only=True)
@@ -450,6 +461,42 @@ def test_regression_model_and_wrong_loss(tiny_data, tmp_path):
         load_config(None, tiny_config(tiny_data, tmp_path / "r4", photo_balance=-1))
 
 
+def test_source_weights_set_each_sources_share(tmp_path):
+    """source_weights scales a source's draws: weight 0 leaves a folder out of training, 3
+    triples it against a same-sized folder; a pattern that matches nothing is refused."""
+    make_photos(tmp_path / "img" / "common", 20, seed=3)
+    make_photos(tmp_path / "img" / "fog", 20, seed=4)
+    make_photos(tmp_path / "img" / "never", 20, seed=5)
+    folders = [str(tmp_path / "img" / n) for n in ("common", "fog", "never")]
+    prepare(PrepareConfig(images=folders, out=str(tmp_path / "data"), size=(32, 32)))
+    weights = '{"*fog"=3.0, "*never"=0.0}'
+    run = build(
+        load_config(None, tiny_config(tmp_path / "data", tmp_path / "r", source_weights=weights))
+    )
+    sources = train_sources(run.manifest, len(run.train_images))
+    share = {}
+    for src, p in zip(sources, run.photo_probs.tolist(), strict=True):
+        share[Path(src).name] = share.get(Path(src).name, 0.0) + p
+    n = {k: sum(Path(s).name == k for s in sources) for k in ("common", "fog")}
+    assert share["never"] == 0.0
+    assert share["fog"] / share["common"] == pytest.approx(3.0 * n["fog"] / n["common"])
+    order = balanced_order(run.photo_probs, 0, 0, 0, 1, 400)
+    assert not any(Path(sources[i]).name == "never" for i in order.tolist())
+    with pytest.raises(
+        TrainingError, match=r"source_weights \['\*mist'\] match no training source"
+    ):
+        build(
+            load_config(
+                None,
+                tiny_config(tmp_path / "data", tmp_path / "r2", source_weights='{"*mist"=2.0}'),
+            )
+        )
+    with pytest.raises(ConfigError, match="source_weights must be finite numbers >= 0"):
+        load_config(
+            None, tiny_config(tmp_path / "data", tmp_path / "r3", source_weights='{"*fog"=-1.0}')
+        )
+
+
 @pytest.mark.parametrize(
     "name", sorted(str(p.relative_to(CONFIGS).with_suffix("")) for p in CONFIGS.rglob("*.toml"))
 )
@@ -475,6 +522,7 @@ def test_each_shipped_config_runs_end_to_end(name, tiny_data, tmp_path):
             "max_minutes=0",
             "save_every_steps=0",
             "temperature_grid=[0.4, 1.0]",
+            "source_weights={}",  # the tiny data has none of the real sources
         ],
     )
     metrics = train(cfg)

@@ -76,7 +76,13 @@ class TrainConfig:
     # scenes made of rare colours (sunsets, autumn) are seen more often as whole scenes, not
     # only as up-weighted pixels. 0: every photo once per epoch (a plain shuffle).
     photo_balance: float = 0.0
-    val_limit: int = 0  # validate on at most this many photos (0: all)
+    # Source-level rebalancing: {pattern: weight}, each pattern an fnmatch over the --images
+    # folder a photo came from (the manifest's "source", e.g. "*weather/dawn-fog"); a photo's
+    # draw probability is multiplied by the weight of the first pattern it matches (1 if none),
+    # so a small set of weak scenes (fog, sunsets) is seen as often as the big ones. Epochs then
+    # draw with replacement, as photo_balance does, and the two multiply. {}: off.
+    source_weights: dict[str, float] = field(default_factory=dict)
+    val_limit: int = 0  # per-epoch validation on this many evenly spaced val photos (0: all)
     # decoding (classification)
     temperature: float = 0.0  # 0: tune on the val split over temperature_grid
     temperature_grid: list[float] = field(default_factory=lambda: [0.2, 0.3, 0.38, 0.5, 0.7, 1.0])
@@ -126,6 +132,16 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 0 (0: off), got {getattr(self, key)}")
         if self.photo_balance < 0:
             raise ConfigError(f"photo_balance must be >= 0, got {self.photo_balance}")
+        bad_w = {
+            k: w
+            for k, w in self.source_weights.items()
+            if isinstance(w, bool)
+            or not isinstance(w, int | float)
+            or not math.isfinite(w)
+            or w < 0
+        }
+        if bad_w:
+            raise ConfigError(f"source_weights must be finite numbers >= 0, got {bad_w}")
         if self.crop < 0:
             raise ConfigError(f"crop must be >= 0, got {self.crop}")
         if not 0.0 < self.scale_min <= 1.0:

@@ -11,11 +11,13 @@ targets on the training device in one go: no per-photo Python work, no DataLoade
 from __future__ import annotations
 
 import csv
+import fnmatch
 import logging
 import math
 import os
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,10 +85,14 @@ def pick_device(name: str, d: Dist) -> torch.device:
 
 
 # ---------------------------------------------------------------------------- data
-def load_images(data: str, split: str, limit: int = 0) -> torch.Tensor:
-    """uint8 (N, H, W, 3) tensor of one split, read fully into memory."""
+def load_images(data: str, split: str, limit: int = 0, spread: bool = False) -> torch.Tensor:
+    """uint8 (N, H, W, 3) tensor of one split, read fully into memory: at most ``limit`` photos
+    (0: all), the first ones, or with ``spread`` evenly spaced rows, so that a subset of a split
+    packed folder by folder samples every source, not only the first."""
     arr = load_split(data, split)
-    if limit:
+    if limit and spread and limit < len(arr):
+        arr = arr[np.unique(np.linspace(0, len(arr) - 1, limit).round().astype(np.int64))]
+    elif limit:
         arr = arr[:limit]
     if len(arr) == 0:
         raise TrainingError(f"{data}: the {split} split is empty")
@@ -160,6 +166,35 @@ def photo_rarity(bins: ColorBins, images: torch.Tensor, weights: torch.Tensor) -
     colours, well above 1 for one made of rare colours (a sunset), below 1 for a grey one."""
     w = weights.to(images.device).float()
     return torch.cat([w[bins.encode_hard(ab)].mean((1, 2)) for ab in _small_ab(images)]).cpu()
+
+
+def train_sources(manifest: dict[str, Any], n: int) -> list[str]:
+    """The --images folder each of the first n training photos came from (manifest order)."""
+    sources = {
+        item["index"]: item["source"]
+        for item in manifest["items"]
+        if item["split"] == "train" and item["index"] < n
+    }
+    if len(sources) != n:
+        raise TrainingError(f"the manifest names {len(sources)} of the {n} training photos")
+    return [sources[i] for i in range(n)]
+
+
+def source_factors(sources: list[str], weights: dict[str, float]) -> torch.Tensor:
+    """(n,) each photo's source weight: that of the first ``weights`` pattern its source
+    matches (fnmatch), 1 where none does. A pattern that matches no source is an error: a typo
+    would otherwise train on the unweighted mix without a word."""
+    unused = [p for p in weights if not any(fnmatch.fnmatch(s, p) for s in set(sources))]
+    if unused:
+        raise TrainingError(
+            f"source_weights {unused} match no training source (sources: {sorted(set(sources))})"
+        )
+
+    def factor(source: str) -> float:
+        return next((float(w) for p, w in weights.items() if fnmatch.fnmatch(source, p)), 1.0)
+
+    cache = {src: factor(src) for src in set(sources)}
+    return torch.tensor([cache[src] for src in sources], dtype=torch.float64)
 
 
 def balanced_order(
@@ -526,7 +561,7 @@ class Run:
     train_images: torch.Tensor
     val_images: torch.Tensor
     prior: torch.Tensor | None  # class prior of the training photos (class models)
-    photo_probs: torch.Tensor | None  # photo_balance: each photo's draw probability
+    photo_probs: torch.Tensor | None  # photo_balance, source_weights: each photo's draw probability
     sampler: DistributedSampler
     steps_per_epoch: int
     epochs: int  # cfg.epochs, or fewer once fitted to the time budget
@@ -606,7 +641,7 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
         log.info("encoder initialised from its pretrained weights")
     manifest = load_manifest(cfg.data)
     train_images = load_images(cfg.data, "train", cfg.max_train)
-    val_images = load_images(cfg.data, "val", cfg.val_limit)
+    val_images = load_images(cfg.data, "val", cfg.val_limit, spread=True)
     on_cuda = device.type == "cuda"
     if on_cuda:
         train_images = train_images.to(device)  # the whole split lives on the GPU
@@ -629,6 +664,19 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
             )
     elif cfg.photo_balance:
         raise TrainingError("photo_balance needs a classification model (it uses the class prior)")
+    if cfg.source_weights:
+        sources = train_sources(manifest, len(train_images))
+        factors = source_factors(sources, cfg.source_weights)
+        if float(factors.sum()) <= 0:
+            raise TrainingError("source_weights give every training photo weight 0")
+        photo_probs = factors if photo_probs is None else photo_probs * factors
+        photo_probs = photo_probs / photo_probs.sum()
+        share = Counter()
+        for src, p in zip(sources, photo_probs.tolist(), strict=True):
+            share[src] += p
+        log.info(
+            "draw share per source: %s", ", ".join(f"{k} {v:.1%}" for k, v in sorted(share.items()))
+        )
     loss_fn = ColorLoss(cfg, model, weights).to(device)
     model.to(device)
     if on_cuda and cfg.channels_last:
