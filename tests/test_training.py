@@ -461,6 +461,23 @@ def test_regression_model_and_wrong_loss(tiny_data, tmp_path):
         load_config(None, tiny_config(tiny_data, tmp_path / "r4", photo_balance=-1))
 
 
+def test_fresh_start_after_an_early_kill_starts_its_logs_afresh(tiny_data, tmp_path):
+    """A run killed before its first checkpoint leaves steps.csv but no last.pt; starting
+    afresh in that folder must not append to the dead run's rows."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "steps.csv").write_text(
+        "step,epoch,loss,lr,photos_s\n1,1,9.9,0.1,1.0\n2,1,9.8,0.1,1.0\n"
+    )
+    (out / "metrics.csv").write_text("epoch,step\n7,70\n")
+    train(load_config(None, tiny_config(tiny_data, out, epochs=1)))
+    steps = (out / "steps.csv").read_text().splitlines()
+    assert steps[0].startswith("step,") and "9.9" not in "".join(steps)
+    numbers = [int(r.split(",")[0]) for r in steps[1:]]
+    assert numbers[0] == 1 and numbers == sorted(set(numbers))  # one run's rows, once each
+    assert "7,70" not in (out / "metrics.csv").read_text()
+
+
 def test_source_weights_set_each_sources_share(tmp_path):
     """source_weights scales a source's draws: weight 0 leaves a folder out of training, 3
     triples it against a same-sized folder; a pattern that matches nothing is refused."""

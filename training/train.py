@@ -624,6 +624,11 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
         raise TrainingError(
             f"{last_path} exists: pass --resume to continue that run, or choose another out_dir"
         )
+    if not resume and d.main:
+        # A run killed before its first checkpoint leaves logs but no last.pt: a fresh start
+        # must not append its rows to that run's.
+        for stale in ("steps.csv", "metrics.csv", "loss.png"):
+            (out_dir / stale).unlink(missing_ok=True)
 
     from colorizer.models import create_model
 
