@@ -26,6 +26,15 @@ def run(*cmd: str | Path, **kw) -> subprocess.CompletedProcess:
     return proc
 
 
+def outer_site_packages() -> list[str]:
+    """This interpreter's package folders (venv, conda env or system), user site included."""
+    import site
+
+    paths = [*site.getsitepackages(), site.getusersitepackages()]
+    paths += [p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))]
+    return list(dict.fromkeys(p for p in paths if Path(p).is_dir()))
+
+
 @pytest.mark.slow
 def test_wheel_colorizes_a_photo_outside_the_checkout(tmp_path):
     src = tmp_path / "src"
@@ -52,9 +61,16 @@ def test_wheel_colorizes_a_photo_outside_the_checkout(tmp_path):
 
     # A fresh environment that sees this one's packages (torch is not installed again); pip
     # from here installs into it, with no index: every dependency must be satisfied already.
+    # Not `venv --system-site-packages`: run from inside a venv (the README's path) that sees
+    # the BASE interpreter's packages, not this venv's, so torch would be missing. A .pth file
+    # naming this interpreter's own package folders works alike in a venv, conda and the system
+    # Python.
     venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv)
+    run(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / "bin" / "python"
+    venv_site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))")
+                     .stdout.strip())  # fmt: skip
+    (venv_site / "_outer_env.pth").write_text("\n".join(outer_site_packages()) + "\n")
     run(python, "-m", "pip", "install", "-q", "--no-index", wheel)
 
     elsewhere = tmp_path / "elsewhere"
