@@ -4,9 +4,11 @@ with the shipped weights it carries as package data."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -24,6 +26,33 @@ def run(*cmd: str | Path, **kw) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     assert proc.returncode == 0, f"{' '.join(map(str, cmd))}\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+HIDE_EXTRAS = """
+import importlib.abc, sys
+HIDDEN = {"gradio", "gradio_client", "pandas", "scipy", "matplotlib", "fastapi", "uvicorn",
+          "onnx", "onnxruntime", "pytest", "playwright", "skimage", "ruff"}
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in HIDDEN:
+            raise ImportError(f"{name} is hidden: the wheel without extras must not need it")
+sys.meta_path.insert(0, Hide())
+"""
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[; ]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_requirements_txt_is_the_union_of_the_package_and_its_extras():
+    """requirements.txt (the README's install) and pyproject.toml's lists say one thing."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    listed = [*project["dependencies"]]
+    for reqs in project["optional-dependencies"].values():
+        listed += [r for r in reqs if not r.startswith("colorizer[")]
+    lines = (REPO / "requirements.txt").read_text().splitlines()
+    txt = {r.replace(" ", "") for r in lines if r.strip() and not r.lstrip().startswith("#")}
+    assert txt == {r.replace(" ", "") for r in listed}
 
 
 def outer_site_packages() -> list[str]:
@@ -58,6 +87,16 @@ def test_wheel_colorizes_a_photo_outside_the_checkout(tmp_path):
     shipped = {f"colorizer/weights/{p.name}" for p in (REPO / "weights").glob("*.pt")}
     assert library <= names, f"modules missing from the wheel: {sorted(library - names)}"
     assert shipped and shipped <= names, f"weights missing: {sorted(shipped - names)}"
+    # Without extras the wheel asks for no app's or tool's packages.
+    (meta,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    requires = [
+        line.split(":", 1)[1].strip()
+        for line in zipfile.ZipFile(wheel).read(meta).decode().splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+    plain = {_name(r) for r in requires if "extra ==" not in r}
+    apps = {"gradio", "pytest", "playwright", "ruff", "pandas", "scipy", "fastapi", "onnx"}
+    assert "torch" in plain and not plain & apps, plain
 
     # A fresh environment that sees this one's packages (torch is not installed again); pip
     # from here installs into it, with no index: every dependency must be satisfied already.
@@ -71,7 +110,13 @@ def test_wheel_colorizes_a_photo_outside_the_checkout(tmp_path):
     venv_site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))")
                      .stdout.strip())  # fmt: skip
     (venv_site / "_outer_env.pth").write_text("\n".join(outer_site_packages()) + "\n")
+    # The outer environment has every extra installed; hide the apps' and tools' packages so
+    # that colorizing is shown to need none of them.
+    (venv_site / "_hide_extras.py").write_text(HIDE_EXTRAS)
+    (venv_site / "_hide_extras.pth").write_text("import _hide_extras\n")
     run(python, "-m", "pip", "install", "-q", "--no-index", wheel)
+    hidden = subprocess.run([python, "-c", "import pandas"], capture_output=True, text=True)
+    assert hidden.returncode != 0 and "is hidden" in hidden.stderr  # the hiding is in force
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
