@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the models, whether their weights are here")
     m.add_argument("--weights-dir", help="look for weights here instead of weights/")
+    m.add_argument(
+        "--all",
+        action="store_true",
+        help="also the architectures without weights (to train) and the tiny test variants",
+    )
 
     c = sub.add_parser("colorize", help="colorize photos and folders into an output folder")
     c.add_argument("inputs", nargs="+", metavar="IN", help="image files and/or folders")
@@ -136,36 +141,92 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def decode_temperature(name: str, weights_dir: str | None) -> str:
+    """What a model with weights here really decodes at: its loaded default temperature, and
+    whether a calibration moves the decode; "-" for regression models (nothing to decode)."""
+    from colorizer.models import create_model
+
+    model = create_model(name, pretrained=True, weights_dir=weights_dir)
+    if getattr(model, "kind", "") != "classification":
+        return "-"
+    t = f"{float(model.default_temperature):g}"
+    return f"{t} calibrated" if getattr(model, "calibration", None) else t
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from colorizer.inference import GRAY
     from colorizer.models import list_models, model_info
 
-    rows = [("name", "family", "weights", "default T", "description")]
+    rows = [("name", "family", "weights", "decodes at T", "description")]
+    hidden = 0
     for name in list_models():
         info = model_info(name, args.weights_dir)
+        if info["weights"] is None and not args.all:
+            hidden += 1  # an architecture to train, or a tiny test variant
+            continue
         if info["weights"] is None:
             weights = "none (random init; train it)"
         elif info["weights_present"]:
             weights = f"present: {info['weights_path']}"
         else:
             weights = f"MISSING: put it at {info['weights_path']}"
-        t = info["default_temperature"]
-        rows.append(
-            (name, info["family"], weights, "-" if t is None else f"{t:g}", info["description"])
-        )
+        if info["weights_present"]:
+            t = decode_temperature(name, args.weights_dir)
+        else:
+            t = "-" if info["default_temperature"] is None else f"{info['default_temperature']:g}"
+        rows.append((name, info["family"], weights, t, info["description"]))
     rows.append(
         (GRAY, "baseline", "none needed", "-", "a*b* = 0: the grey floor every model must beat")
     )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+    if hidden:
+        print(f"({hidden} architectures without weights not shown: --all lists them)")
     return 0
 
 
-def cmd_colorize(args: argparse.Namespace) -> int:
-    from colorizer.inference import Colorizer, check_output_folder, colorize_many
+def writable_folder(out: str) -> None:
+    """Refuse an output folder that could not take files, before any work (a model load, a
+    scoring run) is spent on results that could not be written. Probes the folder, or the
+    nearest existing folder above it, with a temporary file: nothing is left behind."""
+    import tempfile
 
-    check_output_folder(args.out)  # before loading a model: a file named like --out is a typo
+    from colorizer.inference import check_output_folder
+
+    path = check_output_folder(out)
+    probe = next(p for p in (path, *path.parents) if p.exists())
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise OSError(f"cannot write to output folder '{out}': {e.strerror or e}") from None
+
+
+def check_inputs(inputs: list[str], out: str, recursive: bool) -> None:
+    """Refuse, before the model loads, inputs that cannot give a single output: a missing
+    path, the output folder given as an input, or nothing that is an image."""
+    from pathlib import Path
+
+    from colorizer.inference import plan_outputs
+
+    missing = [p for p in inputs if not Path(p).exists()]
+    if missing:
+        raise FileNotFoundError(f"no such file or folder: '{missing[0]}'")
+    out_path = Path(out).resolve()
+    for p in inputs:
+        if Path(p).is_dir() and Path(p).resolve() == out_path:
+            raise ValueError(f"--out '{out}' is an input folder: write the outputs elsewhere")
+    pairs, _ = plan_outputs(inputs, out, recursive)
+    if not pairs:
+        raise ValueError(f"no images found in {', '.join(repr(p) for p in inputs)}")
+
+
+def cmd_colorize(args: argparse.Namespace) -> int:
+    from colorizer.inference import Colorizer, colorize_many
+
+    check_inputs(args.inputs, args.out, not args.no_recursive)  # before loading a model
+    writable_folder(args.out)
     colorizer = Colorizer(
         args.model, device=args.device, weights_dir=args.weights_dir, backend=args.backend
     )
@@ -179,8 +240,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         recursive=not args.no_recursive,
         progress=not args.quiet,
     )
-    for src, why in report.skipped:
-        print(f"skipped {src}: {why}", file=sys.stderr)
+    for src, why in report.skipped:  # one line per input left out; reasons may name it already
+        print(f"skipped {why}" if str(src) in why else f"skipped {src}: {why}", file=sys.stderr)
     if args.uncertainty and colorizer.kind != "classification":
         log.warning("%s is a regression model: it has no uncertainty to write", colorizer.name)
     log.info("%s -> %s", report.summary(), args.out)
@@ -198,6 +259,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if not args.model and not args.predictions:
         raise ValueError("give --model NAME [NAME ...] and/or --predictions DIR")
+    writable_folder(args.out)
     cfg = EvalConfig(
         size=args.size,
         temperature=args.temperature,
@@ -241,8 +303,11 @@ def add_export_onnx(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from colorizer.onnx import export_onnx
 
+    writable_folder(str(Path(args.out).parent))
     report = export_onnx(args.model, args.out, weights_dir=args.weights_dir)
     print(f"wrote {args.out}: {report.summary()}")
     return 0
@@ -266,8 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (ImageError, CheckpointError, FileNotFoundError, NotADirectoryError, ValueError) as e:
-        # ModelError is a ValueError. One line, no traceback: these are the user's to fix.
+    except (ImageError, CheckpointError, OSError, ValueError) as e:
+        # ModelError is a ValueError; OSError covers missing paths and unwritable folders.
+        # One line, no traceback: these are the user's to fix.
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: {msg}", file=sys.stderr)
         return 2

@@ -483,7 +483,7 @@ def colorize_many(
             )
         except ImageError as e:
             report.skipped.append((src, str(e)))
-            log.warning("skipped %s", e)
+            log.debug("skipped %s", e)  # the report carries it; callers say it once
             continue
         rgb, u = result if uncertainty else (result, None)
         try:
@@ -493,7 +493,7 @@ def colorize_many(
         except (FileExistsError, NotADirectoryError) as e:
             # A file where this output's subfolder should be: this photo fails, the rest go on.
             report.skipped.append((src, f"cannot write {dst}: a file is in the way ({e})"))
-            log.warning("skipped %s: cannot write %s", src, dst)
+            log.debug("skipped %s: cannot write %s", src, dst)
             continue
         report.done.append((src, dst))
     report.seconds = time.perf_counter() - start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,14 +59,24 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def test_models_lists_every_model(workdir):
-    save_checkpoint(workdir / "landscape.pt", create_model("cunet_tiny"))  # a "shipped" file
+    # a "shipped" file
+    save_checkpoint(workdir / "landscape.pt", create_model("cunet_tiny"), default_temperature=0.25)
     r = cli("models", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    shown = {line.split()[0] for line in r.stdout.splitlines()[1:-1]}
+    # by default only what has (or can fetch) weights: no random-init or test-only entries
+    assert {"landscape", "street", "default", "eccv16", "gray"} <= shown
+    assert not shown & {"colornet", "cunet", "effunet", "cunet_tiny", "effunet_tiny"}, shown
+    assert "--all lists them" in r.stdout.splitlines()[-1]
+    r = cli("models", "--all", cwd=workdir)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     for name in [*list_models(), "gray"]:
         assert any(line.split()[0] == name for line in lines), name
     landscape = next(line for line in lines if line.startswith("landscape "))
     assert "present" in landscape and str(workdir / "landscape.pt") in landscape
+    # what the checkpoint really decodes at (its saved default), not the registry's "-"
+    assert re.search(r"present: \S+ +0.25 ", landscape), landscape
     street = next(line for line in lines if line.startswith("street "))
     assert "MISSING" in street and str(workdir / "street.pt") in street
     cunet = next(line for line in lines if line.startswith("cunet "))
@@ -346,3 +357,55 @@ def test_odd_checkpoint_is_named_in_one_line(workdir, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1
     assert "nan_t.pt" in err and "'default_temperature' must be a positive finite number" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_colorize_checks_its_inputs_and_output_before_loading_a_model(workdir, tmp_path):
+    """A missing path, an empty folder, --out equal to an input folder and an unwritable
+    --out are each one `error:` line and exit 2, said before the model loads (a model that
+    cannot load would otherwise be the error reported)."""
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"PK\x03\x04 not a checkpoint")  # loading it would fail
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(readonly)], check=False
+    )
+    cases = {
+        "no such file or folder: ": [str(tmp_path / "typo.jpg")],
+        "no images found in ": [str(empty)],
+        "is an input folder": [str(workdir / "photos"), "--out", str(workdir / "photos")],
+    }
+    if os.path.ismount(readonly):  # a real read-only filesystem where root may mount one
+        cases["cannot write to output folder"] = [
+            str(workdir / "photos"),
+            "--out",
+            str(readonly / "o"),
+        ]
+    try:
+        for expected, argv in cases.items():
+            if "--out" not in argv:
+                argv = [*argv, "--out", str(tmp_path / "o")]
+            r = cli("colorize", *argv, "--model", str(broken))
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 2 and len(lines) == 1, (expected, r.stderr)
+            assert lines[0].startswith("error: ") and expected in lines[0], (expected, r.stderr)
+            assert "broken.pt" not in r.stderr  # the inputs were checked first
+    finally:
+        if os.path.ismount(readonly):
+            subprocess.run(["umount", str(readonly)], check=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_file_in_a_folder_is_one_line_then_the_summary(workdir, tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(workdir / "photos", photos)
+    (photos / "notes.jpg").write_text("not a photo")
+    r = cli("colorize", str(photos), "--model", "gray", "--out", str(tmp_path / "o"))
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2
+    assert len(lines) == 2, r.stderr  # the bad file once, then the summary
+    assert "notes.jpg" in lines[0] and lines[0].count("notes.jpg") == 1, lines[0]
+    assert lines[1].startswith("error: 1 input(s) could not be colorized")
+    assert len(list((tmp_path / "o").rglob("*.png"))) == 3  # the good photos were colorized
