@@ -15,7 +15,9 @@ Three tabs, each also a named API endpoint for ``gradio_client``:
 Decoding, colour maths and models all live in the library; the handlers here only move files
 and turn library errors into messages on the page. Models are loaded once and cached. Answers
 name files relative to the models folder, never by their absolute path on the server; the
-files the app writes are removed when it shuts down.
+files the app writes are removed when it shuts down. The handlers read only files uploaded to
+this server (Gradio's upload cache) or the bundled examples (``readable_upload``), and uploads
+larger than any photo the library would decode are refused (``MAX_UPLOAD_BYTES``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +42,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import torch
+from gradio.utils import get_upload_folder
 from PIL import Image
 
 from colorizer.checkpoint import CheckpointError
-from colorizer.imageio import ImageError, list_images, load_image
+from colorizer.imageio import MAX_PIXELS, ImageError, list_images, load_image
 from colorizer.inference import Colorizer, uncertainty_image
 from colorizer.models import (
     DEFAULT_MODEL,
@@ -81,9 +85,62 @@ UNCERTAINTY_HELP = (
     "distribution), dark where it was sure. Models that predict colours directly have none."
 )
 
+# Largest upload the server accepts (Gradio answers 413 past it). Anything bigger cannot be a
+# photo the library would decode (it refuses more than MAX_PIXELS, 80 MP), so it would only fill
+# the disk. A photo at the limit fits even stored without any compression: 3 bytes a pixel is
+# 8-bit RGB raw (a PNG of camera noise, an uncompressed TIFF or BMP; a PNG adds one filter byte
+# a row and ~0.03% of zlib framing), and 16-bit greyscale (2 bytes a pixel) fits too; 16 MiB
+# more covers EXIF, ICC profiles and embedded previews. 80 MP -> 256.8 MB. Only a 16-bit *colour*
+# scan can exceed it uncompressed (6 bytes a pixel: up to ~42 MP fits), and this app discards
+# colour anyway. Gradio counts the bytes as they stream in, so a bigger upload costs no more
+# disk than this.
+MAX_UPLOAD_BYTES = MAX_PIXELS * 3 + 16 * 2**20
+
+# The one answer to a request naming a file the demo may not read (outside the upload cache and
+# the examples, a folder, a path that does not exist...): the same words in every case, so the
+# answer tells nothing about what is on the server.
+UNREADABLE_FILE = (
+    "This file cannot be read: upload the photo again (only photos uploaded to this page, or "
+    "its examples, can be colorized)."
+)
+
 
 class DemoError(ValueError):
-    """A request the demo cannot serve (no photo, unknown model, unloadable weights)."""
+    """A request the demo cannot serve (no photo, unknown model, unloadable weights).
+
+    ``for_log`` is what the server's console says instead of the message, when the console may
+    be told more than the page (the path a refused request named).
+    """
+
+    def __init__(self, message: str, *, for_log: str | None = None) -> None:
+        super().__init__(message)
+        self.for_log = for_log or message
+
+
+def _one_line(text: str) -> str:
+    """A message as one console line (compare's notes span several)."""
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def readable_upload(path: str, roots: Sequence[Path]) -> str:
+    """``path`` with its symlinks resolved, when that is a file inside one of ``roots``.
+
+    API callers name the file they send by a path on the server, and photo_input and
+    _file_path hand it on: Gradio checks that path only when the payload carries a FileData
+    ``meta`` field, so without one any server file could be read (and shown back full size).
+    Resolving first means that ``..`` and symlinks are judged by where they lead. Anything
+    refused gets UNREADABLE_FILE, whatever the reason, so no answer tells whether a path exists
+    or what it is; the console gets the path.
+    """
+    refused = DemoError(UNREADABLE_FILE, for_log=f"refused to read {path!r}: not an upload")
+    try:
+        real = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, a NUL byte...
+        raise refused from None
+    inside = any(real.is_relative_to(root.resolve()) for root in roots)
+    if not inside or not real.is_file():  # a folder, a FIFO or a device is no photo either
+        raise refused
+    return str(real)
 
 
 def photo_input(**kwargs: Any) -> gr.Image:
@@ -370,6 +427,9 @@ class DemoConfig:
     examples_dir: Path = EXAMPLES_DIR
     scratch_dir: Path | None = None
     concurrency: int = 1  # model runs at a time across all tabs (CPU and memory bound)
+    # Folders whose files a request may name (readable_upload). None: any path, for Python
+    # callers of ColorizeApp, who can read the files anyway; build_demo always sets it.
+    readable_roots: tuple[Path, ...] | None = None
 
 
 class ColorizeApp:
@@ -401,6 +461,8 @@ class ColorizeApp:
     def _load(self, path: str | None) -> Image.Image:
         if not path:
             raise DemoError("No photo: upload one (or pick an example) first.")
+        if self.config.readable_roots is not None:
+            path = readable_upload(path, self.config.readable_roots)
         try:
             return load_image(path)
         except ImageError as e:
@@ -560,6 +622,7 @@ class ColorizeApp:
                     img = self._load(path)
                     color, _ = self._run(loaded, img, t)
                 except DemoError as e:  # a bad file is reported, the batch goes on
+                    log.warning("batch: %s", _one_line(e.for_log))
                     rows.append([name, "error", str(e)])
                     continue
                 arcname = f"{_safe_stem(name)}_color.png"
@@ -655,7 +718,11 @@ def _temperature_slider(t_max: float, value: float | None, **kwargs: Any) -> gr.
 
 
 def _to_gradio(fn):
-    """Run a handler; its DemoError becomes a gr.Error the page shows (the server keeps going)."""
+    """Run a handler; its DemoError becomes a gr.Error the page shows (the server keeps going).
+
+    A DemoError is a user's mistake (no photo, not an image) or a refusal, not a bug: the
+    console gets one line saying what, not Gradio's traceback of the gr.Error.
+    """
 
     # functools.wraps keeps the signature visible: Gradio finds the `progress=gr.Progress()`
     # parameter through it and wires the progress bar.
@@ -664,7 +731,8 @@ def _to_gradio(fn):
         try:
             return fn(*args, **kwargs)
         except DemoError as e:
-            raise gr.Error(str(e)) from e
+            log.warning("%s: %s", fn.__name__.removeprefix("on_"), _one_line(e.for_log))
+            raise gr.Error(str(e), print_exception=False) from e
 
     return wrapped
 
@@ -680,12 +748,16 @@ def build_demo(
 
     ``device`` is passed to the library ("cpu", "cuda", None for CUDA when present).
     """
+    examples_dir = Path(examples_dir) if examples_dir else EXAMPLES_DIR
     config = DemoConfig(
         models_dir=Path(models_dir) if models_dir else default_weights_dir(),
         device=device,
-        examples_dir=Path(examples_dir) if examples_dir else EXAMPLES_DIR,
+        examples_dir=examples_dir,
         scratch_dir=Path(scratch_dir) if scratch_dir else None,
         concurrency=concurrency,
+        # Gradio's upload cache as its own check sees it (GRADIO_TEMP_DIR, else the system
+        # temp's gradio/): uploads land there, and so do its copies of the examples.
+        readable_roots=(Path(get_upload_folder()), examples_dir),
     )
     app = ColorizeApp(config)
     atexit.register(app.close)  # the scratch files go when the process ends, however it ends
@@ -978,8 +1050,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument(
         "--max-file-size",
-        default="100mb",
-        help="largest upload accepted, e.g. 100mb (Gradio refuses bigger files)",
+        default=MAX_UPLOAD_BYTES,
+        help=f"largest upload accepted, in bytes or e.g. 100mb (default {MAX_UPLOAD_BYTES}: "
+        f"room for a {MAX_PIXELS / 1e6:.0f} MP photo, the most the app decodes)",
     )
     parser.add_argument(
         "--concurrency", type=int, default=1, help="model runs at a time across all tabs"
@@ -996,12 +1069,20 @@ def main(argv: list[str] | None = None) -> None:
     # every temporary file behind. As an interrupt, Gradio closes its server (which deletes
     # its cached copies of uploads and results) and the atexit hook removes the app's own.
     signal.signal(signal.SIGTERM, _interrupt)
-    demo.queue().launch(
-        server_name=args.host,
-        server_port=args.port,
-        max_file_size=args.max_file_size,
+    launch(demo, server_name=args.host, server_port=args.port, max_file_size=args.max_file_size)
+
+
+def launch(
+    demo: gr.Blocks, max_file_size: int | str = MAX_UPLOAD_BYTES, **kwargs: Any
+) -> tuple[Any, str, str | None]:
+    """Serve ``demo`` as ``python demo.py`` does (test_demo_security starts its server here): queued,
+    uploads capped at ``max_file_size``, no share link; ``kwargs`` go to Blocks.launch.
+    -> what Blocks.launch returns (app, local URL, share URL)."""
+    return demo.queue().launch(
+        max_file_size=max_file_size,
         share=False,  # a share link downloads Gradio's tunnel binary: nothing downloads here
         show_error=True,
+        **kwargs,
     )
 
 
