@@ -216,16 +216,17 @@ def build_blocks(session):
             """Vote 'left' or 'right' on the trial shown; returns the next trial."""
             return session.vote(token, trial, choice)
 
-        def api_admin(password: str) -> dict:
+        async def api_admin(password: str) -> dict:
             """Live counts for the organiser (needs --admin-password)."""
-            return session.admin(password)
+            return await session.admin_async(password)
 
         gr.api(api_start, api_name="start")
         gr.api(api_resume, api_name="resume")
         gr.api(api_vote, api_name="vote")
-        # One at a time: a wrong password sleeps (see SurveySession.admin), and the sleepers
-        # must wait in Gradio's queue, not hold worker threads that votes need.
-        gr.api(api_admin, api_name="admin", concurrency_limit=1, concurrency_id="admin")
+        # No concurrency limit: a wrong password waits for its turn in an asyncio sleep (see
+        # SurveySession.admin_async), holding no worker thread; a limit would put the right
+        # password behind every waiting guess (20 guesses: 19.7 s).
+        gr.api(api_admin, api_name="admin", concurrency_limit=None)
     return blocks
 
 
@@ -238,19 +239,102 @@ def build_admin_blocks(session):
         pw = gr.Textbox(label="Admin password", type="password")
         show = gr.Button("Show counts")
         out = gr.JSON()
-        show.click(
-            lambda p: session.admin(p),
-            pw,
-            out,
-            api_visibility="private",
-            concurrency_limit=1,
-        )
+
+        async def on_show(password: str) -> dict:
+            return await session.admin_async(password)
+
+        # No limit, as for the admin API: guesses wait without a thread or a queue place.
+        show.click(on_show, pw, out, api_visibility="private", concurrency_limit=None)
     return blocks
 
 
-# The participant endpoints of Gradio's plain HTTP API, served by routes of our own.
-HTTP_API = {"start": (object,), "resume": (str,), "vote": (str, str, str)}
+# The participant endpoints of Gradio's plain HTTP API, served by routes of our own: each
+# endpoint's parameters (names as Gradio's /gradio_api/info gives them) and their types.
+HTTP_API: dict[str, tuple[tuple[str, type], ...]] = {
+    "start": (("consent", object),),
+    "resume": (("token", str),),
+    "vote": (("token", str), ("trial", str), ("choice", str)),
+}
 PENDING_MAX = 10_000  # results whose GET never came are dropped past this many
+# Tokens are 37 characters, trial ids 11, choices 5; a longer string is no valid value.
+MAX_VALUE_CHARS = 100
+# Request bodies larger than this are refused (413) on every route. The survey's largest
+# request, a page event, is well under 2 KB; 64 KB leaves room for Gradio's own requests.
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def _plain_reply(send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    # The body is not read to the end: the connection cannot be reused, so say so.
+    headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestLimits:
+    """ASGI middleware over the whole survey app: no uploads, no large request bodies.
+
+    The survey has no file input, yet Gradio's /gradio_api/upload stored anything anyone
+    sent (50 MB tried), and every route accepted bodies of any size (200 MB tried). Uploads
+    are refused on every mounted app (403). A body is refused with 413 before it is read
+    when its Content-Length is over the limit, and, for a chunked body (no Content-Length),
+    as soon as the bytes received pass it; the app then sees the client gone.
+    """
+
+    def __init__(self, app, max_body_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":  # lifespan (Gradio's start-up), websockets
+            await self.app(scope, receive, send)
+            return
+        # scope["path"] is already percent-decoded; any mount (/ or /admin) and a slash.
+        if scope["path"].rstrip("/").endswith("/gradio_api/upload"):
+            await _plain_reply(send, 403, "this survey takes no file uploads")
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _plain_reply(send, 400, "bad Content-Length")
+                return
+            if int(length) > self.max_body_bytes:
+                await _plain_reply(send, 413, f"request body over {self.max_body_bytes} bytes")
+                return
+        received = 0
+        refused = False  # the 413 went out: the app's own reply is dropped
+        started = False
+
+        async def limited_receive():
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    refused = True
+                    if not started:
+                        await _plain_reply(
+                            send, 413, f"request body over {self.max_body_bytes} bytes"
+                        )
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message) -> None:
+            nonlocal started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:  # the app gave up on the cut body: answered with 413 already
+                raise
 
 
 def add_http_api(app, session) -> None:
@@ -264,6 +348,10 @@ def add_http_api(app, session) -> None:
     votes ran at 6 % of what a bare endpoint serves. The rules stay in SurveySession, as for
     the page; the vote is stored (fsync) before the POST answers, so a GET that never comes
     loses nothing. gradio_client speaks the queue's protocol and still goes through Gradio.
+
+    Gradio also advertises POST /gradio_api/call/v2/NAME with the values by name
+    ({"token": ..., "trial": ..., "choice": ...}) and the GET at /gradio_api/call/NAME/ID,
+    which is ours: so the v2 POST is answered here too, and both GET forms find the event.
     """
     import secrets
     from collections import OrderedDict
@@ -274,24 +362,49 @@ def add_http_api(app, session) -> None:
     pending: OrderedDict[str, dict] = OrderedDict()
     ops = {"start": session.start, "resume": session.resume, "vote": session.vote}
 
-    def route(name: str):
-        types = HTTP_API[name]
+    def bad(message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, 422)
 
-        async def call(request):
+    def route(name: str):
+        params = HTTP_API[name]
+        names = [n for n, _ in params]
+
+        async def body(request):
             try:
-                data = (await request.json())["data"]
-            except (ValueError, KeyError, TypeError):
-                return JSONResponse({"error": 'body must be {"data": [...]}'}, 422)
-            if not isinstance(data, list) or len(data) != len(types):
-                return JSONResponse({"error": f"{name} takes {len(types)} values"}, 422)
-            if not all(isinstance(v, t) for v, t in zip(data, types, strict=True)):
-                return JSONResponse({"error": f"{name}: wrong types {data!r}"}, 422)
+                return await request.json()
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
+                return None
+
+        async def run(data: list):
+            if not all(isinstance(v, t) for v, (_, t) in zip(data, params, strict=True)):
+                return bad(f"{name}: wrong types {data!r}"[:300])
+            # Tokens, trial ids and choices are short ASCII; anything else is no valid value
+            # (and a non-ASCII token once reached hmac.compare_digest: HTTP 500).
+            if any(
+                isinstance(v, str) and (len(v) > MAX_VALUE_CHARS or not v.isascii()) for v in data
+            ):
+                return bad(f"{name}: values are ASCII, at most {MAX_VALUE_CHARS} characters")
             result = await run_in_threadpool(ops[name], *data)  # may fsync: off the loop
             event_id = secrets.token_hex(16)
             pending[event_id] = result
             while len(pending) > PENDING_MAX:
                 pending.popitem(last=False)
             return JSONResponse({"event_id": event_id})
+
+        async def call(request):
+            d = await body(request)
+            data = d.get("data") if isinstance(d, dict) else None
+            if not isinstance(data, list):
+                return bad('body must be {"data": [...]}')
+            if len(data) != len(params):
+                return bad(f"{name} takes {len(params)} values")
+            return await run(data)
+
+        async def call_v2(request):
+            d = await body(request)
+            if not isinstance(d, dict) or set(d) != set(names):
+                return bad(f"body must be a JSON object with exactly {names}")
+            return await run([d[n] for n in names])
 
         async def result(request):
             d = pending.pop(request.path_params["event_id"], None)
@@ -300,17 +413,22 @@ def add_http_api(app, session) -> None:
             body = f"event: complete\ndata: {json.dumps([d])}\n\n"
             return Response(body, media_type="text/event-stream")
 
-        return call, result
+        return call, call_v2, result
 
     for name in HTTP_API:
-        call, result = route(name)
+        call, call_v2, result = route(name)
         for slash in ("", "/"):
             app.router.add_route(f"/gradio_api/call/{name}{slash}", call, methods=["POST"])
-        app.router.add_route(f"/gradio_api/call/{name}/{{event_id}}", result, methods=["GET"])
+            app.router.add_route(f"/gradio_api/call/v2/{name}{slash}", call_v2, methods=["POST"])
+        for prefix in ("", "/v2"):
+            app.router.add_route(
+                f"/gradio_api/call{prefix}/{name}/{{event_id}}", result, methods=["GET"]
+            )
 
 
 def create_app(session):
-    """FastAPI app: /img/<neutral name> for the photos, the survey at /, admin at /admin."""
+    """The ASGI app: /img/<neutral name> for the photos, the survey at /, admin at /admin,
+    behind RequestLimits (no uploads, small bodies)."""
     # Measured (py-spy, 40 participants voting): after every event Gradio's queue copies its
     # last 10,000 event records and summarises them in pandas, for a monitoring page this
     # app does not serve: 13 % of the server's time. Keep one record, summarise never. Read
@@ -345,7 +463,7 @@ def create_app(session):
     admin = build_admin_blocks(session)
     app = gr.mount_gradio_app(app, admin, path="/admin", footer_links=[])
     app = gr.mount_gradio_app(app, blocks, path="/", css=CSS, js=KEYS_JS, footer_links=[])
-    return app
+    return RequestLimits(app)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -397,6 +515,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         exposure_ms=args.exposure_ms,
         max_trials=args.max_trials,
         simulated=args.simulated,
+        max_live_participants=args.max_live_participants,
+        participant_ttl_s=args.participant_ttl_s,
     )
     app = create_app(session)
     log.info(
@@ -439,6 +559,8 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from colorizer.survey.session import MAX_LIVE_PARTICIPANTS, PARTICIPANT_TTL_S
+
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -484,6 +606,18 @@ def main(argv: list[str] | None = None) -> int:
         "--simulated",
         action="store_true",
         help="for benchmarks and demos: mark every vote simulated (analyses say so in titles)",
+    )
+    s.add_argument(
+        "--max-live-participants",
+        type=int,
+        default=MAX_LIVE_PARTICIPANTS,
+        help="participants whose shown trial the server remembers (least recently seen forgotten)",
+    )
+    s.add_argument(
+        "--participant-ttl-s",
+        type=float,
+        default=PARTICIPANT_TTL_S,
+        help="forget a participant's shown trial after this many idle seconds",
     )
     s.set_defaults(fn=cmd_serve)
 

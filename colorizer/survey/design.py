@@ -20,6 +20,7 @@ round); a participant who picks the wrong one is not paying attention.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -35,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageCms, ImageOps
 
 from colorizer.atomic import atomic_write
 from colorizer.imageio import list_images, load_image
@@ -246,6 +247,64 @@ def _to_pil(x) -> Image.Image:
     return Image.fromarray(a).convert("RGB")
 
 
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _icc_profile(img: Image.Image) -> ImageCms.ImageCmsProfile | None:
+    """The image's embedded ICC profile, or None (also for one Little CMS cannot read)."""
+    icc = img.info.get("icc_profile")
+    if not icc:
+        return None
+    try:
+        return ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (ImageCms.PyCMSError, OSError, ValueError) as e:
+        log.warning("ignoring an unreadable ICC profile (%s); pixels taken as sRGB", e)
+        return None
+
+
+def pixels_only(img: Image.Image) -> Image.Image:
+    """``img`` as sRGB RGB pixels and nothing else: what every served image is written from.
+
+    The survey is blind only if no image says where it came from. A photo's ICC profile,
+    EXIF, text, gamma or DPI would end up in the PNG of the real photo and not in the
+    colorizations (a participant reading the file would know which is real), and a profile
+    would make browsers render the two in different colour spaces. So a profile is applied
+    (converted to sRGB) and then dropped with every other piece of metadata: the image is
+    rebuilt from its raw bytes, so no ``info`` entry survives for the PNG writer to emit.
+    """
+    img = img if img.mode == "RGB" else img.convert("RGB")
+    src = _icc_profile(img)
+    if src is not None:
+        if src.profile.xcolor_space.strip() == "RGB":
+            img = ImageCms.profileToProfile(img, src, _SRGB, outputMode="RGB")
+        else:  # a CMYK/grey profile on RGB pixels: load_srgb handles it from the file
+            log.warning(
+                "ICC profile of colour space %r on RGB pixels: dropped", src.profile.xcolor_space
+            )
+    return Image.frombytes("RGB", img.size, img.tobytes())
+
+
+def load_srgb(path: Path, max_side: int | None = None) -> Image.Image:
+    """``load_image`` converted to sRGB pixels without metadata (see :func:`pixels_only`).
+
+    A profile of another colour space than RGB (a CMYK JPEG, a grey photo) describes the
+    file's own pixels, not the RGB ones ``load_image`` makes of them, so it is applied to
+    the decoded file before the conversion to RGB.
+    """
+    img = load_image(path, max_side=max_side)  # checks the file (size limits, corruption)
+    src = _icc_profile(img)
+    if src is not None and src.profile.xcolor_space.strip() != "RGB":
+        try:
+            with Image.open(path) as raw:
+                raw = ImageOps.exif_transpose(raw)
+                conv = ImageCms.profileToProfile(raw, src, _SRGB, outputMode="RGB")
+            img = load_image(conv, max_side=max_side)
+        except (ImageCms.PyCMSError, OSError, ValueError) as e:
+            log.warning("%s: cannot apply its ICC profile (%s); pixels taken as sRGB", path, e)
+        img.info.pop("icc_profile", None)
+    return pixels_only(img)
+
+
 def folder_system(folder: Path) -> Callable[[str, Image.Image], Image.Image]:
     """Ready-made outputs (e.g. made with Zhang's own code) matched to photos by file stem."""
     files: dict[str, Path] = {}
@@ -257,7 +316,7 @@ def folder_system(folder: Path) -> Callable[[str, Image.Image], Image.Image]:
     def run(stem: str, photo: Image.Image) -> Image.Image:
         if stem not in files:
             raise SurveyError(f"{folder}: no output for photo {stem!r} (match by file stem)")
-        return load_image(files[stem])
+        return load_srgb(files[stem])
 
     run.stems = set(files)  # type: ignore[attr-defined]
     return run
@@ -411,7 +470,9 @@ def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Mani
 
         def save(img: Image.Image, photo: str, system: str) -> str:
             name = neutral()
-            img.save(staging / name, format="PNG")  # no metadata carried over
+            # Pixels only, in sRGB: no ICC profile, EXIF, text or DPI tells the real photo
+            # from a colorization (see pixels_only).
+            pixels_only(img).save(staging / name, format="PNG")
             images[name] = {"photo": photo, "system": system}
             by_photo.setdefault(photo, {})[system] = name
             return name
@@ -419,7 +480,8 @@ def prepare_survey(cfg: PrepareConfig, progress: Callable | None = None) -> Mani
         it = photos if progress is None else progress(photos, desc="colorizing", unit="photo")
         for path in it:
             stem = path.stem
-            truth = load_image(path, max_side=cfg.max_side or None)
+            # In sRGB before any system sees it, so they all colorize the pixels shown.
+            truth = load_srgb(path, max_side=cfg.max_side or None)
             if cfg.mode == "turing" or cfg.catch:
                 save(truth, stem, REAL)
             for n, fn in systems.items():
