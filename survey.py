@@ -359,6 +359,8 @@ def add_http_api(app, session) -> None:
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse, Response
 
+    from colorizer.survey import VoteStoreError
+
     pending: OrderedDict[str, dict] = OrderedDict()
     ops = {"start": session.start, "resume": session.resume, "vote": session.vote}
 
@@ -384,7 +386,11 @@ def add_http_api(app, session) -> None:
                 isinstance(v, str) and (len(v) > MAX_VALUE_CHARS or not v.isascii()) for v in data
             ):
                 return bad(f"{name}: values are ASCII, at most {MAX_VALUE_CHARS} characters")
-            result = await run_in_threadpool(ops[name], *data)  # may fsync: off the loop
+            try:
+                result = await run_in_threadpool(ops[name], *data)  # may fsync: off the loop
+            except VoteStoreError as e:  # the store stopped (a failed fsync): say so, no 500
+                log.error("%s: %s", name, e)
+                return JSONResponse({"error": "the survey cannot save votes now; try later"}, 503)
             event_id = secrets.token_hex(16)
             pending[event_id] = result
             while len(pending) > PENDING_MAX:

@@ -15,7 +15,14 @@ from .design import (
     prepare_survey,
 )
 from .session import APP_VERSION, SurveySession
-from .votes import VOTE_FIELDS, DuplicateVote, VoteStore, VoteStoreError, repair_and_read
+from .votes import (
+    VOTE_FIELDS,
+    DuplicateVote,
+    VoteNotSaved,
+    VoteStore,
+    VoteStoreError,
+    repair_and_read,
+)
 
 __all__ = [
     "APP_VERSION",
@@ -30,6 +37,7 @@ __all__ = [
     "SurveySession",
     "Trial",
     "VoteStore",
+    "VoteNotSaved",
     "VoteStoreError",
     "participant_order",
     "prepare_survey",

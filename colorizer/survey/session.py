@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .design import REAL, Manifest, Presented, participant_order
-from .votes import DuplicateVote, VoteStore
+from .votes import DuplicateVote, VoteNotSaved, VoteStore
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ APP_VERSION = "colorizer-survey/1.0"
 SIMULATED = "+simulated"
 CHOICES = ("left", "right")
 THANKS = "Thank you! Your answers are saved. You can close this page."
+NOT_SAVED = (
+    "Your answer could not be saved just now (a problem on our side) and was not recorded. "
+    "Please choose again in a moment."
+)
 # Each wrong admin password costs this long, and the server answers at most one wrong
 # password per this long in all (failures queue for their turn, holding no lock or thread).
 ADMIN_FAILURE_DELAY_S = 1.0
@@ -328,6 +332,8 @@ class SurveySession:
                 self.store.append(row)  # returns only after fsync
             except DuplicateVote:
                 return self._present(token, pid, live, reset=False, message="Already recorded.")
+            except VoteNotSaved:  # nothing written (a full disk?); the same vote may be resent
+                return self._present(token, pid, live, reset=False, retry=True, message=NOT_SAVED)
             live.shown = None
             return self._present(token, pid, live, reset=True, recorded=True)
 

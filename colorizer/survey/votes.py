@@ -11,10 +11,16 @@ Design (why): a survey's votes are the only thing that cannot be recomputed, so
   written), so a busy or slow disk costs one fsync per batch, not per vote;
 - a failed fsync stops the store for good (every later call raises): after one, Linux may
   have dropped the unwritten pages, so a retry that "succeeds" would prove nothing;
+- a write that fails or is short (a full disk: ENOSPC, or fewer bytes written than
+  asked) is cut back to the end of the last complete row before anything else is written,
+  and the vote is refused with ``VoteNotSaved``, which the participant is told to retry:
+  so a partial row never stays in the file for the next vote to be glued onto. If even
+  the cut fails, the store stops as after a failed fsync;
 - a process killed in the middle of a write can leave at most one torn last line (no
   newline yet). On start-up that line is cut off (logged, with its bytes) and the
   complete rows are loaded, so participants continue where they were and a second vote
-  for the same (participant, trial) is refused.
+  for the same (participant, trial) is refused. A last line that is a whole row and only
+  lacks its newline (a hand-edited file) is kept and its newline added.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import fcntl
 import io
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +67,14 @@ class DuplicateVote(ValueError):
     """This participant already voted on this trial."""
 
 
+class VoteNotSaved(VoteStoreError):
+    """This vote could not be written (a full disk?) and is not recorded; retrying is safe.
+
+    The file is as it was before the attempt (the partial row was cut off) and the store
+    keeps working: the same vote sent again is written once there is space.
+    """
+
+
 @dataclass(frozen=True)
 class RepairReport:
     rows: int
@@ -81,14 +96,50 @@ def _format_row(row: dict) -> bytes:
     return line.encode("utf-8")
 
 
+# A torn row can have every field with its last one cut short ("colorizer-survey/1.0" of
+# "colorizer-survey/1.0+simulated"), so a last line without its newline counts as whole only
+# if its vote_id matches its keys and its app_version is the row before's (or, as the first
+# row, a whole version string).
+_WHOLE_VERSION = re.compile(r"[A-Za-z0-9_.-]+/\d+(\.\d+)*(\+simulated)?")
+
+
+def _parse_row(line: bytes) -> dict | None:
+    try:
+        rec = next(csv.reader([line.decode("utf-8")]))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return None
+    return dict(zip(VOTE_FIELDS, rec, strict=True)) if len(rec) == len(VOTE_FIELDS) else None
+
+
+def _is_whole_row(line: bytes, previous: bytes) -> bool:
+    """Whether ``line`` (without newline) is a complete vote row, not a torn one."""
+    row = _parse_row(line)
+    if row is None or row["vote_id"] != f"{row['participant']}:{row['trial']}":
+        return False
+    before = _parse_row(previous)
+    if before is not None and before["vote_id"] != "vote_id":  # a row, not the header
+        return row["app_version"] == before["app_version"]
+    return _WHOLE_VERSION.fullmatch(row["app_version"]) is not None
+
+
 def repair_and_read(path: Path) -> tuple[list[dict], RepairReport]:
     """Cut a torn last line off ``path`` (in place) and return its complete rows.
 
+    A last line that is a whole row lacking only its newline gets the newline instead.
     A row in the middle with the wrong number of fields is not a torn write: it is
     reported as an error rather than dropped.
     """
     data = path.read_bytes()
     torn = 0
+    cut = data.rfind(b"\n") + 1
+    last, previous = data[cut:], data[data.rfind(b"\n", 0, max(cut - 1, 0)) + 1 : cut - 1]
+    if last and cut and _is_whole_row(last, previous):
+        log.warning("%s: last row lacked its newline; newline added", path)
+        with open(path, "ab") as f:
+            f.write(b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        data += b"\n"
     if data and not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1
         torn = len(data) - cut
@@ -148,6 +199,7 @@ class VoteStore:
             if self.path.stat().st_size == 0:
                 self._write((",".join(VOTE_FIELDS) + "\n").encode())
                 _fsync_dir(self.path.parent)
+            self._end = self.path.stat().st_size  # where the last complete row ends
         except BaseException:
             self._f.close()
             raise
@@ -168,6 +220,25 @@ class VoteStore:
     def _write(self, line: bytes) -> None:
         self._write_raw(line)
         os.fsync(self._f.fileno())
+
+    def _write_row(self, line: bytes) -> None:
+        """Write one whole row at the end, or leave the file as it was. Caller holds _lock.
+
+        On a full disk the kernel may take part of the row (a short write) and then refuse
+        the rest: the part is cut off at once, so the next row starts on a clean line.
+        """
+        try:
+            self._write_raw(line)
+        except OSError as e:
+            try:
+                os.ftruncate(self._f.fileno(), self._end)
+            except OSError as cut:  # cannot restore a clean end: stop, as for fsync
+                self._failed = cut
+                log.error("%s: cannot cut a partial row off (%s); store stopped", self.path, cut)
+                raise VoteStoreError(f"{self.path}: write failed ({e}) and repair failed") from e
+            log.error("%s: vote not saved, write failed (%s); file left as it was", self.path, e)
+            raise VoteNotSaved(f"{self.path}: write failed ({e}); nothing recorded") from e
+        self._end += len(line)
 
     def _check(self) -> None:
         """Raise if the store cannot take or answer for votes. Caller holds _lock."""
@@ -190,7 +261,7 @@ class VoteStore:
             self._check()
             if key in self._keys:
                 raise DuplicateVote(f"participant {key[0]} already voted on trial {key[1]}")
-            self._write_raw(line)
+            self._write_row(line)
             self._written += 1
             mine = self._written
             # Known before it is durable, so that a second vote for the same key (only the
