@@ -19,6 +19,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from colorizer.atomic import check_writable_folder
+
 log = logging.getLogger("survey")
 
 CSS = """
@@ -492,6 +494,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         device=args.device,
         command=shlex.join(sys.argv),
     )
+    check_writable_folder(args.out)  # before any system colorizes a photo
     m = prepare_survey(cfg, progress=tqdm)
     print(f"{len(m.trials)} trials over {len(m.photos)} photos written to {args.out}")
 
@@ -560,6 +563,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         drop_malformed=args.drop_malformed,
         focus=args.focus,
     )
+    check_writable_folder(args.out)
     result = analyze_file(args.votes, args.out, cfg, command=shlex.join(sys.argv))
     print(result.markdown)
 
@@ -662,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from colorizer.survey import SurveyError, VoteStoreError
 
-    errors: tuple[type[Exception], ...] = (SurveyError, VoteStoreError)
+    errors: tuple[type[Exception], ...] = (SurveyError, VoteStoreError, OSError)
     if args.cmd == "analyze":
         from colorizer.survey.analysis import AnalysisError
 
@@ -670,7 +674,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.fn(args)
     except errors as e:
-        log.error("%s", e)
+        # The user's to fix (a missing or unwritable path, a bad file): one line, no
+        # traceback, as docs/cli.md promises. A multi-line message keeps its lines.
+        print(f"error: {str(e).strip() or type(e).__name__}", file=sys.stderr)
         return 2
     return 0
 

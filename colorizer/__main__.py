@@ -18,6 +18,8 @@ import math
 import sys
 from collections.abc import Sequence
 
+from colorizer.atomic import check_writable_folder
+
 log = logging.getLogger("colorizer")
 
 
@@ -186,23 +188,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def writable_folder(out: str) -> None:
-    """Refuse an output folder that could not take files, before any work (a model load, a
-    scoring run) is spent on results that could not be written. Probes the folder, or the
-    nearest existing folder above it, with a temporary file: nothing is left behind."""
-    import tempfile
-
-    from colorizer.inference import check_output_folder
-
-    path = check_output_folder(out)
-    probe = next(p for p in (path, *path.parents) if p.exists())
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as e:
-        raise OSError(f"cannot write to output folder '{out}': {e.strerror or e}") from None
-
-
 def check_inputs(inputs: list[str], out: str, recursive: bool) -> None:
     """Refuse, before the model loads, inputs that cannot give a single output: a missing
     path, the output folder given as an input, or nothing that is an image."""
@@ -226,7 +211,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from colorizer.inference import Colorizer, colorize_many
 
     check_inputs(args.inputs, args.out, not args.no_recursive)  # before loading a model
-    writable_folder(args.out)
+    check_writable_folder(args.out)
     colorizer = Colorizer(
         args.model, device=args.device, weights_dir=args.weights_dir, backend=args.backend
     )
@@ -259,7 +244,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if not args.model and not args.predictions:
         raise ValueError("give --model NAME [NAME ...] and/or --predictions DIR")
-    writable_folder(args.out)
+    check_writable_folder(args.out)
     cfg = EvalConfig(
         size=args.size,
         temperature=args.temperature,
@@ -307,7 +292,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
     from colorizer.onnx import export_onnx
 
-    writable_folder(str(Path(args.out).parent))
+    check_writable_folder(str(Path(args.out).parent))
     report = export_onnx(args.model, args.out, weights_dir=args.weights_dir)
     print(f"wrote {args.out}: {report.summary()}")
     return 0

@@ -49,3 +49,35 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def check_output_folder(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` as a Path, refused up front if it or a folder above it is an existing file
+    (else the first write would fail mid-run with a bare FileExistsError)."""
+    out_root = Path(out_dir)
+    for p in (out_root, *out_root.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is" if p == out_root else f"lies under '{p}', which is"
+                raise NotADirectoryError(
+                    f"output folder '{out_root}' {where} an existing file, not a folder"
+                )
+            break
+    return out_root
+
+
+def check_writable_folder(out_dir: str | os.PathLike) -> Path:
+    """:func:`check_output_folder`, and refused too if no file could be made there: probes the
+    folder, or the nearest existing folder above it, with a temporary file (nothing is left).
+    For CLIs, before any work (a model load, a scoring run) is spent on results that could
+    not be written."""
+    import tempfile
+
+    path = check_output_folder(out_dir)
+    probe = next(p for p in (path, *path.parents) if p.exists())
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise OSError(f"cannot write to output folder '{out_dir}': {e.strerror or e}") from None
+    return path

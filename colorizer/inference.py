@@ -28,7 +28,7 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from colorizer.atomic import atomic_write
+from colorizer.atomic import atomic_write, check_output_folder
 from colorizer.imageio import ImageError, ImageSource, list_images, load_image, to_tensor
 from colorizer.lab import ab_from_unit, recolor_strips, rgb_to_l
 
@@ -375,21 +375,6 @@ UNCERTAINTY_SUFFIX = "_uncertainty"  # x.png's entropy map is x_uncertainty.png
 def uncertainty_path(output: Path) -> Path:
     """Where the uncertainty map of the colorization written to ``output`` goes."""
     return output.with_name(f"{output.stem}{UNCERTAINTY_SUFFIX}.png")
-
-
-def check_output_folder(out_dir: str | os.PathLike) -> Path:
-    """``out_dir`` as a Path, refused up front if it or a folder above it is an existing file
-    (else the first write would fail mid-run with a bare FileExistsError)."""
-    out_root = Path(out_dir)
-    for p in (out_root, *out_root.parents):
-        if p.exists():
-            if not p.is_dir():
-                where = "is" if p == out_root else f"lies under '{p}', which is"
-                raise NotADirectoryError(
-                    f"output folder '{out_root}' {where} an existing file, not a folder"
-                )
-            break
-    return out_root
 
 
 def plan_outputs(

@@ -209,3 +209,53 @@ def test_a_live_server_on_a_full_disk_says_retry_and_keeps_every_acknowledged_vo
     srv = Server(tmp_path / "s", votes, tmp_path / "server.log").start()  # restarts cleanly
     srv.stop()
     assert list(read_votes(votes)["participant"]) == [*acked, token.split(".")[0]]
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(ro)],
+                       capture_output=True, check=False)  # fmt: skip
+    if r.returncode != 0 or not os.path.ismount(ro):
+        pytest.skip(f"cannot mount a read-only tmpfs here ({r.stderr.decode().strip()})")
+    try:
+        yield ro
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)
+
+
+def test_survey_cli_path_and_file_errors_are_one_error_line_with_exit_2(tmp_path, read_only):
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    photos, a, b = make_outputs(tmp_path, n=2)
+    prepare_survey(PrepareConfig(photos, [("x", str(a)), ("y", str(b))], tmp_path / "s"))
+    good = tmp_path / "good.csv"
+    with VoteStore(good) as s:
+        s.append(vote(0))
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(good.read_bytes() + "caf\xe9\n".encode("latin-1"))
+    edited = tmp_path / "edited.csv"
+    edited.write_bytes(good.read_bytes() + _format_row({**vote(1), "vote_id": vote(0)["vote_id"]}))
+    systems = ["--system", f"x={a}", "--system", f"y={b}"]
+    cases = {
+        "cannot write to output folder": ["prepare", "--photos", str(photos), *systems,
+                                          "--out", str(read_only / "s")],
+        "Read-only file system": ["serve", "--survey", str(tmp_path / "s"),
+                                  "--votes", str(read_only / "v.csv")],
+        "Is a directory": ["serve", "--survey", str(tmp_path / "s"), "--votes", str(tmp_path)],
+        "not UTF-8 text": ["serve", "--survey", str(tmp_path / "s"), "--votes", str(latin1)],
+        "latin1.csv: not a votes file (not UTF-8": ["analyze", str(latin1), "--out",
+                                                    str(tmp_path / "o")],
+        "is not participant:trial": ["analyze", str(edited), "--out", str(tmp_path / "o")],
+        "cannot write to output folder ": ["analyze", str(good), "--out", str(read_only / "o")],
+    }  # fmt: skip
+    for expected, argv in cases.items():
+        r = subprocess.run([sys.executable, str(root / "survey.py"), *argv],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+        errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+        assert r.returncode == 2 and len(errors) == 1, (expected, r.stderr)
+        said = r.stderr[r.stderr.index("error: ") :]  # a list of bad rows follows its line
+        assert expected in said and "Traceback" not in r.stderr, (expected, r.stderr)
+    assert not (tmp_path / "o").exists()

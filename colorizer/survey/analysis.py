@@ -194,8 +194,10 @@ def _read_votes(
     path: Path, good: list[dict], seen: dict[tuple[str, str], str], problems: list[str]
 ) -> None:
     """Append ``path``'s valid rows to ``good`` and its problems to ``problems``."""
-    with open(path, newline="", encoding="utf-8") as f:
-        text = f.read()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise AnalysisError(f"{path}: not a votes file (not UTF-8 text at byte {e.start})") from None
     if text and not text.endswith("\n"):
         problems.append(
             f"{path}: last line is incomplete (torn write); the server cuts it on start"
@@ -212,6 +214,10 @@ def _read_votes(
         r = dict(zip(VOTE_FIELDS, rec, strict=True))
         bad = _row_problem(r)
         key = (r["participant"], r["trial"])
+        if bad is None and r["vote_id"] != f"{r['participant']}:{r['trial']}":
+            # The server writes participant:trial; another vote_id is an edited row, and
+            # one vote_id on two rows would be counted as two votes by whoever joins on it.
+            bad = f"vote_id {r['vote_id']!r} is not participant:trial ({key[0]}:{key[1]})"
         if bad is None and key in seen:
             bad = (
                 f"duplicate vote of participant {r['participant']} on trial {r['trial']} "

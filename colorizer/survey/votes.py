@@ -163,7 +163,14 @@ def repair_and_read(path: Path) -> tuple[list[dict], RepairReport]:
             f"{path}: header is not a votes header ({first!r}); use another --votes file"
         )
     rows = []
-    reader = csv.reader(io.StringIO(data[len(header) :].decode("utf-8")))
+    try:
+        text = data[len(header) :].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise VoteStoreError(
+            f"{path}: not UTF-8 text at byte {len(header) + e.start}; the file was edited "
+            "or corrupted - fix or move it, nothing was changed"
+        ) from None
+    reader = csv.reader(io.StringIO(text))
     for i, rec in enumerate(reader, start=2):
         if len(rec) != len(VOTE_FIELDS):
             raise VoteStoreError(
