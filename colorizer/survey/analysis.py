@@ -197,7 +197,9 @@ def _read_votes(
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
-        raise AnalysisError(f"{path}: not a votes file (not UTF-8 text at byte {e.start})") from None
+        raise AnalysisError(
+            f"{path}: not a votes file (not UTF-8 text at byte {e.start})"
+        ) from None
     if text and not text.endswith("\n"):
         problems.append(
             f"{path}: last line is incomplete (torn write); the server cuts it on start"
