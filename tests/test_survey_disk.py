@@ -67,7 +67,7 @@ def small_disk(tmp_path):
     try:
         yield disk
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_a_full_disk_refuses_the_vote_cleanly_and_loses_no_acknowledged_one(small_disk, tmp_path):
@@ -222,7 +222,7 @@ def read_only(tmp_path):
     try:
         yield ro
     finally:
-        subprocess.run(["umount", str(ro)], check=False)
+        subprocess.run(["umount", "-l", str(ro)], check=False)
 
 
 def test_survey_cli_path_and_file_errors_are_one_error_line_with_exit_2(tmp_path, read_only):
