@@ -12,11 +12,13 @@ builds the web app over them. See docs/survey.md.
 
 import argparse
 import gc
+import html
 import json
 import logging
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from colorizer.atomic import check_writable_folder
@@ -63,8 +65,10 @@ KEYS_JS = """
 }
 """
 
+# The heading is the survey's own question (the manifest's, the one every trial asks and
+# the analysis reports), so the consent screen and the trials say the same thing.
 CONSENT = """
-## Which photo looks real?
+## {question}
 
 You will see pairs of colour photographs, one pair at a time, and answer one question about
 each pair by clicking the button under the photo you pick. There are no right or wrong
@@ -130,7 +134,7 @@ def build_blocks(session):
         token = gr.Textbox(visible="hidden", elem_id="survey-token")
         trial = gr.Textbox(visible="hidden", elem_id="survey-trial")
         with gr.Column(visible=True) as consent_col:
-            gr.Markdown(CONSENT)
+            gr.Markdown(CONSENT.format(question=session.manifest.question))
             agree = gr.Checkbox(label="I have read this and agree to take part", value=False)
             start = gr.Button("Start", variant="primary", elem_id="survey-start")
         with gr.Column(visible=False) as trial_col:
@@ -232,21 +236,110 @@ def build_blocks(session):
     return blocks
 
 
+def _md_cell(value: object) -> str:
+    """Text for one cell of a Markdown table, shown as written: photo and system names may
+    hold ``|``, ``*``, ``<`` and the like (prepare refuses only control characters and
+    formula starts)."""
+    text = "".join("\\" + c if c in "\\`*_[]~#|" else c for c in str(value))
+    return html.escape(text, quote=False)
+
+
+def _md_table(header: list[str], rows: list[list[object]], right: int = 1) -> list[str]:
+    """A Markdown table; the columns from ``right`` on are numbers, right-aligned."""
+    align = ["---" if i < right else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(map(_md_cell, header)) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
+    return lines
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{100 * k / n:.1f} %" if n else "n/a"
+
+
+def admin_markdown(d: dict, systems: Sequence[str] = (), photos: Sequence[str] = ()) -> str:
+    """The admin page: ``SurveySession.admin_async``'s dict as Markdown tables.
+
+    Formatting only; every count comes from the session (catch trials are not in the
+    per-system and per-photo tables, as there). ``systems`` and ``photos`` (the manifest's)
+    get a row even before their first vote, with 0."""
+    if not d.get("ok"):
+        return f"**{_md_cell(d.get('message') or 'Refused.')}**"
+    wins: dict = d.get("wins", {})
+    per_photo: dict = {p: {} for p in photos} | d.get("per_photo", {})
+    per_photo = dict(sorted(per_photo.items()))
+    systems = sorted(set(systems).union(wins, *(set(v) for v in per_photo.values())))
+    counted = sum(wins.values())
+    catch, passed = int(d.get("catch_votes", 0)), int(d.get("catch_passed", 0))
+    out = [
+        f"Votes stored: **{d.get('votes', 0)}** ({counted} counted, {catch} on catch trials).",
+        "",
+        "### Participants",
+        "",
+        *_md_table(
+            ["started", "finished", "live (in server memory)"],
+            [[d.get("participants", 0), d.get("finished", 0), d.get("live_participants", 0)]],
+            right=0,
+        ),
+        "",
+        "### Votes per system (times chosen, catch trials not counted)",
+        "",
+        *_md_table(
+            ["system", "wins", "share of counted votes"],
+            [[s, wins.get(s, 0), _pct(wins.get(s, 0), counted)] for s in systems]
+            + [["(all)", counted, _pct(counted, counted)]],
+        ),
+        "",
+        "### Catch trials",
+        "",
+        *_md_table(
+            ["catch votes", "passed", "pass rate"], [[catch, passed, _pct(passed, catch)]], right=0
+        ),
+        "",
+        "### Votes per photo (wins of each system)",
+        "",
+    ]
+    if counted:
+        rows = [
+            [photo, *(c.get(s, 0) for s in systems), sum(c.values())]
+            for photo, c in per_photo.items()
+        ]
+        out += _md_table(["photo", *systems, "votes"], rows)
+    else:
+        out.append("No counted votes yet.")
+    return "\n".join(out) + "\n"
+
+
 def build_admin_blocks(session):
-    """Password-protected live counts, mounted at /admin; participants never reach it."""
+    """Password-protected live counts, mounted at /admin; participants never reach it.
+
+    The password box submits on Enter, as the button does; the counts are Markdown tables
+    (:func:`admin_markdown`). A wrong password waits in ``session.admin_async``."""
     import gradio as gr
+
+    from colorizer.survey import REAL
 
     with gr.Blocks(title="Survey admin") as blocks:
         gr.Markdown("## Survey admin: live counts")
-        pw = gr.Textbox(label="Admin password", type="password")
-        show = gr.Button("Show counts")
-        out = gr.JSON()
+        pw = gr.Textbox(label="Admin password", type="password", elem_id="admin-password")
+        show = gr.Button("Show counts", elem_id="admin-show")
+        out = gr.Markdown(elem_id="admin-counts")
 
-        async def on_show(password: str) -> dict:
-            return await session.admin_async(password)
+        m = session.manifest
+        # Every system gets a row (0 before its first win); in Turing mode the real photo too.
+        systems = [*m.systems, *([REAL] if m.mode == "turing" else [])]
+
+        async def on_show(password: str) -> str:
+            return admin_markdown(await session.admin_async(password), systems, m.photos)
 
         # No limit, as for the admin API: guesses wait without a thread or a queue place.
-        show.click(on_show, pw, out, api_visibility="private", concurrency_limit=None)
+        gr.on(
+            [pw.submit, show.click],
+            on_show,
+            pw,
+            out,
+            api_visibility="private",
+            concurrency_limit=None,
+        )
     return blocks
 
 

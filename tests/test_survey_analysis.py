@@ -15,6 +15,7 @@ from colorizer.survey.analysis import (
     binom_p,
     bradley_terry,
     load_votes,
+    plots,
     wilson_interval,
 )
 
@@ -126,7 +127,11 @@ def test_pairwise_share_per_photo_position_and_exclusions(tmp_path):
     assert not bool(people.loc["u3", "excluded"])
     for name in ["summary.md", "per_photo.csv", "overall.csv", "position.csv", "per_photo.png"]:
         assert (tmp_path / "out" / name).stat().st_size > 0
-    assert "60 of 100" in (tmp_path / "out" / "summary.md").read_text()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "60 of 100" in summary
+    # The question in the participants' words (consent heading and trials), nothing else.
+    assert 'Question asked: "Which photo looks more realistic?"' in summary
+    assert "looks real?" not in summary
 
     # Loosening the thresholds brings the excluded votes back.
     loose = AnalysisConfig(min_response_ms=0, max_catch_failures=1, bootstrap=0)
@@ -271,3 +276,95 @@ def test_outputs_of_simulated_votes_say_so_in_their_titles(tmp_path):
     assert "SIMULATED" not in (tmp_path / "real" / "summary.md").read_text()
     for name in pngs:
         assert not Image.open(tmp_path / "real" / name).info["Title"].startswith("SIMULATED")
+
+
+def _reference_at(lines, value: float, axis: str) -> bool:
+    """A horizontal (axis "y") or vertical ("x") line drawn across the axes at ``value``."""
+    get = "get_ydata" if axis == "y" else "get_xdata"
+    return any(list(getattr(line, get)()) == [value, value] for line in lines)
+
+
+def _errorbars(ax, direction: str) -> list:
+    from matplotlib.container import ErrorbarContainer
+
+    key = "has_yerr" if direction == "y" else "has_xerr"
+    return [c for c in ax.containers if isinstance(c, ErrorbarContainer) and getattr(c, key)]
+
+
+def test_plots_show_interval_n_reference_line_and_labels(tmp_path):
+    import matplotlib.pyplot as plt
+
+    # ours vs zhang on three photos: ours wins 0 of 4 (a 0 % bar), 2 of 6 and 5 of 5.
+    w = VoteWriter()
+    for photo, k, n in (("p_zero", 0, 4), ("p_some", 2, 6), ("p_all", 5, 5)):
+        for j in range(n):
+            left, right = ("ours", "zhang") if j % 2 else ("zhang", "ours")
+            winner = "ours" if j < k else "zhang"
+            w.add(f"u{j}", photo, left, right, "left" if winner == left else "right")
+    cfg = AnalysisConfig(bootstrap=0, min_response_ms=0, focus="ours")
+    res = analyze_file(w.write(tmp_path / "v.csv"), tmp_path / "o", cfg)
+    pp = res.per_photo.set_index("photo")
+    assert pp.loc["p_zero", "ours_n"] == 4 and pp.loc["p_some", "ours_n"] == 6  # n per photo
+
+    figs = plots(res)
+    try:
+        ax = figs["per_photo.png"].axes[0]
+        assert "ours" in ax.get_ylabel() and "%" in ax.get_ylabel()
+        assert ax.get_xlabel() == "photo"
+        assert _reference_at(ax.get_lines(), 50, "y")  # the 50 % line
+        texts = [t.get_text() for t in ax.texts]
+        for photo, n in (("p_zero", 4), ("p_some", 6), ("p_all", 5)):
+            i = [t.get_text() for t in ax.get_xticklabels()].index(photo)
+            assert f"n={n}" in texts[i], texts  # n beside each bar
+        assert "0 %\nn=4" in texts  # the 0 % photo says so in words too
+        (eb,) = _errorbars(ax, "y")
+        # The interval of every photo: the 0 % one reaches its Wilson upper bound.
+        marker, _, (bars,) = eb.lines
+        segments = {round(float(seg[0][0])): seg for seg in bars.get_segments()}
+        i_zero = [t.get_text() for t in ax.get_xticklabels()].index("p_zero")
+        lo, hi = wilson_interval(0, 4)
+        assert segments[i_zero][:, 1] == pytest.approx([100 * lo, 100 * hi])
+        # A 0 % share is still drawn: a marker at 0, inside the axes, not clipped away.
+        assert marker.get_marker() not in (None, "", "None", " ")
+        assert marker.get_ydata()[i_zero] == 0 and not marker.get_clip_on()
+        assert ax.get_ylim()[0] <= 0
+
+        ax = figs["overall.png"].axes[0]
+        assert ax.get_xlabel() and ax.get_ylabel() == "pair of systems"
+        assert _reference_at(ax.get_lines(), 50, "x")
+        assert len(_errorbars(ax, "x")) == 1
+        labels = [t.get_text() for t in ax.get_yticklabels()] + [t.get_text() for t in ax.texts]
+        assert any("n=15" in t for t in labels), labels
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
+    for name in ("per_photo.png", "overall.png"):
+        assert (tmp_path / "o" / name).stat().st_size > 0
+
+    # Three systems: the Bradley-Terry plot has its interval, n, reference and labels too;
+    # Turing mode's per-photo plot its 50 % ceiling and n.
+    w3 = VoteWriter()
+    for j in range(6):
+        for x, y in (("A", "B"), ("B", "C"), ("A", "C")):
+            w3.add(f"u{j}", "p0", x, y, "left" if j % 3 else "right")
+    loose = AnalysisConfig(bootstrap=20, min_response_ms=0)
+    res3 = analyze_file(w3.write(tmp_path / "v3.csv"), tmp_path / "o3", loose)
+    t = VoteWriter("turing")
+    for j in range(4):
+        t.add(f"u{j}", "p0", "real", "ours", "left")  # never fooled: 0 %
+    rest = analyze_file(t.write(tmp_path / "t.csv"), tmp_path / "ot", loose)
+    figs = {**{f"bt/{k}": v for k, v in plots(res3).items()}, **plots(rest)}
+    try:
+        ax = figs["bt/bradley_terry.png"].axes[0]
+        assert ax.get_xlabel() and ax.get_ylabel() == "system"
+        assert _reference_at(ax.get_lines(), 0, "x") and len(_errorbars(ax, "x")) == 1
+        assert all("n=" in t.get_text() for t in ax.get_yticklabels())
+        ax = figs["per_photo.png"].axes[0]
+        assert "fooled" in ax.get_ylabel() and ax.get_xlabel()
+        assert _reference_at(ax.get_lines(), 50, "y")
+        assert [t.get_text() for t in ax.texts] == ["0 %\nn=4"]
+        (eb,) = _errorbars(ax, "y")
+        assert eb.lines[0].get_ydata()[0] == 0 and not eb.lines[0].get_clip_on()
+    finally:
+        for fig in figs.values():
+            plt.close(fig)

@@ -1,8 +1,9 @@
-"""The participant page in Chromium, on a desktop and on a phone-sized screen.
+"""The participant page in Chromium, on a desktop and on a phone-sized screen; the admin page.
 
 Arrow keys vote, the next pair is fetched while the current one is shown (and so appears at
 once), the progress bar follows the answers, and on a phone the two photos stay side by
-side with both buttons on the first screen. A real `survey.py serve` on a free port, a
+side with both buttons on the first screen. The admin page shows its tables when the
+password is sent with Enter. The served page asks the manifest's question, in one wording. A real `survey.py serve` on a free port, a
 survey made from three of the bundled example photos.
 
 The same code takes the screenshots committed under results/survey/:
@@ -14,9 +15,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import shutil
 import sys
 import tempfile
+import time
+import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +35,8 @@ for p in (REPO, REPO / "tests"):  # when run as a script
 
 from test_survey_server import Server, assert_blind, read_rows  # noqa: E402
 
-from colorizer.survey import PrepareConfig, prepare_survey  # noqa: E402
+from colorizer.survey import Manifest, PrepareConfig, prepare_survey  # noqa: E402
+from colorizer.survey.design import QUESTIONS  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -41,10 +47,11 @@ DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
          "has_touch": True}  # fmt: skip
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
+
+def browser_test(fn):
+    """Runs in headless Chromium (skipped without it, or with -m "not browser")."""
+    fn = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")(fn)
+    return pytest.mark.browser(fn)
 
 
 def make_page_survey(folder: Path) -> Path:
@@ -176,6 +183,7 @@ def assert_not_blank(path: Path) -> None:
     assert pixels.std() > 20.0, path
 
 
+@browser_test
 def test_desktop_arrow_keys_preload_and_progress(server, tmp_path):
     shot = tmp_path / "page_desktop.png"
     got = run_desktop(server.url, shot)
@@ -204,6 +212,7 @@ def test_desktop_arrow_keys_preload_and_progress(server, tmp_path):
     assert_not_blank(shot)
 
 
+@browser_test
 def test_phone_layout(server, tmp_path):
     shot = tmp_path / "page_phone.png"
     got = run_phone(server.url, shot)
@@ -219,6 +228,100 @@ def test_phone_layout(server, tmp_path):
     rows = [r for r in read_rows(server.votes) if r["participant"] == got["token"]]
     assert [r["choice"] for r in rows] == ["right"]  # the tap voted
     assert_not_blank(shot)
+
+
+def post_api(url: str, name: str, data: list) -> dict:
+    """One call of the survey's plain HTTP API (POST, then GET the result)."""
+    req = urllib.request.Request(
+        f"{url}/gradio_api/call/{name}",
+        json.dumps({"data": data}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        event = json.load(r)["event_id"]
+    with urllib.request.urlopen(f"{url}/gradio_api/call/{name}/{event}", timeout=30) as r:
+        text = r.read().decode()
+    return json.loads(text.split("data: ", 1)[1])[0]
+
+
+def test_one_wording_of_the_question(server):
+    """The consent screen's heading and every trial ask the manifest's question, the one the
+    analysis reports; the old heading "Which photo looks real?" is gone."""
+    question = QUESTIONS["pairwise"]
+    assert Manifest.load(server.survey).question == question
+    with urllib.request.urlopen(server.url + "/config", timeout=30) as r:
+        config = r.read().decode()
+    with urllib.request.urlopen(server.url + "/", timeout=30) as r:
+        html = r.read().decode()
+    for text in (config, html):
+        assert f"## {question}" in text  # the consent heading
+        assert "looks real?" not in text.lower()
+        assert "which looks more realistic" not in text.lower()
+    d = post_api(server.url, "start", [True])
+    assert d["status"] == "trial" and d["question"] == question
+
+
+def admin_tables(url: str) -> dict:
+    """The admin page in Chromium: a wrong password, then the right one, each sent with Enter."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(**DESKTOP)
+            page.goto(url + "/admin/")
+            box = page.locator("#admin-password input")
+            box.fill("wrong")
+            t0 = time.monotonic()
+            box.press("Enter")
+            page.locator("#admin-counts").get_by_text("Wrong password.").wait_for()
+            wrong_s = time.monotonic() - t0
+            wrong_tables = page.locator("#admin-counts table").count()
+            box.fill("pw")
+            box.press("Enter")
+            page.locator("#admin-counts table").first.wait_for()
+            tables = page.evaluate(
+                """() => [...document.querySelectorAll('#admin-counts table')].map(t =>
+                    [...t.querySelectorAll('tr')].map(r =>
+                        [...r.querySelectorAll('th, td')].map(c => c.textContent.trim())))"""
+            )
+        finally:
+            browser.close()
+    return {"wrong_s": wrong_s, "wrong_tables": wrong_tables, "tables": tables}
+
+
+@browser_test
+def test_admin_page_enter_shows_vote_tables(server):
+    # One participant votes on three trials (a catch trial among them, maybe), through the API.
+    d = post_api(server.url, "start", [True])
+    for choice in ("left", "right", "left"):
+        d = post_api(server.url, "vote", [d["token"], d["trial"], choice])
+        assert d["recorded"], d
+    rows = read_rows(server.votes)
+    counted = [r for r in rows if r["is_catch"] != "1"]
+    catch = [r for r in rows if r["is_catch"] == "1"]
+    wins = Counter(r["chosen_system"] for r in counted)
+    per_photo = Counter((r["photo"], r["chosen_system"]) for r in counted)
+
+    got = admin_tables(server.url)
+    assert got["wrong_s"] >= 0.9 and got["wrong_tables"] == 0  # still slow, and no counts
+    people, systems, catches, photos = got["tables"]
+    assert people[0] == ["started", "finished", "live (in server memory)"]
+    assert people[1][0] == str(len({r["participant"] for r in rows}))
+    assert systems[0] == ["system", "wins", "share of counted votes"]
+    shown = {r[0]: int(r[1]) for r in systems[1:]}
+    # Every system, one without a win too (0), and the total of the counted votes.
+    manifest = Manifest.load(server.survey)
+    assert shown == {**{s: wins[s] for s in manifest.systems}, "(all)": len(counted)}
+    assert catches[1][:2] == [str(len(catch)), str(sum(r["correct"] == "1" for r in catch))]
+    header = photos[0]
+    assert header[0] == "photo" and header[-1] == "votes"
+    for r in photos[1:]:
+        cells = dict(zip(header[1:-1], map(int, r[1:-1]), strict=True))
+        assert cells == {s: per_photo[(r[0], s)] for s in header[1:-1]}
+        assert int(r[-1]) == sum(cells.values())
+    assert sum(int(r[-1]) for r in photos[1:]) == len(counted)
+    assert sorted(r[0] for r in photos[1:]) == sorted(manifest.photos)  # unvoted ones: 0
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .design import REAL, name_problem
+from .design import QUESTIONS, REAL, name_problem
 from .session import SIMULATED
 from .votes import VOTE_FIELDS
 
@@ -332,6 +332,8 @@ def _pairwise(main: pd.DataFrame, cfg: AnalysisConfig):
     per_photo["votes"] = main.groupby("photo").size()
     for s in systems:
         per_photo[f"{s}_wins"] = g["sum"][s].fillna(0).astype(int) if s in g["sum"] else 0
+        # n of the share: the votes on this photo that showed the system.
+        per_photo[f"{s}_n"] = g["count"][s].fillna(0).astype(int) if s in g["count"] else 0
         per_photo[f"{s}_share_pct"] = (100 * g["sum"][s] / g["count"][s]).round(1)
     focus = cfg.focus or systems[0]
     if focus not in systems:
@@ -483,6 +485,8 @@ def to_markdown(res: AnalysisResult, cfg: AnalysisConfig, command: str = "") -> 
     if "source" in df and df["source"].nunique() > 1:  # several server instances, merged
         per_file = df.groupby("source", sort=False).size()
         out += ["Votes merged from " + ", ".join(f"`{f}` ({n})" for f, n in per_file.items()), ""]
+    # The question as participants read it (the consent heading and every trial).
+    out += [f'Question asked: "{QUESTIONS[res.mode]}"', ""]
     out += [
         f"- votes: {len(df)} valid rows from {df['participant'].nunique()} participants "
         f"({int(df['is_catch'].sum())} catch-trial votes)",
@@ -531,28 +535,213 @@ def to_markdown(res: AnalysisResult, cfg: AnalysisConfig, command: str = "") -> 
     return "\n".join(out)
 
 
-def write_report(
-    res: AnalysisResult, out_dir: str | Path, cfg: AnalysisConfig, command: str = ""
-) -> list[Path]:
-    """Markdown + CSV tables + matplotlib plots under ``out_dir``; returns the files."""
+# ----------------------------------------------------------------------------- plots
+#
+# Each plot reads without the tables: every share with its 95 % interval and its n, the
+# 50 % line (no preference; in Turing mode the ceiling) and both axes labelled. A share of
+# 0 % still shows: every share is a marker, drawn over the axis (not clipped), and its value
+# is written beside it.
+
+SHARE_COLOR = "#2563eb"
+REFERENCE = {"color": "#6b7280", "lw": 1.0, "ls": "--", "zorder": 1}
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _title(res: AnalysisResult, ax, title: str) -> None:
+    ax.set_title(
+        res.title(title), fontsize=9, color="#b91c1c" if res.simulated else "black", wrap=True
+    )
+
+
+def _unclipped(container) -> None:
+    """Markers and interval lines of an errorbar drawn over the axes edge (a 0 % share)."""
+    for artist in container.lines:
+        for a in artist if isinstance(artist, tuple) else (artist,):
+            if a is not None:
+                a.set_clip_on(False)
+
+
+def _intervals(k: Sequence[int], n: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shares and 95 % Wilson bounds in %, nan where n = 0."""
+    ci = np.array([wilson_interval(int(a), int(b)) for a, b in zip(k, n, strict=True)])
+    share = np.array([100 * a / b if b else math.nan for a, b in zip(k, n, strict=True)])
+    return share, 100 * ci[:, 0], 100 * ci[:, 1]
+
+
+def plot_per_photo(res: AnalysisResult):
+    """Per photo: the focus system's share of the votes it appeared in (pairwise) or the
+    fooled rate per photo and system (Turing), as bars with interval, marker and n."""
+    plt = _pyplot()
+    pp = res.per_photo
+    if res.mode == "pairwise":
+        focus = pp.attrs.get("focus") or next(
+            c.removesuffix("_share_pct") for c in pp.columns if c.endswith("_share_pct")
+        )
+        labels = pp["photo"].astype(str).tolist()
+        k, n = pp[f"{focus}_wins"].astype(int), pp[f"{focus}_n"].astype(int)
+        ylabel = f"{focus} chosen (% of its votes)"
+        xlabel = "photo"
+        ref = "50 %: no preference"
+        what = f"{focus} share of votes"
+    else:
+        labels = (pp["photo"].astype(str) + "\n" + pp["system"].astype(str)).tolist()
+        k, n = pp["fooled"].astype(int), pp["votes"].astype(int)
+        ylabel = "fooled: taken for the real photo (% of votes)"
+        xlabel = "photo / system"
+        ref = "50 %: ceiling"
+        what = "fooled rate"
+    share, lo, hi = _intervals(k, n)
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.55 * len(labels) + 2), 4.2))
+    ax.bar(
+        x,
+        np.nan_to_num(share),
+        width=0.7,
+        color=SHARE_COLOR,
+        alpha=0.35,
+        edgecolor=SHARE_COLOR,
+        linewidth=1.0,
+        zorder=2,
+    )
+    eb = ax.errorbar(
+        x,
+        share,
+        yerr=[share - lo, hi - share],
+        fmt="o",
+        color=SHARE_COLOR,
+        ecolor="black",
+        elinewidth=1.0,
+        capsize=3,
+        markersize=5,
+        zorder=3,
+        label="share, 95 % Wilson interval",
+    )
+    _unclipped(eb)
+    ax.axhline(50, label=ref, **REFERENCE)
+    for xi, s_, h, ni in zip(x, share, hi, n, strict=True):
+        value = "no votes" if ni == 0 else f"{s_:.0f} %"
+        top = 0.0 if not math.isfinite(h) else h
+        ax.text(xi, top + 2, f"{value}\nn={ni}", ha="center", va="bottom", fontsize=6.5, zorder=4)
+    ax.set_ylim(0, 140)  # room above 100 % for the n labels and the legend
+    ax.set_yticks(range(0, 101, 25))
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.set_xticks(x, labels)
+    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.legend(loc="upper center", ncols=2, fontsize=6.5, framealpha=0.9)
+    _title(res, ax, f"Per photo: {what}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_overall(res: AnalysisResult):
+    """Per pair of systems (pairwise) or per system (Turing): share, interval, n."""
+    plt = _pyplot()
+    o = res.overall
+    pairwise = res.mode == "pairwise"
+    names = (o["system"] + " vs " + o["versus"]) if pairwise else o["system"]
+    k = o["k"] if pairwise else o["fooled"]
+    share, lo, hi = _intervals(k, o["n"])
+    y = np.arange(len(o))
+    fig, ax = plt.subplots(figsize=(6, 0.6 * len(o) + 2.0))
+    eb = ax.errorbar(
+        share,
+        y,
+        xerr=[share - lo, hi - share],
+        fmt="o",
+        color=SHARE_COLOR,
+        ecolor="black",
+        capsize=4,
+        zorder=3,
+        label="share, 95 % Wilson interval",
+    )
+    _unclipped(eb)
+    for yi, s_, ki, ni in zip(y, share, k, o["n"], strict=True):
+        at = s_ if math.isfinite(s_) else 0.0
+        right = at > 60  # the label goes to the side with room, never over the axis
+        ax.annotate(
+            f"{at:.1f} % ({ki} of n={ni})",
+            (at, yi),
+            xytext=(-4 if right else 4, 7),
+            textcoords="offset points",
+            ha="right" if right else "left",
+            fontsize=7,
+        )
+    ax.axvline(50, label="50 %: no preference" if pairwise else "50 %: ceiling", **REFERENCE)
+    ax.set_yticks(y, [f"{a}\n(n={b})" for a, b in zip(names, o["n"], strict=True)], fontsize=8)
+    ax.set_ylim(len(o) - 0.4, -1.4)  # first row on top, room above it for the legend
+    ax.set_xlim(0, 100)
+    if pairwise:
+        ax.set_xlabel("votes for the first system of the pair (%)", fontsize=8)
+        ax.set_ylabel("pair of systems", fontsize=8)
+    else:
+        ax.set_xlabel("fooled: colorization taken for the real photo (%)", fontsize=8)
+        ax.set_ylabel("system", fontsize=8)
+    ax.legend(loc="upper center", ncols=2, fontsize=6.5, framealpha=0.9)
+    what = "Share of votes" if pairwise else "Fooled rate"
+    _title(res, ax, f"{what}, 95 % Wilson intervals")
+    fig.tight_layout()
+    return fig
+
+
+def plot_bradley_terry(res: AnalysisResult):
+    """BT log-strengths with bootstrap intervals and each system's comparisons (n)."""
+    plt = _pyplot()
+    b = res.bt
+    y = np.arange(len(b))
+    fig, ax = plt.subplots(figsize=(6, 0.6 * len(b) + 2.0))
+    eb = ax.errorbar(
+        b["bt_score"],
+        y,
+        xerr=[b["bt_score"] - b["ci95_lo"], b["ci95_hi"] - b["bt_score"]],
+        fmt="o",
+        color=SHARE_COLOR,
+        ecolor="black",
+        capsize=4,
+        zorder=3,
+        label="score, 95 % bootstrap interval",
+    )
+    _unclipped(eb)
+    # Score 0 is the average system; against it, a system is chosen 50 % of the time.
+    ax.axvline(0, label="0: average system (50 % against it)", **REFERENCE)
+    ticks = [
+        f"{a}\n(n={c} comparisons)" for a, c in zip(b["system"], b["comparisons"], strict=True)
+    ]
+    ax.set_yticks(y, ticks, fontsize=8)
+    ax.set_ylim(len(b) - 0.4, -1.4)
+    ax.set_xlabel("Bradley-Terry log-strength (95 % participant-bootstrap interval)", fontsize=8)
+    ax.set_ylabel("system", fontsize=8)
+    ax.legend(loc="upper center", ncols=2, fontsize=6.5, framealpha=0.9)
+    _title(res, ax, "Bradley-Terry scores")
+    fig.tight_layout()
+    return fig
+
+
+def plots(res: AnalysisResult) -> dict:
+    """Every plot of the report, by file name (matplotlib figures; the caller closes them)."""
+    figs = {"per_photo.png": plot_per_photo(res), "overall.png": plot_overall(res)}
+    if res.bt is not None:
+        figs["bradley_terry.png"] = plot_bradley_terry(res)
+    return figs
+
+
+def write_report(
+    res: AnalysisResult, out_dir: str | Path, cfg: AnalysisConfig, command: str = ""
+) -> list[Path]:
+    """Markdown + CSV tables + matplotlib plots under ``out_dir``; returns the files."""
+    plt = _pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-
-    def save(fig, ax, name: str, title: str) -> None:
-        # The title is drawn and kept in the PNG's metadata: a plot of simulated votes says
-        # so wherever it is shown, not only in a README beside it.
-        title = res.title(title)
-        ax.set_title(title, fontsize=9, color="#b91c1c" if res.simulated else "black", wrap=True)
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=120, metadata={"Title": title})
-        plt.close(fig)
-        files.append(out / name)
 
     def csv_(name: str, table: pd.DataFrame) -> None:
         p = out / name
@@ -570,56 +759,12 @@ def write_report(
         p.write_text("\n".join(res.malformed) + "\n")
         files.append(p)
 
-    # Per-photo plot: share of the first system (pairwise) or fooled rate (turing).
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(res.per_photo) + 2), 3.5))
-    if res.mode == "pairwise":
-        share_cols = [c for c in res.per_photo.columns if c.endswith("_share_pct")]
-        focus = res.per_photo.attrs.get("focus")
-        col = f"{focus}_share_pct" if focus else share_cols[0]
-        ax.bar(res.per_photo["photo"].astype(str), res.per_photo[col])
-        ax.set_ylabel(col.replace("_share_pct", "") + " share of votes (%)")
-    else:
-        lab = res.per_photo["photo"].astype(str) + "\n" + res.per_photo["system"].astype(str)
-        ax.bar(lab, res.per_photo["fooled_pct"])
-        ax.set_ylabel("fooled (%)")
-    ax.axhline(50, color="grey", lw=0.8, ls="--")
-    ax.set_ylim(0, 100)
-    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-    what = f"{col.replace('_share_pct', '')} share" if res.mode == "pairwise" else "fooled rate"
-    save(fig, ax, "per_photo.png", f"Per photo: {what}")
-
-    # Overall plot with 95 % intervals.
-    fig, ax = plt.subplots(figsize=(5, 0.5 * len(res.overall) + 1.5))
-    o = res.overall
-    labels = (o["system"] + " vs " + o["versus"]) if res.mode == "pairwise" else o["system"]
-    share = o["share"] if res.mode == "pairwise" else o["fooled_rate"]
-    ax.errorbar(
-        100 * share,
-        range(len(o)),
-        xerr=[100 * (share - o["ci95_lo"]), 100 * (o["ci95_hi"] - share)],
-        fmt="o",
-        capsize=4,
-    )
-    ax.set_yticks(range(len(o)), labels)
-    ax.axvline(50, color="grey", lw=0.8, ls="--")
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("share of votes (%)" if res.mode == "pairwise" else "fooled rate (%)")
-    what = "Share of votes" if res.mode == "pairwise" else "Fooled rate"
-    save(fig, ax, "overall.png", f"{what}, 95 % Wilson intervals")
-
-    if res.bt is not None:
-        fig, ax = plt.subplots(figsize=(5, 0.5 * len(res.bt) + 1.5))
-        b = res.bt
-        ax.errorbar(
-            b["bt_score"],
-            range(len(b)),
-            xerr=[b["bt_score"] - b["ci95_lo"], b["ci95_hi"] - b["bt_score"]],
-            fmt="o",
-            capsize=4,
-        )
-        ax.set_yticks(range(len(b)), b["system"])
-        ax.set_xlabel("Bradley-Terry log-strength (95 % bootstrap interval)")
-        save(fig, ax, "bradley_terry.png", "Bradley-Terry scores")
+    for name, fig in plots(res).items():
+        # The title is drawn and kept in the PNG's metadata: a plot of simulated votes says
+        # so wherever it is shown, not only in a README beside it.
+        fig.savefig(out / name, dpi=120, metadata={"Title": fig.axes[0].get_title()})
+        plt.close(fig)
+        files.append(out / name)
 
     md = out / "summary.md"
     md.write_text(to_markdown(res, cfg, command))
