@@ -80,10 +80,15 @@ TEMPERATURE_HELP = (
 )
 NO_TEMPERATURE_HELP = "This model paints colours directly: colour strength does not apply to it."
 MODEL_HELP = "Which trained model paints the colours."
+UNCERTAINTY_LABEL = "Where the model was unsure"
+UNCERTAINTY_LEGEND = "dark: confident · bright: uncertain"
 UNCERTAINTY_HELP = (
-    "Bright where the model hesitated between many colours (the entropy of its colour "
-    "distribution), dark where it was sure. Models that predict colours directly have none."
+    "The normalised entropy of the model's colour distribution at each pixel, from 0 (sure of "
+    "one colour) to 1 (every colour equally likely). It is computed at the model's own small "
+    "size, hence soft. Models that predict colours directly (regression) have none, and this "
+    "map is hidden for them."
 )
+UNCERTAINTY_HEIGHT = 300  # px: fits beside the page's other content on a 900 px high screen
 
 # Largest upload the server accepts (Gradio answers 413 past it). Anything bigger cannot be a
 # photo the library would decode (it refuses more than MAX_PIXELS, 80 MP), so it would only fill
@@ -717,6 +722,42 @@ def _temperature_slider(t_max: float, value: float | None, **kwargs: Any) -> gr.
     )
 
 
+def uncertainty_legend_html(stops: int = 9) -> str:
+    """The uncertainty map's legend: a colour bar from 0 to 1 painted by the library's own
+    ``uncertainty_image`` (so it matches the map whatever colour map the library uses), its
+    ends named, and what the numbers mean."""
+    bar = np.asarray(uncertainty_image(np.linspace(0.0, 1.0, stops)[None, :]))[0]
+    gradient = ", ".join(f"rgb({r}, {g}, {b})" for r, g, b in bar.tolist())
+    return (
+        f'<div class="uncertainty-legend" style="font-size: var(--text-sm)">'
+        f'<div style="font-weight: 600">{UNCERTAINTY_LEGEND}</div>'
+        f'<div style="height: 12px; border-radius: 3px; margin: 4px 0 2px; '
+        f'background: linear-gradient(to right, {gradient})"></div>'
+        f'<div style="display: flex; justify-content: space-between">'
+        f"<span>0 confident</span><span>0.5</span><span>1 uncertain</span></div>"
+        f'<div style="opacity: 0.8; margin-top: 4px">{UNCERTAINTY_HELP}</div></div>'
+    )
+
+
+def scroll_into_view_js(elem_id: str) -> str:
+    """Browser code that scrolls the page until the element ``elem_id`` is on screen (its top
+    16 px below the window's top), and leaves the page alone when it already is.
+
+    Gradio's own ``scroll_to_output=True`` has no effect with the installed Gradio (6.31: in
+    Chromium the page never scrolls), so on a phone the result arrived below the fold unseen.
+    Run as a ``js=`` step after the event succeeds.
+    """
+    return f"""() => {{
+        const el = document.getElementById({elem_id!r});
+        if (!el) return [];
+        const box = el.getBoundingClientRect();
+        if (box.top < 0 || box.bottom > window.innerHeight) {{
+            window.scrollTo({{ top: box.top + window.scrollY - 16, behavior: "smooth" }});
+        }}
+        return [];
+    }}"""
+
+
 def _to_gradio(fn):
     """Run a handler; its DemoError becomes a gr.Error the page shows (the server keeps going).
 
@@ -781,6 +822,17 @@ def build_demo(
         return gr.update(value=t, maximum=max(T_MAX, t), interactive=True, info=TEMPERATURE_HELP), (
             _about(description, t)
         )
+
+    def has_uncertainty(label: str | None) -> Any:
+        """Show the uncertainty map only for a model that predicts a colour distribution (the
+        library's classification models); a regression model has none."""
+        if not label:
+            return gr.update()
+        try:
+            kind = app.model_defaults(label)[1]
+        except DemoError:  # on_model_change, fired by the same change, shows the message
+            return gr.update()
+        return gr.update(visible=kind == "classification")
 
     def on_colorize(
         file: Any, label: str | None, temperature: float | None, progress=gr.Progress()
@@ -888,28 +940,34 @@ def build_demo(
                         _about(app.zoo.options[first].description, first_t) if first else "",
                         elem_id="model-about",
                     )
-            with gr.Accordion("Where the model was unsure", open=False):
-                out_unc = gr.Image(
-                    label="Uncertainty (bright = unsure)",
-                    type="filepath",
-                    format="png",
-                    elem_id="uncertainty",
-                )
-                gr.Markdown(UNCERTAINTY_HELP)
+                    # Below the result, at a height that fits a screen, with its legend; hidden
+                    # for models that predict no colour distribution (regression).
+                    with gr.Column(
+                        visible=first_kind != "regression", elem_id="uncertainty-box"
+                    ) as unc_box:
+                        out_unc = gr.Image(
+                            label=f"{UNCERTAINTY_LABEL} ({UNCERTAINTY_LEGEND})",
+                            type="filepath",
+                            format="png",
+                            elem_id="uncertainty",
+                            height=UNCERTAINTY_HEIGHT,
+                            interactive=False,
+                        )
+                        gr.HTML(uncertainty_legend_html(), elem_id="uncertainty-legend")
             model_in.change(
                 _to_gradio(on_model_change),
                 model_in,
                 [temp_in, model_about],
                 api_name="model_defaults",
             )
+            model_in.change(has_uncertainty, model_in, unc_box, api_visibility="private")
             go.click(
                 _to_gradio(on_colorize),
                 [file_in, model_in, temp_in],
                 [out_img, out_slider, out_unc, out_file, out_info],
                 api_name="colorize",
-                scroll_to_output=True,  # on a phone the result is below the knobs
                 **limit,
-            )
+            ).success(None, js=scroll_into_view_js("colorized"))  # on a phone: below the knobs
 
         with gr.Tab("Compare"):
             gr.Markdown(
@@ -928,8 +986,15 @@ def build_demo(
                             examples_per_page=12,
                         )
                 with gr.Column(scale=2, min_width=300):
+                    # Every model's result and caption on the page, none hidden in a box to
+                    # scroll: Gradio 6 caps height="auto" (or None) at 55% of the window
+                    # (its "fixed-height" class), a CSS height of the content is not capped.
                     cmp_out = gr.Gallery(
-                        label="Side by side", columns=3, height="auto", format="png"
+                        label="Side by side",
+                        columns=3,
+                        height="fit-content",
+                        format="png",
+                        elem_id="compare-gallery",
                     )
                     cmp_note = gr.Markdown(elem_id="compare-note")
             cmp_go.click(
@@ -937,9 +1002,8 @@ def build_demo(
                 cmp_file,
                 [cmp_out, cmp_note],
                 api_name="compare",
-                scroll_to_output=True,
                 **limit,
-            )
+            ).success(None, js=scroll_into_view_js("compare-gallery"))
 
         with gr.Tab("Batch"):
             gr.Markdown(

@@ -145,6 +145,30 @@ def url(tmp_path_factory: pytest.TempPathFactory):
     app.close()
 
 
+# Three classification models (they predict a colour distribution, hence an uncertainty map)
+# and one regression model (streetside predicts a*b* directly: no distribution, no map).
+ZOO = ["colornet_tiny", "cunet_tiny", "eccv16_tiny", "streetside_tiny"]
+WIDE = {"width": 1366, "height": 900}  # a common laptop screen
+
+
+@pytest.fixture(scope="module")
+def zoo_url(tmp_path_factory: pytest.TempPathFactory):
+    """A demo serving every model in ZOO (colornet_tiny, the first, is the page's start)."""
+    models = tmp_path_factory.mktemp("zoo")
+    for name in ZOO:
+        torch.manual_seed(0)
+        save_checkpoint(models / f"{name}.pt", create_model(name))
+    app = demo_module.build_demo(
+        models_dir=models, device="cpu", scratch_dir=tmp_path_factory.mktemp("zoo_scratch")
+    )
+    app.queue()
+    _, local_url, _ = app.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    yield local_url
+    app.close()
+
+
 def assert_not_blank(shot: Path) -> None:
     # A real screenshot of text, photos and widgets varies a lot.
     pixels = np.asarray(Image.open(io.BytesIO(shot.read_bytes())).convert("L"), np.float32)
@@ -195,6 +219,158 @@ def test_page_colorizes_an_example_on_a_phone(url: str, tmp_path: Path) -> None:
         boxes["#photo"]["y"] < PHONE["height"] and boxes["#colorize-btn"]["y"] < 2 * PHONE["height"]
     )
     assert_not_blank(shot)
+
+
+def test_phone_scrolls_to_the_result_when_it_arrives(url: str) -> None:
+    """On a phone the result is below the knobs: after a tap on Colorize the page scrolls
+    so that the colorized photo is on screen (nothing else would show that it is done)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+            page = context.new_page()
+            page.goto(url, wait_until="networkidle", timeout=60_000)
+            page.locator("#photo input[type=file]").set_input_files(
+                str(REPO / "examples" / "dune.jpg")
+            )
+            page.wait_for_function(_loaded("#photo img"), timeout=30_000)
+            button = page.get_by_role("button", name="Colorize", exact=True)
+            button.scroll_into_view_if_needed()
+            before = page.locator("#colorized").bounding_box()
+            # The result's box is (at least partly) below the fold when the button is tapped.
+            assert before is not None and before["y"] + before["height"] > PHONE["height"]
+            button.tap()
+            page.wait_for_function(_loaded("#colorized img"), timeout=60_000)
+            # Scrolling is smooth: give it time to settle, then the result must be on screen.
+            page.wait_for_function(
+                "h => { const b = document.querySelector('#colorized img')"
+                ".getBoundingClientRect(); return b.top >= 0 && b.bottom <= h; }",
+                arg=PHONE["height"],
+                timeout=10_000,
+            )
+            box = page.locator("#colorized img").first.bounding_box()
+            assert box is not None and box["height"] > 50, box
+            assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], box
+        finally:
+            browser.close()
+
+
+def test_compare_gallery_shows_every_model_with_its_caption(zoo_url: str) -> None:
+    """At 1366x900 the Compare gallery (original + 4 models: two rows) shows every picture and
+    caption on the page: none is clipped inside a fixed-height box that scrolls on its own."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport=WIDE)
+            page.goto(zoo_url, wait_until="networkidle", timeout=60_000)
+            page.get_by_role("tab", name="Compare").click()
+            page.locator("#compare-photo input[type=file]").set_input_files(
+                str(REPO / "examples" / "dune.jpg")
+            )
+            page.wait_for_function(_loaded("#compare-photo img"), timeout=30_000)
+            page.get_by_role("button", name="Compare all models").click()
+            expect(page.locator("#compare-note")).to_contain_text(
+                f"{len(ZOO)} models compared", timeout=120_000
+            )
+            gallery = page.locator("#compare-gallery")
+            captions = gallery.locator(".caption-label")
+            expect(captions).to_have_count(len(ZOO) + 1, timeout=30_000)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('#compare-gallery img')]"
+                ".every(i => i.complete && i.naturalWidth > 0)",
+                timeout=30_000,
+            )
+            # For each caption: the boxes that clip it (any ancestor inside the gallery that
+            # does not let its content overflow) and how far their content scrolls.
+            clipped = page.evaluate(
+                """() => {
+                const gallery = document.getElementById('compare-gallery');
+                const out = [];
+                for (const cap of gallery.querySelectorAll('.caption-label')) {
+                    const c = cap.getBoundingClientRect();
+                    for (let el = cap.parentElement; el; el = el.parentElement) {
+                        const st = getComputedStyle(el);
+                        if (st.overflowY !== 'visible' || st.overflowX !== 'visible') {
+                            const b = el.getBoundingClientRect();
+                            if (c.top < b.top - 1 || c.bottom > b.bottom + 1 ||
+                                c.left < b.left - 1 || c.right > b.right + 1 ||
+                                el.scrollHeight > el.clientHeight + 1)
+                                out.push([cap.textContent, el.className,
+                                          el.scrollHeight, el.clientHeight]);
+                        }
+                        if (el === gallery) break;
+                    }
+                }
+                return out;
+            }"""
+            )
+            assert clipped == [], clipped
+            shown = [c.strip() for c in captions.all_inner_texts()]
+            assert shown[0] == "original" and all(any(n in c for c in shown) for n in ZOO), shown
+            for i in range(len(ZOO) + 1):  # the page itself scrolls to each: all are there
+                captions.nth(i).scroll_into_view_if_needed()
+                expect(captions.nth(i)).to_be_in_viewport()
+        finally:
+            browser.close()
+
+
+def test_uncertainty_map_has_a_legend_fits_the_screen_and_hides_for_regression(
+    zoo_url: str,
+) -> None:
+    """A classification model's map is shown below the result with its legend, no taller
+    than the screen; for a regression model (no colour distribution) it is hidden."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport=WIDE)
+            page.goto(zoo_url, wait_until="networkidle", timeout=60_000)
+            expect(page.locator("#model input")).to_have_value(
+                "colornet_tiny (a checkpoint file)", timeout=30_000
+            )
+            page.locator("#photo input[type=file]").set_input_files(
+                str(REPO / "examples" / "dune.jpg")
+            )
+            page.wait_for_function(_loaded("#photo img"), timeout=30_000)
+            page.get_by_role("button", name="Colorize", exact=True).click()
+            page.wait_for_function(_loaded("#uncertainty img"), timeout=60_000)
+            unc = page.locator("#uncertainty")
+            expect(unc).to_be_visible()
+            legend = page.locator("#uncertainty-legend")
+            expect(legend).to_be_visible()
+            expect(legend).to_contain_text("dark: confident · bright: uncertain")
+            expect(legend).to_contain_text("0 confident")
+            expect(legend).to_contain_text("1 uncertain")
+            box = unc.bounding_box()
+            assert box is not None and 100 < box["height"] <= WIDE["height"], box
+            assert box["x"] >= 0 and box["x"] + box["width"] <= WIDE["width"], box
+            img = page.locator("#uncertainty img").first.bounding_box()
+            assert img is not None and img["height"] <= WIDE["height"], img
+            # Below the result (same column), not pushed off to a far end of the page.
+            result = page.locator("#colorized").bounding_box()
+            assert result is not None and box["y"] >= result["y"] + result["height"], (box, result)
+            assert box["x"] >= result["x"] - 1, (box, result)
+
+            page.locator("#model input").click()
+            page.get_by_role("option", name="streetside_tiny (a checkpoint file)").click()
+            expect(page.locator("#temperature input[type=number]")).to_be_disabled(timeout=30_000)
+            expect(unc).to_be_hidden(timeout=30_000)
+            expect(legend).to_be_hidden()
+            page.get_by_role("button", name="Colorize", exact=True).click()
+            expect(page.locator("#info")).to_contain_text("streetside_tiny", timeout=60_000)
+            expect(unc).to_be_hidden()
+
+            page.locator("#model input").click()  # and back: the map returns
+            page.get_by_role("option", name="cunet_tiny (a checkpoint file)").click()
+            expect(unc).to_be_visible(timeout=30_000)
+            expect(legend).to_contain_text("dark: confident · bright: uncertain")
+        finally:
+            browser.close()
 
 
 def test_photo_input_shows_16_bit_and_cmyk_photos(url: str, tmp_path: Path) -> None:
