@@ -56,18 +56,22 @@ def read_votes(path: Path) -> pd.DataFrame:
     return df
 
 
+def mounted_tmpfs(folder: Path, options: str, what: str):
+    """A real tmpfs mounted on ``folder`` (skips where root may not mount), unmounted after."""
+    folder.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                       capture_output=True, check=False)  # fmt: skip
+    if r.returncode != 0 or not os.path.ismount(folder):
+        pytest.skip(f"cannot mount {what} here ({r.stderr.decode().strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
 @pytest.fixture
 def small_disk(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                       capture_output=True, check=False)  # fmt: skip
-    if r.returncode != 0 or not os.path.ismount(disk):
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()})")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+    yield from mounted_tmpfs(tmp_path / "disk", "size=64k", "a tmpfs")
 
 
 def test_a_full_disk_refuses_the_vote_cleanly_and_loses_no_acknowledged_one(small_disk, tmp_path):
@@ -213,16 +217,7 @@ def test_a_live_server_on_a_full_disk_says_retry_and_keeps_every_acknowledged_vo
 
 @pytest.fixture
 def read_only(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(ro)],
-                       capture_output=True, check=False)  # fmt: skip
-    if r.returncode != 0 or not os.path.ismount(ro):
-        pytest.skip(f"cannot mount a read-only tmpfs here ({r.stderr.decode().strip()})")
-    try:
-        yield ro
-    finally:
-        subprocess.run(["umount", "-l", str(ro)], check=False)
+    yield from mounted_tmpfs(tmp_path / "ro", "ro,size=16k", "a read-only tmpfs")
 
 
 def test_survey_cli_path_and_file_errors_are_one_error_line_with_exit_2(tmp_path, read_only):
