@@ -129,13 +129,15 @@ def colorize_in_browser(
     return shown
 
 
-@pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory):
-    models = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    save_checkpoint(models / "colornet_tiny.pt", create_model("colornet_tiny"))
+def serve_demo(tmp_path_factory: pytest.TempPathFactory, names: list[str], tag: str):
+    """A live demo on a free port over a models folder of the tiny ``names`` (the first is the
+    page's start); yields its URL, closes it after."""
+    models = tmp_path_factory.mktemp(tag)
+    for name in names:
+        torch.manual_seed(0)
+        save_checkpoint(models / f"{name}.pt", create_model(name))
     app = demo_module.build_demo(
-        models_dir=models, device="cpu", scratch_dir=tmp_path_factory.mktemp("scratch")
+        models_dir=models, device="cpu", scratch_dir=tmp_path_factory.mktemp(f"{tag}_scratch")
     )
     app.queue()
     _, local_url, _ = app.launch(
@@ -143,6 +145,11 @@ def url(tmp_path_factory: pytest.TempPathFactory):
     )
     yield local_url
     app.close()
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory):
+    yield from serve_demo(tmp_path_factory, ["colornet_tiny"], "models")
 
 
 # Three classification models (they predict a colour distribution, hence an uncertainty map)
@@ -154,19 +161,7 @@ WIDE = {"width": 1366, "height": 900}  # a common laptop screen
 @pytest.fixture(scope="module")
 def zoo_url(tmp_path_factory: pytest.TempPathFactory):
     """A demo serving every model in ZOO (colornet_tiny, the first, is the page's start)."""
-    models = tmp_path_factory.mktemp("zoo")
-    for name in ZOO:
-        torch.manual_seed(0)
-        save_checkpoint(models / f"{name}.pt", create_model(name))
-    app = demo_module.build_demo(
-        models_dir=models, device="cpu", scratch_dir=tmp_path_factory.mktemp("zoo_scratch")
-    )
-    app.queue()
-    _, local_url, _ = app.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-    )
-    yield local_url
-    app.close()
+    yield from serve_demo(tmp_path_factory, ZOO, "zoo")
 
 
 def assert_not_blank(shot: Path) -> None:
