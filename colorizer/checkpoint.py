@@ -291,10 +291,13 @@ def _check_contents(obj: dict, path: Path) -> None:
         _check_calibration(obj["calibration"], path)
 
 
-def state_dict_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
-    """A readable list of missing/unexpected keys and shape mismatches, or None if it fits."""
+def state_dict_mismatch(
+    model: nn.Module, state: dict[str, torch.Tensor], new: tuple[str, ...] = ()
+) -> str | None:
+    """A readable list of missing/unexpected keys and shape mismatches, or None if it fits.
+    Keys starting with one of ``new`` may be missing (modules the file predates)."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
+    missing = [k for k in own if k not in state and not k.startswith(new)]
     unexpected = [k for k in state if k not in own]
     shapes = [
         f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
@@ -317,16 +320,21 @@ def state_dict_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str
     return "; ".join(parts)
 
 
-def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def load_state(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, new: tuple[str, ...] = ()
+) -> None:
     """THE way weights reach a model (loading, resuming, fine-tuning, pretrained files): every
     key and shape must fit, else CheckpointError names the missing, unexpected and misshapen
-    tensors of ``source``; fp16 weights are cast back to the model's fp32."""
-    problem = state_dict_mismatch(model, state)
+    tensors of ``source``; fp16 weights are cast back to the model's fp32. Only keys under
+    the prefixes ``new`` (modules added for fine-tuning) may be missing: they keep their init."""
+    problem = state_dict_mismatch(model, state, new)
     if problem:
         raise CheckpointError(
             f"{source} does not fit architecture {getattr(model, 'arch_name', type(model).__name__)!r} "
             f"{getattr(model, 'arch_args', '')}: {problem}"
         )
+    if new:
+        state = {**{k: v for k, v in model.state_dict().items() if k.startswith(new)}, **state}
     model.load_state_dict(state, strict=True)  # copy_ casts fp16 weights back to fp32
 
 

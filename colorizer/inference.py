@@ -3,6 +3,8 @@
     colorizer = Colorizer("eccv16")                 # a registry name, a checkpoint path or a module
     rgb = colorizer.colorize("photo.jpg")           # PIL RGB, same size as the input
     rgb, u = colorizer.colorize(img, temperature=0.2, return_uncertainty=True)
+    rgb = colorizer.colorize(img, hints=[{"x": 120, "y": 48, "rgb": [200, 30, 30]}])
+    colorizer.suggest_colors(img, 120, 48)         # the k likeliest distinct colours there
     report = colorize_many(colorizer, ["folder/"], "out/")
 
 The pipeline is Zhang et al.'s: the network sees the photo resized to its ``input_size``
@@ -13,6 +15,7 @@ keeps every detail of the input's lightness whatever the network's resolution.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -29,6 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from colorizer.atomic import atomic_write, check_output_folder
+from colorizer.hints import Hint, HintError, ab_to_rgb, hint_from_dict, hint_map, recommend_colors
 from colorizer.imageio import ImageError, ImageSource, list_images, load_image, to_tensor
 from colorizer.lab import ab_from_unit, recolor_strips, rgb_to_l
 
@@ -166,6 +170,7 @@ class Colorizer:
             if not hasattr(self.model, attr):
                 raise ValueError(f"model {self.name} lacks the '{attr}' attribute of the contract")
         self.model.to(self.device).eval()
+        self._encoder_cache: tuple[Any, Any] | None = None
         self.temperature = (
             None if temperature is None else resolve_temperature(self.model, temperature)
         )
@@ -186,16 +191,47 @@ class Colorizer:
         return resolve_temperature(self.model, self.temperature)
 
     # ------------------------------------------------------------------ the network
+    @property
+    def accepts_hints(self) -> bool:
+        return bool(getattr(self.model, "accepts_hints", False))
+
     @torch.inference_mode()
-    def predict(self, L: torch.Tensor, temperature: float | None = None) -> Prediction:
-        """(B, 1, H, W) L at the working size -> a*b* (and logits) at the network's output size."""
+    def predict(
+        self, L: torch.Tensor, temperature: float | None = None, hints: torch.Tensor | None = None
+    ) -> Prediction:
+        """(B, 1, H, W) L at the working size (and a (B, 3, H, W) hint map) -> a*b* (and logits)
+        at the network's output size."""
         L = L.to(self.device)
         t = self.temperature if temperature is None else temperature
+        extra = ()
+        if hints is not None:
+            if not self.accepts_hints:
+                raise HintError(f"model {self.name} takes no colour hints (it was trained without)")
+            extra = (hints.to(self.device),)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
-            out = self.model(L)
+            if hasattr(self.model, "encode") and self.backend == "torch":
+                out = self.model.decode(self._encoded(L), *extra)
+            else:
+                out = self.model(L, *extra)
         out = out.float()  # decode in float32: softmax over 313 bins at fp16 loses the tails
         ab = output_to_ab(self.model, out, t)
         return Prediction(ab=ab, logits=out if self.model.kind == "classification" else None)
+
+    def _encoded(self, L: torch.Tensor) -> Any:
+        """The encoder's output for ``L``, kept for the last photo seen: a hint change then
+        re-runs the decoder alone (the encoder is most of the forward; benchmarks/bench_hints).
+        One entry, swapped whole, so concurrent requests never see half of one."""
+        key = (
+            tuple(L.shape),
+            L.dtype,
+            hashlib.blake2b(L.cpu().numpy().tobytes(), digest_size=16).digest(),
+        )
+        cached = self._encoder_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        encoded = self.model.encode(L)
+        self._encoder_cache = (key, encoded)
+        return encoded
 
     def working_l(self, img: Image.Image) -> torch.Tensor:
         """The network's input for a photo: RGB resized (bicubic) to input_size, then L.
@@ -224,16 +260,21 @@ class Colorizer:
         image: ImageSource,
         temperature: float | None = None,
         return_uncertainty: bool = False,
+        hints: Sequence[Hint | dict] | None = None,
     ) -> Image.Image | tuple[Image.Image, np.ndarray | None]:
         """Colorize one photo of any mode and size; returns an RGB PIL image of the same size.
 
         With ``return_uncertainty`` also returns (H, W) float32 in [0, 1]: the normalised
         entropy of the predicted colour distribution, upsampled to full size (None for
         regression models, which predict no distribution).
+
+        ``hints``: user colour points (colorizer.hints.Hint, or dicts as in a hints file:
+        ``{"x": 120, "y": 48, "rgb": [200, 30, 30]}``) in this photo's pixel coordinates,
+        for a model that takes them; an empty list is the automatic colorization.
         """
         img = load_image(image)
         t = None if temperature is None else resolve_temperature(self.model, temperature)
-        pred = self.predict(self.working_l(img), t)
+        pred = self.predict(self.working_l(img), t, self.hint_map(img, hints))
         out = self.compose(img, pred.ab[0])
         if not return_uncertainty:
             return out
@@ -241,6 +282,51 @@ class Colorizer:
             return out, None
         ent = self.model.bins.entropy(pred.logits)  # (1, h, w)
         return out, upsample_map(ent, img.size[1], img.size[0])
+
+    def hint_map(
+        self, img: Image.Image, hints: Sequence[Hint | dict] | None
+    ) -> torch.Tensor | None:
+        """User points on ``img`` -> the model's (1, 3, h, w) hint input (None: no hints)."""
+        if not hints:
+            return None
+        if not self.accepts_hints:
+            raise HintError(f"model {self.name} takes no colour hints (it was trained without)")
+        parsed = [
+            h if isinstance(h, Hint) else hint_from_dict(h, f"hints[{i}]")
+            for i, h in enumerate(hints)
+        ]
+        return hint_map(parsed, img.size, tuple(self.model.input_size))
+
+    @torch.inference_mode()
+    def suggest_colors(
+        self,
+        image: ImageSource,
+        x: float,
+        y: float,
+        hints: Sequence[Hint | dict] | None = None,
+        k: int = 6,
+    ) -> list[dict[str, Any]]:
+        """The ``k`` likeliest distinct colours of the point (x, y) of the photo (its pixels),
+        given the hints so far: [{"ab": (a, b), "rgb": (r, g, b), "p": probability}], the RGB
+        at that point's own lightness (what the pixel would look like). Classification models
+        only: a regression model predicts one colour, no distribution."""
+        if self.kind != "classification":
+            raise HintError(f"model {self.name} predicts no colour distribution to suggest from")
+        img = load_image(image)
+        W, H = img.size
+        if not (0 <= x < W and 0 <= y < H):
+            raise HintError(f"point ({x:g}, {y:g}) is outside the {W}x{H} photo")
+        L = self.working_l(img)
+        pred = self.predict(L, None, self.hint_map(img, hints))
+        h, w = pred.logits.shape[-2:]
+        i, j = min(h - 1, int(y * h / H)), min(w - 1, int(x * w / W))
+        probs = self.model.bins.probabilities(pred.logits[:, :, i : i + 1, j : j + 1])[0, :, 0, 0]
+        hL, wL = L.shape[-2:]
+        light = float(L[0, 0, min(hL - 1, int(y * hL / H)), min(wL - 1, int(x * wL / W))])
+        return [
+            {"ab": ab, "rgb": ab_to_rgb(light, ab), "p": p}
+            for ab, p in recommend_colors(probs.cpu(), self.model.bins, k)
+        ]
 
     def compose(self, img: Image.Image, ab: torch.Tensor) -> Image.Image:
         """Join the full-resolution L of ``img`` with ``ab`` (2, h, w) upsampled to its size."""
@@ -439,6 +525,7 @@ def colorize_many(
     overwrite: bool = False,
     recursive: bool = True,
     progress: bool = True,
+    hints: dict[str, list[Hint]] | None = None,
 ) -> ColorizeReport:
     """Colorize files and folders into ``out_dir`` as ``<stem>.png``.
 
@@ -446,6 +533,8 @@ def colorize_many(
     overwritten; an existing output only with ``overwrite=True`` (otherwise skipped, which
     also makes an interrupted run resumable). With ``uncertainty`` a colour-mapped
     ``<stem>_uncertainty.png`` is written next to each output (classification models).
+    ``hints`` maps an input's file name to its colour hints (colorizer.hints.load_hints_file);
+    a photo whose hints do not fit it (a point outside it) is skipped with the reason.
     """
     start = time.perf_counter()
     if not isinstance(inputs, str | os.PathLike):
@@ -464,9 +553,12 @@ def colorize_many(
             continue
         try:
             result = colorizer.colorize(
-                src, temperature=temperature, return_uncertainty=uncertainty
+                src,
+                temperature=temperature,
+                return_uncertainty=uncertainty,
+                hints=(hints or {}).get(src.name),
             )
-        except ImageError as e:
+        except (ImageError, HintError) as e:
             report.skipped.append((src, str(e)))
             log.debug("skipped %s", e)  # the report carries it; callers say it once
             continue

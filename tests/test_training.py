@@ -523,13 +523,18 @@ def test_each_shipped_config_runs_end_to_end(name, tiny_data, tmp_path):
     on the tiny data with the tiny variant of its model family."""
     path = CONFIGS / f"{name}.toml"
     orig = load_config(path)
+    # what the config trains (hint inputs, what is frozen), without its sizes
+    kept = {
+        k: v for k, v in orig.model_args.items() if k in ("hints", "hint_levels", "freeze_base")
+    }
+    model_args = ", ".join(f"{k} = {json.dumps(v)}" for k, v in kept.items())
     cfg = load_config(
         path,
         [
             f'data="{tiny_data}"',
             f'out_dir="{tmp_path / name}"',
             f'model="{orig.model}_tiny"',  # the tiny variant of its family
-            "model_args={}",
+            f"model_args={{{model_args}}}",
             'init_from=""',
             "epochs=1",
             "batch_size=8",

@@ -1,4 +1,4 @@
-"""python -m training {prepare,prior,train,evaluate,calibrate,export} ..."""
+"""python -m training {prepare,prior,train,evaluate,calibrate,export,graft} ..."""
 
 from __future__ import annotations
 
@@ -64,6 +64,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         command=_command(),
     )
     print(table)
+    return 0
+
+
+def cmd_graft(args: argparse.Namespace) -> int:
+    from training.export import graft_hints
+
+    print(f"wrote {graft_hints(args.base, args.hints, args.out)}")
     return 0
 
 
@@ -166,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--temperature", type=float, help="replace the tuned decoding temperature")
     q.add_argument("--why", default="", help="why the temperature was replaced (recorded)")
     q.set_defaults(func=cmd_export)
+    q = sub.add_parser("graft", help="add hint branches trained on a frozen model to that model")
+    q.add_argument("--base", required=True, help="the model the branches were trained on")
+    q.add_argument("--hints", required=True, help="final.pt of a freeze_base hint run")
+    q.add_argument("--out", required=True, help="e.g. weights/default.pt")
+    q.set_defaults(func=cmd_graft)
     return p
 
 

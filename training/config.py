@@ -35,6 +35,9 @@ class TrainConfig:
     model: str = "colornet"  # any registered model name
     model_args: dict[str, Any] = field(default_factory=dict)  # overrides for create_model
     init_from: str = ""  # start from this checkpoint's weights (fine-tuning); "" = random init
+    # parameter-name prefixes that init_from may lack (modules new to the architecture, e.g.
+    # "hint_branches." when hints are added to a trained model); they keep their own init
+    init_new: list[str] = field(default_factory=list)
     # models with a pretrained part (effunet's ImageNet encoder): load it before step 1 unless
     # init_from or --resume brings weights
     pretrained_encoder: bool = False
@@ -82,6 +85,11 @@ class TrainConfig:
     # so a small set of weak scenes (fog, sunsets) is seen as often as the big ones. Epochs then
     # draw with replacement, as photo_balance does, and the two multiply. {}: off.
     source_weights: dict[str, float] = field(default_factory=dict)
+    # simulated user colour hints (models with hints=True; colorizer.hints.simulate_hints):
+    # mean number of points per photo (0: no hints), share of photos given none, patch side
+    hint_points: float = 0.0
+    hint_none: float = 0.0
+    hint_patch: int = 3
     val_limit: int = 0  # per-epoch validation on this many evenly spaced val photos (0: all)
     # decoding (classification)
     temperature: float = 0.0  # 0: tune on the val split over temperature_grid
@@ -117,6 +125,8 @@ class TrainConfig:
             raise ConfigError(f"temperature_rule must be one of {TEMPERATURE_RULES}")
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError(f"lam must be in [0, 1], got {self.lam}")
+        if self.hint_points < 0 or not 0.0 <= self.hint_none <= 1.0 or self.hint_patch < 1:
+            raise ConfigError("hint_points must be >= 0, hint_none in [0, 1], hint_patch >= 1")
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")

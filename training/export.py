@@ -2,6 +2,8 @@
 
     python -m training export --ckpt runs/landscape/final.pt --out weights/landscape.pt \
         --metrics results/training/landscape/summary.json --label landscape
+    python -m training graft --base weights/default.pt --hints runs/hints_all_levels/final.pt \
+        --out weights/default.pt       # add trained hint branches to the model they steer
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import json
 import logging
 from pathlib import Path
 
-from colorizer.checkpoint import save_checkpoint
-from colorizer.models import load_checkpoint
+import torch
+
+from colorizer.checkpoint import load_state, save_checkpoint
+from colorizer.models import create_model, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -63,4 +67,52 @@ def export_checkpoint(
         half=half,
     )
     log.info("exported %s -> %s (%.1f MB)", ckpt, path, path.stat().st_size / 1e6)
+    return path
+
+
+HINT_PREFIX = "hint_branches."
+
+
+def graft_hints(base: str, hints: str, out: str, half: bool = True) -> Path:
+    """Ship hint branches trained on a frozen ``base`` (a run with ``freeze_base``): the
+    base checkpoint as it is (weights, decoding temperature, calibration, metrics,
+    provenance) plus the branches of ``hints``, its architecture now taking hints. So the new
+    file colorizes exactly as ``base`` without hints (tests/test_hints.py checks it bit for
+    bit). Refused when the hint run's frozen weights are not ``base``'s: its branches learnt
+    to steer that decoder, not another."""
+    base_model, base_meta = load_checkpoint(base)
+    hint_model, hint_meta = load_checkpoint(hints)
+    if not getattr(hint_model, "accepts_hints", False):
+        raise ValueError(f"{hints} has no hint branches (a model trained with hints=True)")
+    if getattr(base_model, "accepts_hints", False):
+        raise ValueError(f"{base} takes hints already: graft onto the model without them")
+    own = base_model.state_dict()
+    for k, v in hint_model.state_dict().items():
+        if k.startswith(HINT_PREFIX):
+            continue
+        if k not in own or own[k].shape != v.shape or not torch.equal(own[k].half(), v.half()):
+            raise ValueError(
+                f"{hints} was not trained on {base}: its frozen weight {k!r} differs "
+                "(train the hint branches with init_from = the base and freeze_base = true)"
+            )
+    args = dict(base_model.arch_args)
+    args.update(hints=True, hint_levels=tuple(hint_model.arch_args["hint_levels"]))
+    model = create_model(base_model.arch_name, **args)
+    load_state(model, {**own, **hint_model.state_dict()}, f"{base} + {hints}")
+    for attr in ("bins", "default_temperature", "calibration"):
+        if hasattr(base_model, attr):
+            setattr(model, attr, getattr(base_model, attr))
+    train = dict(base_meta.get("train", {}))
+    train["hints"] = hint_meta.get("train", {})
+    metrics = dict(base_meta.get("metrics", {}))
+    metrics["hints"] = hint_meta.get("metrics", {})
+    path = save_checkpoint(
+        out,
+        model,
+        default_temperature=base_meta.get("default_temperature"),
+        train=train,
+        metrics=metrics,
+        half=half,
+    )
+    log.info("grafted the hint branches of %s onto %s -> %s", hints, base, path)
     return path

@@ -30,6 +30,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from colorizer.bins import ColorBins, class_prior, rebalance_weights
+from colorizer.hints import simulate_hints
 from colorizer.lab import ab_to_unit, rgb_to_lab
 from colorizer.metrics import RENAMED, colorfulness, score
 from colorizer.provenance import hardware_string
@@ -287,14 +288,23 @@ def lr_factor(
 # ---------------------------------------------------------------------------- validation
 @torch.no_grad()
 def predict_outputs(
-    model: nn.Module, images: torch.Tensor, device: torch.device, batch: int = 32
+    model: nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    batch: int = 32,
+    hint_points: float = 0.0,
 ) -> Any:
     """Yield (rgb8, L, out) per batch: the uint8 (B, 3, H, W) ground truth, its L and the raw
-    model output."""
+    model output; with ``hint_points`` the model also gets simulated hints (the training's
+    simulation, a fixed seed per batch: the same hints at every epoch)."""
     for i in range(0, len(images), batch):
         rgb8 = images[i : i + batch].to(device).permute(0, 3, 1, 2)
-        L, _ = to_lab(rgb8.float() / 255.0)
-        yield rgb8, L, model(L).float()
+        L, ab = to_lab(rgb8.float() / 255.0)
+        hints = ()
+        if hint_points:
+            gen = torch.Generator().manual_seed(i)
+            hints = (simulate_hints(ab, gen, hint_points),)
+        yield rgb8, L, model(L, *hints).float()
 
 
 def outputs_to_rgb(
@@ -321,13 +331,15 @@ def validate(
     temperatures: list[float],
     loss_fn: ColorLoss | None = None,
     batch: int = 32,
+    hint_points: float = 0.0,
 ) -> dict[float, dict[str, float]]:
-    """Mean metrics on the photos for each temperature (one forward pass per batch)."""
+    """Mean metrics on the photos for each temperature (one forward pass per batch), with
+    simulated hints when ``hint_points`` > 0."""
     was_training = model.training
     model.eval()
     sums: dict[float, dict[str, float]] = {t: dict.fromkeys(METRIC_KEYS, 0.0) for t in temperatures}
     gt_colorful, loss_sum, n = 0.0, 0.0, 0
-    for rgb8, _L, out in predict_outputs(model, images, device, batch):
+    for rgb8, _L, out in predict_outputs(model, images, device, batch, hint_points):
         rgb = rgb8.float() / 255.0
         if loss_fn is not None:
             loss_sum += float(loss_fn(out, to_lab(rgb)[1])) * len(rgb)
@@ -476,7 +488,9 @@ def param_groups(model: nn.Module, encoder_lr_ratio: float) -> list[dict[str, An
     return [dict(params=rest, lr_scale=1.0), dict(params=enc, lr_scale=encoder_lr_ratio)]
 
 
-def load_weights(model: nn.Module, path: str | Path, what: str) -> dict[str, Any]:
+def load_weights(
+    model: nn.Module, path: str | Path, what: str, new: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Put the weights of the checkpoint at ``path`` (a final.pt to fine-tune from, a last.pt to
     resume) into ``model`` through the validated reader and loader; returns the checkpoint. A
     file that is damaged, foreign, of another architecture or of other shapes stops the run
@@ -487,7 +501,7 @@ def load_weights(model: nn.Module, path: str | Path, what: str) -> dict[str, Any
         ckpt = read_checkpoint(path)
         if ckpt["arch"] != model.arch_name:
             raise CheckpointError(f"{path} holds a {ckpt['arch']!r}, not a {model.arch_name!r}")
-        load_state(model, ckpt["state_dict"], str(path))
+        load_state(model, ckpt["state_dict"], str(path), new)
     except CheckpointError as e:
         raise TrainingError(f"{what}: {e}") from e
     return ckpt
@@ -642,8 +656,10 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = create_model(cfg.model, **cfg.model_args)
+    if cfg.hint_points and not getattr(model, "accepts_hints", False):
+        raise TrainingError(f"hint_points needs a model built with hints=True; {cfg.model} is not")
     if cfg.init_from and not resume:
-        load_weights(model, cfg.init_from, "init_from")
+        load_weights(model, cfg.init_from, "init_from", tuple(cfg.init_new))
         log.info("initialised from %s", cfg.init_from)
     elif cfg.pretrained_encoder and not resume:
         if not hasattr(model, "load_pretrained_encoder"):
@@ -817,8 +833,11 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
         L, ab = to_lab(rgb)  # Lab of the whole batch on the training device
         if cfg.channels_last:
             L = L.contiguous(memory_format=torch.channels_last)
+        hints = ()
+        if cfg.hint_points:
+            hints = (simulate_hints(ab, gen, cfg.hint_points, cfg.hint_none, cfg.hint_patch),)
         with autocast:
-            out = run.model(L)
+            out = run.model(L, *hints)
         loss = run.loss_fn(out, ab)
         loss_val = loss.detach()
         if d.world > 1:  # every rank must agree on NaN and on the logged value
@@ -879,7 +898,8 @@ def end_epoch(run: Run, epoch: int, end: EpochEnd) -> None:
     if not run.dist.main:
         return
     t = run.val_temperature
-    res = validate(run.unwrap(), run.val_images, run.device, [t], run.loss_fn)[t]
+    hint_points = run.cfg.hint_points
+    res = validate(run.unwrap(), run.val_images, run.device, [t], run.loss_fn, 32, hint_points)[t]
     row = dict(
         epoch=epoch + 1,
         step=run.step,
@@ -887,6 +907,7 @@ def end_epoch(run: Run, epoch: int, end: EpochEnd) -> None:
         train_loss=f"{end.loss:.6f}",
         val_loss=f"{res['val_loss']:.6f}",
         temperature=t,
+        hint_points=hint_points,
         **{k: f"{res[k]:.4f}" for k in METRIC_KEYS},
         seconds=round(run.seconds(), 1),
         photos_s=f"{end.rate:.1f}",

@@ -19,6 +19,17 @@ one error that names it.
 
 ``freeze_encoder=True`` keeps the encoder in eval mode and out of autograd (the decoder-only
 first stage); the flag is an architecture argument so a resumed run freezes the same way.
+
+User colour hints (``hints=True``; Zhang et al. 2017, "Real-Time User-Guided Image Colorization
+with Learned Deep Priors", whose network takes them at its input): a (B, 3, H, W) map of a*b*/110
+and a 0/1 mask beside L (colorizer.hints draws it from a user's points). Here they enter the
+DECODER: at each of its four levels a small bias-free conv stack (``HintBranch``) reads the hints
+pooled to that level's grid and adds its features to the decoder's, its last conv zero-initialised
+as a ControlNet's. Why there and not at the input: the ImageNet encoder stays as it was (frozen,
+as fast to train as stage 1), and a photo without hints gives exactly zero from every branch
+(no bias anywhere in it), so the model's automatic output stays bit-identical to the one it was
+fine-tuned from (``freeze_base=True`` trains the branches alone). results/hints/ measures
+where hints enter (all four levels against the finest or the coarsest alone).
 """
 
 from __future__ import annotations
@@ -182,6 +193,46 @@ class Up(nn.Module):
         return self.conv(torch.cat([x, skip], 1))  # (B, c_out, *skip.shape[-2:])
 
 
+HINT_SCALE = 110.0  # a*b* / 110 in the hint map, as Zhang et al. 2017 normalise it
+HINT_LEVELS = (32, 16, 8, 4)
+
+
+class HintBranch(nn.Module):
+    """Hints pooled to one decoder level -> features added to that level's (zero when no hint).
+
+    (B, 3, H, W) [a/110, b/110, mask] -> per cell of the level's (h, w) grid: the mean hinted
+    a*b* and whether any hint falls in it -> two 3x3 convs (ReLU) -> 1x1 to ``c_out``. No conv has
+    a bias, so an all-zero map (no hints) gives exactly zero; the 1x1 starts at zero so a branch
+    added to a trained decoder changes nothing until it has learnt something.
+
+    With ``c_feat`` the branch also sees the decoder's own features at that level (a 1x1 of
+    them joins the first conv): it can then spread a hint along what the image shows instead
+    of by distance alone. Its output is multiplied by whether the photo has any hint at all,
+    so a photo without hints still gets exactly zero.
+    """
+
+    def __init__(self, c_out: int, c_hidden: int = 32, c_feat: int = 0) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, c_hidden, 3, 1, 1, bias=False)
+        self.feat = nn.Conv2d(c_feat, c_hidden, 1, bias=False) if c_feat else None
+        self.conv2 = nn.Conv2d(c_hidden, c_hidden, 3, 1, 1, bias=False)
+        self.out = nn.Conv2d(c_hidden, c_out, 1, bias=False)
+        nn.init.zeros_(self.out.weight)
+
+    def forward(self, hints: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        mask = hints[:, 2:3]
+        pooled = F.adaptive_avg_pool2d(torch.cat([hints[:, :2] * mask, mask], 1), x.shape[-2:])
+        cover = pooled[:, 2:3]  # (B, 1, h, w): share of the cell that is hinted
+        hit = (cover > 0).to(hints.dtype)
+        ab = pooled[:, :2] / cover.clamp_min(1e-6) * hit  # the hinted mean, 0 where none
+        y = self.conv1(torch.cat([ab, hit], 1))  # (B, c_hidden, h, w)
+        if self.feat is not None:
+            any_hint = hit.amax((1, 2, 3), keepdim=True)  # (B, 1, 1, 1): 0 for a photo without
+            y = (y + self.feat(x)) * any_hint
+        y = F.relu(self.conv2(F.relu(y)))
+        return self.out(y)  # (B, c_out, h, w)
+
+
 @dataclass
 class EffUNetArgs(ModelArgs):
     decoder: tuple[int, int, int, int] = (256, 160, 96, 64)  # widths at strides 32, 16, 8, 4
@@ -189,10 +240,15 @@ class EffUNetArgs(ModelArgs):
     input_size: tuple[int, int] = (128, 128)
     default_temperature: float = 0.5
     freeze_encoder: bool = False
+    hints: bool = False  # user colour hints enter the decoder (HintBranch at each level)
+    hint_levels: tuple[int, ...] = HINT_LEVELS  # which strides of (32, 16, 8, 4) take them
+    freeze_base: bool = False  # train the hint branches alone: the rest frozen, BN stats too
+    hint_sees_image: bool = False  # each branch also reads the decoder's features (HintBranch)
 
 
 class EffUNet(nn.Module):
-    """forward(L in [0, 100], (B, 1, H, W)) -> (B, Q, ceil(H/4), ceil(W/4)) logits over ``bins``."""
+    """forward(L in [0, 100], (B, 1, H, W), hints (B, 3, H, W) or None) -> (B, Q, ceil(H/4),
+    ceil(W/4)) logits over ``bins``."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
@@ -212,8 +268,28 @@ class EffUNet(nn.Module):
         self.up4 = Up(c8, ch[4], c4)
         self.head = nn.Conv2d(c4, self.bins.num_classes, 1)
         nn.init.zeros_(self.head.bias)
-        if self.freeze_encoder:
+        self.accepts_hints = bool(a.hints)
+        self.freeze_base = bool(a.freeze_base)
+        if self.freeze_base and not self.accepts_hints:
+            raise ValueError("freeze_base trains the hint branches alone: it needs hints=True")
+        if self.accepts_hints:
+            levels = tuple(int(s) for s in a.hint_levels)
+            if not levels or not set(levels) <= set(HINT_LEVELS) or len(set(levels)) < len(levels):
+                raise ValueError(
+                    f"hint_levels must be distinct strides of {HINT_LEVELS}; got {levels}"
+                )
+            width = dict(zip(HINT_LEVELS, a.decoder, strict=True))
+            self.hint_branches = nn.ModuleDict(
+                {
+                    str(s): HintBranch(width[s], c_feat=width[s] if a.hint_sees_image else 0)
+                    for s in levels
+                }
+            )
+        if self.freeze_encoder or self.freeze_base:
             self.encoder.requires_grad_(False)
+        if self.freeze_base:
+            for name, p in self.named_parameters():
+                p.requires_grad_(name.startswith("hint_branches."))
 
     def load_pretrained_encoder(self) -> None:
         """Put the ImageNet weights into the encoder (from the pip package, never a download)."""
@@ -221,23 +297,56 @@ class EffUNet(nn.Module):
 
     def train(self, mode: bool = True) -> EffUNet:
         super().train(mode)
-        if self.freeze_encoder:
+        if self.freeze_base:  # frozen BN statistics too: the automatic output must not move
+            for name, m in self.named_children():
+                if name != "hint_branches":
+                    m.eval()
+        elif self.freeze_encoder:
             self.encoder.eval()  # frozen BN statistics too, not only frozen weights
         return self
 
-    def forward(self, L: torch.Tensor) -> torch.Tensor:
+    def _hinted(self, x: torch.Tensor, hints: torch.Tensor | None, stride: int) -> torch.Tensor:
+        if hints is None or str(stride) not in self.hint_branches:
+            return x
+        return x + self.hint_branches[str(stride)](hints.to(x.dtype), x)
+
+    def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(L), hints)
+
+    def encode(self, L: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """L (B, 1, H, W) -> the encoder's ({stride: features}, global scene vector): all a
+        hint change leaves alone, so an app re-colorizing one photo can keep it."""
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"EffUNet expects L of shape (B, 1, H, W); got {tuple(L.shape)}")
         if L.shape[-2] < 32 or L.shape[-1] < 32:
             raise ValueError(f"EffUNet needs H, W >= 32; got {tuple(L.shape[-2:])}")
         x = (L / 50.0 - 1.0).expand(-1, 3, -1, -1)  # gray RGB in [-1, 1], as Lite0 was trained
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+        frozen = self.freeze_encoder or self.freeze_base
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             f, head = self.encoder(x)
-        g = self.scene(head.mean((2, 3)))  # (B, c32)
+        f[0] = L  # the input size, to check the hints against
+        return f, self.scene(head.mean((2, 3)))  # (B, c32)
+
+    def decode(
+        self,
+        encoded: tuple[dict[int, torch.Tensor], torch.Tensor],
+        hints: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``encode``'s output (and a (B, 3, H, W) hint map) -> (B, Q, H/4, W/4) logits."""
+        f, g = encoded
+        if hints is not None:
+            if not self.accepts_hints:
+                raise ValueError("this model was built without hint inputs (hints=False)")
+            L = f[0]
+            if hints.dim() != 4 or hints.shape[1] != 3 or hints.shape[-2:] != L.shape[-2:]:
+                raise ValueError(
+                    f"hints must be (B, 3, H, W) beside L {tuple(L.shape)}; got {tuple(hints.shape)}"
+                )
         x = self.bottleneck(f[32]) + g[:, :, None, None]  # (B, c32, H/32, W/32)
-        x = self.up16(x, f[16])  # (B, c16, H/16, W/16)
-        x = self.up8(x, f[8])  # (B, c8, H/8, W/8)
-        x = self.up4(x, f[4])  # (B, c4, H/4, W/4)
+        x = self._hinted(x, hints, 32)
+        x = self._hinted(self.up16(x, f[16]), hints, 16)  # (B, c16, H/16, W/16)
+        x = self._hinted(self.up8(x, f[8]), hints, 8)  # (B, c8, H/8, W/8)
+        x = self._hinted(self.up4(x, f[4]), hints, 4)  # (B, c4, H/4, W/4)
         return self.head(x)  # (B, Q, H/4, W/4)
 
 
