@@ -50,6 +50,16 @@ def unit_float(text: str) -> float:
     return v
 
 
+def random_hint_count(text: str) -> int:
+    """``random:N`` -> N (evaluate's simulated user: N random points per photo)."""
+    kind, _, n = text.partition(":")
+    if kind != "random" or not n.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected random:N with N >= 0 (e.g. random:10); got {text!r}"
+        )
+    return int(n)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from colorizer.models import DEFAULT_MODEL
 
@@ -94,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--uncertainty", action="store_true", help="also write <stem>_uncertainty.png maps"
     )
+    c.add_argument(
+        "--hints",
+        metavar="HINTS.json",
+        help='user colour hints: {"hints": [{"x": 120, "y": 48, "rgb": [200, 30, 30]}, ...]} for '
+        "every photo, or {photo file name: [...]} (docs/hints.md); models that take hints only",
+    )
     c.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     c.add_argument("--no-recursive", action="store_true", help="do not descend into subfolders")
     c.add_argument(
@@ -131,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="also write grid.png: the first N photos, ground truth beside each model",
+    )
+    e.add_argument(
+        "--hints",
+        type=random_hint_count,
+        default=0,
+        metavar="random:N",
+        help="give each model N simulated user hints per photo: random points, each the "
+        "truth's mean colour over a 5x5 patch there, a fixed seed per photo (default: none)",
     )
     e.add_argument(
         "--rebalance-lam",
@@ -207,14 +231,39 @@ def check_inputs(inputs: list[str], out: str, recursive: bool) -> None:
         raise ValueError(f"no images found in {', '.join(repr(p) for p in inputs)}")
 
 
+def read_hints(path: str, inputs: list[str], out: str, recursive: bool) -> dict:
+    """The hints file checked against the photos it names (their sizes read from the file
+    headers), before any model loads: one HintError for the first problem."""
+    from colorizer.hints import HintError, check_inside, load_hints_file
+    from colorizer.imageio import ImageError, image_size
+    from colorizer.inference import plan_outputs
+
+    pairs, _ = plan_outputs(inputs, out, recursive)
+    hints = load_hints_file(path, sorted({src.name for src, _ in pairs}))
+    for src, _ in pairs:
+        if hints.get(src.name):
+            try:
+                w, h = image_size(src)
+            except ImageError:  # an unreadable photo is reported by the run, as without hints
+                continue
+            check_inside(hints[src.name], w, h, f"{path}: {src.name}")
+    if not any(hints.values()):
+        raise HintError(f"{path}: no hint for any of the input photos")
+    return hints
+
+
 def cmd_colorize(args: argparse.Namespace) -> int:
     from colorizer.inference import Colorizer, colorize_many
 
-    check_inputs(args.inputs, args.out, not args.no_recursive)  # before loading a model
+    recursive = not args.no_recursive
+    check_inputs(args.inputs, args.out, recursive)  # before loading a model
+    hints = read_hints(args.hints, args.inputs, args.out, recursive) if args.hints else None
     check_writable_folder(args.out)
     colorizer = Colorizer(
         args.model, device=args.device, weights_dir=args.weights_dir, backend=args.backend
     )
+    if hints and not colorizer.accepts_hints:
+        raise ValueError(f"--hints: model {colorizer.name} takes no colour hints")
     report = colorize_many(
         colorizer,
         args.inputs,
@@ -222,8 +271,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         uncertainty=args.uncertainty,
         overwrite=args.overwrite,
-        recursive=not args.no_recursive,
+        recursive=recursive,
         progress=not args.quiet,
+        hints=hints,
     )
     for src, why in report.skipped:  # one line per input left out; reasons may name it already
         print(f"skipped {why}" if str(src) in why else f"skipped {src}: {why}", file=sys.stderr)
@@ -251,6 +301,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         rebalance_lam=args.rebalance_lam,
         limit=args.limit,
         grid=args.grid,
+        hints=args.hints,
         device=args.device,
         weights_dir=args.weights_dir,
     )

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from colorizer.bins import class_prior, get_bins, rebalance_weights
+from colorizer.hints import Hint, HintError, random_hints
 from colorizer.imageio import ImageError, ImageSource, list_images, load_image, to_tensor
 from colorizer.lab import rgb_to_lab
 from colorizer.metrics import METRICS, score
@@ -57,6 +59,10 @@ class EvalConfig:
     grid_resample: Image.Resampling = Image.Resampling.LANCZOS  # NEAREST: pixel-exact tiles
     device: str | None = None
     weights_dir: str | None = None
+    # simulated user hints: N random points per photo, each the truth's mean colour over a
+    # 5x5 patch there (colorizer.hints.random_hints, a fixed seed per photo); 0 = automatic
+    hints: int = 0
+    hint_seed: int = 0
 
 
 @dataclass
@@ -239,11 +245,15 @@ def evaluate_models(
         Colorizer(m, device=cfg.device, temperature=cfg.temperature, weights_dir=cfg.weights_dir)
         for m in models
     ]
+    no_hints = [c.name for c in colorizers if cfg.hints and not c.accepts_hints]
+    if no_hints:
+        raise HintError(f"--hints random:{cfg.hints}: {', '.join(no_hints)} take(s) no hints")
     labels = _unique_labels([c.name for c in colorizers])
     info = {
         label: {
             "spec": os.fspath(m) if isinstance(m, str | os.PathLike) else c.name,
             "temperature": c.default_temperature if c.kind == "classification" else None,
+            "hints": f"random:{cfg.hints}" if cfg.hints else None,
         }
         for label, m, c in zip(labels, models, colorizers, strict=True)
     }
@@ -262,7 +272,7 @@ def evaluate_models(
         if in_grid:
             grid_cols[0][1].append(_thumb(truth_img, cfg.grid_height))
         for c, (label, colorizer) in enumerate(zip(labels, colorizers, strict=True)):
-            pred_img = colorizer.colorize(truth_img)
+            pred_img = colorizer.colorize(truth_img, hints=photo_hints(name, truth_img, cfg))
             if in_grid:
                 grid_cols[c + 1][1].append(_thumb(pred_img, cfg.grid_height))
             rows.append(
@@ -277,6 +287,17 @@ def evaluate_models(
     if grid_cols[0][1]:
         grid = picture_grid(grid_cols, height=cfg.grid_height, resample=cfg.grid_resample)
     return EvalResult(per_photo, summarize(per_photo), skipped, grid=grid, models=info)
+
+
+def photo_hints(name: str, truth: Image.Image, cfg: EvalConfig) -> list[Hint] | None:
+    """The simulated user's hints for one photo (None for automatic colorization): its seed
+    comes from the photo's name, so the points do not depend on which photos come before it,
+    and the first N of N + k are the same points (the curve over N adds hints, never moves
+    them)."""
+    if not cfg.hints:
+        return None
+    seed = zlib.crc32(name.encode("utf-8")) ^ cfg.hint_seed
+    return random_hints(np.asarray(truth), cfg.hints, seed=seed)
 
 
 def _thumb(img: Image.Image, height: int) -> Image.Image:
