@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import functools
+import json
 import logging
 import os
 import re
@@ -46,6 +47,19 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from colorizer.checkpoint import CheckpointError
+from colorizer.hints import (
+    Hint,
+    HintBoard,
+    HintError,
+    ab_to_rgb,
+    check_inside,
+    hex_to_rgb,
+    hints_to_json,
+    mark_hints,
+    parse_hints,
+    rgb_to_ab,
+    rgb_to_hex,
+)
 from colorizer.imageio import MAX_PIXELS, ImageError, list_images, load_image
 from colorizer.inference import Colorizer, uncertainty_image
 from colorizer.models import (
@@ -88,6 +102,8 @@ UNCERTAINTY_HELP = (
     "size, hence soft. Models that predict colours directly (regression) have none, and this "
     "map is hidden for them."
 )
+HINT_VIEW_SIDE = 1024  # px: hints are placed and re-colorized live on a preview this big
+MAX_HINTS_FILE_BYTES = 256 * 1024  # a hints file of MAX_HINTS points is ~100 KB
 UNCERTAINTY_HEIGHT = 300  # px: fits beside the page's other content on a 900 px high screen
 
 # Largest upload the server accepts (Gradio answers 413 past it). Anything bigger cannot be a
@@ -444,6 +460,8 @@ class ColorizeApp:
         self.config = config
         self.zoo = ModelZoo(config.models_dir, device=config.device)
         self.scratch = Scratch(config.scratch_dir)
+        self._previews: dict[tuple, tuple[Image.Image, float]] = {}
+        self._preview_lock = threading.Lock()
 
     def close(self) -> None:
         """Remove the files this app wrote (idempotent; also registered to run at exit)."""
@@ -688,11 +706,163 @@ class ColorizeApp:
         self.zoo.scan()
         return self.zoo.names
 
+    # -- hints: the user's colour points on one photo (colorizer.hints.HintBoard)
+
+    def _hint_model(self, label: str | None) -> LoadedModel:
+        loaded = self._model(label)
+        if not loaded.colorizer.accepts_hints:
+            takers = ", ".join(n for n in self.zoo.names if self._takes_hints(n)) or "none here"
+            raise DemoError(f"Model {label!r} takes no colour hints (models that do: {takers}).")
+        return loaded
+
+    def _takes_hints(self, label: str) -> bool:
+        try:
+            return self.zoo.get(label).colorizer.accepts_hints
+        except DemoError:
+            return False
+
+    def hint_models(self) -> list[str]:
+        """The models that take hints (each loaded to know; loading is cached)."""
+        return [n for n in self.zoo.names if self._takes_hints(n)]
+
+    def _preview(self, path: str | None) -> tuple[Image.Image, float]:
+        """The photo at most HINT_VIEW_SIDE px on its long side, and that scale: hints are
+        placed and re-colorized on it (live), in the original photo's coordinates. The last
+        few previews are kept: each click would otherwise decode the whole photo again."""
+        real = self._readable(path)
+        st = os.stat(real)
+        key = (real, st.st_mtime_ns, st.st_size)
+        with self._preview_lock:
+            if key in self._previews:
+                return self._previews[key]
+        img = self._load(real)
+        scale = min(1.0, HINT_VIEW_SIDE / max(img.size))
+        if scale < 1.0:
+            width = img.width
+            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+            img = img.resize(size, Image.Resampling.LANCZOS)
+            scale = img.width / width
+        with self._preview_lock:
+            self._previews[key] = (img, scale)
+            while len(self._previews) > 4:
+                self._previews.pop(next(iter(self._previews)))
+        return img, scale
+
+    def _readable(self, path: str | None) -> str:
+        if not path:
+            raise DemoError("No photo: upload one (or pick an example) first.")
+        if self.config.readable_roots is not None:
+            return readable_upload(path, self.config.readable_roots)
+        return path
+
+    def _load_size(self, path: str | None) -> tuple[int, int]:
+        view, scale = self._preview(path)
+        return round(view.width / scale), round(view.height / scale)
+
+    def hint_click(
+        self, file: Any, label: str | None, board: HintBoard, x: float, y: float
+    ) -> tuple[list[tuple[str, str]], str]:
+        """A click at (x, y) of the shown image: remember the point (in the original photo's
+        pixels) and suggest colours for it -> ([(hex, caption)], info line)."""
+        loaded = self._hint_model(label)
+        view, scale = self._preview(_file_path(file))
+        W, H = self._load_size(_file_path(file))
+        ox = min(max(float(x) / scale, 0.0), W - 1.0)
+        oy = min(max(float(y) / scale, 0.0), H - 1.0)
+        x, y = min(ox * scale, view.width - 1.0), min(oy * scale, view.height - 1.0)
+        board.click(ox, oy)
+        try:
+            picks = loaded.colorizer.suggest_colors(view, x, y, _scaled(board.hints, scale), k=6)
+        except HintError as e:
+            raise DemoError(str(e)) from e
+        swatches = [(rgb_to_hex(p["rgb"]), f"{p['p']:.0%}") for p in picks]
+        return (
+            swatches,
+            f"Point ({ox:.0f}, {oy:.0f}) chosen: pick one of its likely colours or any colour.",
+        )
+
+    def hint_render(
+        self, file: Any, label: str | None, board: HintBoard
+    ) -> tuple[str, list[list[Any]], str]:
+        """The photo re-colorized with the board's hints, the hints drawn on it -> (PNG path,
+        table rows, info line)."""
+        loaded = self._hint_model(label)
+        view, scale = self._preview(_file_path(file))
+        t0 = time.perf_counter()
+        try:
+            color = loaded.colorizer.colorize(view, hints=_scaled(board.hints, scale))
+        except HintError as e:
+            raise DemoError(str(e)) from e
+        ms = (time.perf_counter() - t0) * 1000
+        out = self.scratch.new_dir() / "hinted.png"
+        save_png(mark_hints(color, board.hints, scale, board.point), out)
+        rows = [
+            [n, round(h.x), round(h.y), rgb_to_hex(ab_to_rgb(60.0, h.ab))]
+            for n, h in enumerate(board.hints, 1)
+        ]
+        n = len(board.hints)
+        info = f"{n} hint{'s' if n != 1 else ''}, re-colorized in {ms:.0f} ms."
+        return str(out), rows, info
+
+    def hint_full(self, file: Any, label: str | None, board: HintBoard) -> str:
+        """The photo at full resolution with the board's hints (no marks) -> PNG path."""
+        loaded = self._hint_model(label)
+        path = _file_path(file)
+        img = self._load(path)
+        try:
+            color = loaded.colorizer.colorize(img, hints=board.hints)
+        except HintError as e:
+            raise DemoError(str(e)) from e
+        out = self.scratch.new_dir() / f"{_safe_stem(Path(path).name)}_hinted.png"
+        save_png(color, out)
+        return str(out)
+
+    def hints_download(self, board: HintBoard) -> str:
+        out = self.scratch.new_dir() / "hints.json"
+        out.write_text(hints_to_json(board.hints), encoding="utf-8")
+        return str(out)
+
+    def hints_upload(self, file: Any, photo: Any, board: HintBoard) -> None:
+        """Hints from an uploaded JSON file (docs/hints.md) onto the board, checked against
+        the photo; refused whole, with the reason, if any hint does not fit."""
+        path = _file_path(file)
+        if not path:
+            raise DemoError("No hints file: choose a .json file saved from this page.")
+        if self.config.readable_roots is not None:
+            path = readable_upload(path, self.config.readable_roots)
+        if os.path.getsize(path) > MAX_HINTS_FILE_BYTES:
+            raise DemoError(f"The hints file is larger than {MAX_HINTS_FILE_BYTES // 1024} KB.")
+        W, H = self._load_size(_file_path(photo))
+        try:
+            hints = parse_hints(json.loads(Path(path).read_text(encoding="utf-8")), "hints file")
+            check_inside(hints, W, H, "hints file")
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DemoError(f"The hints file is not valid JSON ({e}).") from e
+        except HintError as e:
+            raise DemoError(str(e)) from e
+        board.load(hints)
+
     def examples(self) -> list[str]:
         d = self.config.examples_dir
         if not d.is_dir():
             return []
         return [str(p) for p in list_images(d, recursive=False)]
+
+
+def _scaled(hints: list[Hint], scale: float) -> list[Hint]:
+    """Hints in the original photo's pixels -> the same hints on the preview."""
+    return [Hint(h.x * scale, h.y * scale, h.ab, h.radius * scale) for h in hints]
+
+
+def swatch_html(swatches: list[tuple[str, str]]) -> str:
+    """The suggested colours as swatches, in the order of the radio buttons above them."""
+    cells = "".join(
+        f'<span class="hint-swatch" title="{hexa}" style="display:inline-block;width:2.2em;'
+        f'height:2.2em;margin:2px;border:1px solid #000;border-radius:4px;background:{hexa}">'
+        "</span>"
+        for hexa, _ in swatches
+    )
+    return f'<div aria-label="suggested colours">{cells}</div>'
 
 
 def _no_progress(*_args: Any, **_kwargs: Any) -> None:
@@ -812,6 +982,8 @@ def build_demo(
             log.warning("%s", e)
     t_max = max(T_MAX, first_t or 0.0)
     examples = app.examples()
+    hint_names = app.hint_models()
+    hint_first = first if first in hint_names else (hint_names[0] if hint_names else None)
 
     def on_model_change(label: str | None) -> tuple[Any, Any]:
         if not label:
@@ -1004,6 +1176,174 @@ def build_demo(
                 api_name="compare",
                 **limit,
             ).success(None, js=scroll_into_view_js("compare-gallery"))
+
+        with gr.Tab("Hints"):
+            gr.Markdown(
+                "Tell the model a colour it cannot know: **click the photo**, then pick one of "
+                "the colours it finds likely there, or any colour. The model spreads each hint "
+                "over what belongs with it and re-colorizes at once."
+            )
+            board = gr.State(HintBoard.empty)
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=300):
+                    h_photo = photo_input(label="Your photo", elem_id="hint-photo", height=260)
+                    h_model = gr.Dropdown(
+                        choices=[(app.zoo.options[n].title, n) for n in hint_names],
+                        value=hint_first,
+                        label="Model (those that take hints)",
+                        elem_id="hint-model",
+                    )
+                    h_swatches = gr.Radio(
+                        choices=[],
+                        label="Likely colours at the point (most likely first)",
+                        elem_id="hint-swatches",
+                    )
+                    h_swatch_view = gr.HTML(elem_id="hint-swatch-view")
+                    with gr.Row():
+                        h_picker = gr.ColorPicker(
+                            value="#2e7d32", label="Or any colour", elem_id="hint-picker"
+                        )
+                        h_apply = gr.Button("Use this colour", elem_id="hint-apply")
+                    h_table = gr.Dataframe(
+                        headers=["#", "x", "y", "colour"],
+                        label="Hints (in the photo's pixels)",
+                        interactive=False,
+                        elem_id="hint-table",
+                    )
+                    with gr.Row():
+                        h_which = gr.Number(
+                            value=1, precision=0, minimum=1, label="Hint #", elem_id="hint-which"
+                        )
+                        h_move = gr.Button("Move to the point", size="sm", elem_id="hint-move")
+                        h_remove = gr.Button("Remove", size="sm", elem_id="hint-remove")
+                    with gr.Row():
+                        h_undo = gr.Button("Undo", size="sm", elem_id="hint-undo")
+                        h_clear = gr.Button("Clear all", size="sm", elem_id="hint-clear")
+                    with gr.Row():
+                        h_save = gr.DownloadButton(
+                            "Download hints (JSON)", size="sm", elem_id="hint-save"
+                        )
+                        h_load = gr.UploadButton(
+                            "Load hints (JSON)",
+                            file_types=[".json"],
+                            size="sm",
+                            elem_id="hint-load",
+                        )
+                with gr.Column(scale=2, min_width=300):
+                    h_canvas = gr.Image(
+                        label="Click where a colour should go",
+                        type="filepath",
+                        format="png",
+                        interactive=False,
+                        elem_id="hint-canvas",
+                        height=480,
+                    )
+                    h_info = gr.Markdown(elem_id="hint-info")
+                    h_full = gr.Button("Full-resolution PNG with these hints", elem_id="hint-full")
+                    h_full_file = gr.File(label="Full resolution", elem_id="hint-full-file")
+
+            rendered = [h_canvas, h_table, h_info, h_save, board]
+
+            def render(file: Any, label: str | None, b: HintBoard) -> tuple[Any, ...]:
+                if not _file_path(file):
+                    return None, [], "Upload a photo, then click it to place a hint.", None, b
+                path, rows, info = app.hint_render(file, label, b)
+                return path, rows, info, app.hints_download(b), b
+
+            def on_photo(file: Any, label: str | None) -> tuple[Any, ...]:
+                return (
+                    *render(file, label, HintBoard.empty()),
+                    gr.update(choices=[], value=None),
+                    "",
+                )
+
+            def on_click(file: Any, label: str | None, b: HintBoard, evt: gr.SelectData):
+                x, y = evt.index[:2]
+                swatches, note = app.hint_click(file, label, b, x, y)
+                path, rows, _, saved, b = render(file, label, b)
+                html = swatch_html(swatches)
+                choices = [(f"{hexa} ({share})", hexa) for hexa, share in swatches]
+                return path, rows, note, saved, b, gr.update(choices=choices, value=None), html
+
+            def coloured(hexa: str | None) -> tuple[float, float]:
+                try:
+                    return rgb_to_ab(hex_to_rgb(hexa or ""))
+                except HintError as e:
+                    raise DemoError(str(e)) from e
+
+            def edit(fn):
+                """A handler that edits the board (HintError -> a message), then re-renders."""
+
+                def handler(file: Any, label: str | None, b: HintBoard, *args: Any):
+                    try:
+                        fn(b, *args)
+                    except HintError as e:
+                        raise DemoError(str(e)) from e
+                    return render(file, label, b)
+
+                return _to_gradio(handler)
+
+            base = [h_photo, h_model, board]
+            h_photo.change(
+                _to_gradio(on_photo),
+                [h_photo, h_model],
+                [*rendered, h_swatches, h_swatch_view],
+                api_visibility="private",
+                **limit,
+            )
+            h_model.change(_to_gradio(render), base, rendered, api_visibility="private", **limit)
+            h_canvas.select(
+                _to_gradio(on_click),
+                base,
+                [*rendered, h_swatches, h_swatch_view],
+                api_visibility="private",
+                **limit,
+            )
+            h_swatches.input(
+                edit(lambda b, hexa: b.colour(coloured(hexa))),
+                [*base, h_swatches],
+                rendered,
+                api_visibility="private",
+                **limit,
+            )
+            h_apply.click(
+                edit(lambda b, hexa: b.colour(coloured(hexa))),
+                [*base, h_picker],
+                rendered,
+                api_visibility="private",
+                **limit,
+            )
+            h_move.click(
+                edit(lambda b, n: b.move(int(n or 0) - 1)),
+                [*base, h_which],
+                rendered,
+                api_visibility="private",
+                **limit,
+            )
+            h_remove.click(
+                edit(lambda b, n: b.remove(int(n or 0) - 1)),
+                [*base, h_which],
+                rendered,
+                api_visibility="private",
+                **limit,
+            )
+            h_undo.click(edit(HintBoard.undo), base, rendered, api_visibility="private", **limit)
+            h_clear.click(edit(HintBoard.clear), base, rendered, api_visibility="private", **limit)
+
+            def on_load_hints(file: Any, photo: Any, label: str | None, b: HintBoard):
+                app.hints_upload(file, photo, b)
+                return render(photo, label, b)
+
+            h_load.upload(
+                _to_gradio(on_load_hints),
+                [h_load, h_photo, h_model, board],
+                rendered,
+                api_visibility="private",
+                **limit,
+            )
+            h_full.click(
+                _to_gradio(app.hint_full), base, h_full_file, api_visibility="private", **limit
+            )
 
         with gr.Tab("Batch"):
             gr.Markdown(
