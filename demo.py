@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import functools
-import json
 import logging
 import os
 import re
@@ -46,18 +45,17 @@ import torch
 from gradio.utils import get_upload_folder
 from PIL import Image
 
-from colorizer.checkpoint import CheckpointError
+from colorizer.checkpoint import CheckpointError, read_checkpoint
 from colorizer.hints import (
-    Hint,
     HintBoard,
     HintError,
-    ab_to_rgb,
     check_inside,
     hex_to_rgb,
+    hints_for,
     hints_to_json,
+    is_finite_number,
     mark_hints,
-    parse_hints,
-    rgb_to_ab,
+    parse_hints_text,
     rgb_to_hex,
 )
 from colorizer.imageio import MAX_PIXELS, ImageError, list_images, load_image
@@ -234,6 +232,7 @@ class ModelZoo:
     options: dict[str, ModelOption] = field(default_factory=dict)
     missing: dict[str, dict[str, Any]] = field(default_factory=dict)  # registry name -> info
     _cache: dict[str, LoadedModel] = field(default_factory=dict)
+    _takes_hints: dict[tuple[Path, tuple[int, int]], bool] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -321,6 +320,22 @@ class ModelZoo:
                 message = message.replace(root, self.models_dir.name)
         return message
 
+    def takes_hints(self, label: str) -> bool:
+        """Whether ``label``'s file describes a model that takes colour hints, from the
+        architecture it stores (without building the model; False for a file that is no
+        colorizer checkpoint: it says why when used)."""
+        option = self.options.get(label)
+        if option is None:
+            return False
+        key = (option.path, option.stamp)
+        if key not in self._takes_hints:
+            try:
+                args = read_checkpoint(option.path)["arch_args"]
+                self._takes_hints[key] = bool(args.get("hints", False))
+            except (CheckpointError, OSError, KeyError, TypeError):
+                self._takes_hints[key] = False
+        return self._takes_hints[key]
+
     def get(self, label: str) -> LoadedModel:
         """The loaded model for ``label``; loads it on first use (under a lock: two requests
         arriving together must not load the same weights twice)."""
@@ -333,8 +348,12 @@ class ModelZoo:
                 where = self.shown(option.path)
                 t0 = time.perf_counter()
                 try:
+                    # the Hints tab re-colorizes one photo per edit: keep its encoder output
                     colorizer = Colorizer(
-                        option.source, device=self.device, weights_dir=self.models_dir
+                        option.source,
+                        device=self.device,
+                        weights_dir=self.models_dir,
+                        keep_encoding=True,
                     )
                 except (CheckpointError, ModelError) as e:
                     raise DemoError(
@@ -460,8 +479,8 @@ class ColorizeApp:
         self.config = config
         self.zoo = ModelZoo(config.models_dir, device=config.device)
         self.scratch = Scratch(config.scratch_dir)
-        self._previews: dict[tuple, tuple[Image.Image, float]] = {}
-        self._preview_lock = threading.Lock()
+        self._views: dict[tuple, ColorizeApp.View] = {}
+        self._view_lock = threading.Lock()
 
     def close(self) -> None:
         """Remove the files this app wrote (idempotent; also registered to run at exit)."""
@@ -711,68 +730,65 @@ class ColorizeApp:
     def _hint_model(self, label: str | None) -> LoadedModel:
         loaded = self._model(label)
         if not loaded.colorizer.accepts_hints:
-            takers = ", ".join(n for n in self.zoo.names if self._takes_hints(n)) or "none here"
+            takers = ", ".join(self.hint_models()) or "none here"
             raise DemoError(f"Model {label!r} takes no colour hints (models that do: {takers}).")
         return loaded
 
-    def _takes_hints(self, label: str) -> bool:
-        try:
-            return self.zoo.get(label).colorizer.accepts_hints
-        except DemoError:
-            return False
-
     def hint_models(self) -> list[str]:
-        """The models that take hints (each loaded to know; loading is cached)."""
-        return [n for n in self.zoo.names if self._takes_hints(n)]
+        """The models that take hints, read from their files' architecture (none is loaded)."""
+        return [n for n in self.zoo.names if self.zoo.takes_hints(n)]
 
-    def _preview(self, path: str | None) -> tuple[Image.Image, float]:
-        """The photo at most HINT_VIEW_SIDE px on its long side, and that scale: hints are
-        placed and re-colorized on it (live), in the original photo's coordinates. The last
-        few previews are kept: each click would otherwise decode the whole photo again."""
-        real = self._readable(path)
-        st = os.stat(real)
-        key = (real, st.st_mtime_ns, st.st_size)
-        with self._preview_lock:
-            if key in self._previews:
-                return self._previews[key]
-        img = self._load(real)
-        scale = min(1.0, HINT_VIEW_SIDE / max(img.size))
-        if scale < 1.0:
-            width = img.width
-            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-            img = img.resize(size, Image.Resampling.LANCZOS)
-            scale = img.width / width
-        with self._preview_lock:
-            self._previews[key] = (img, scale)
-            while len(self._previews) > 4:
-                self._previews.pop(next(iter(self._previews)))
-        return img, scale
+    @dataclass(frozen=True)
+    class View:
+        """A photo as the Hints tab shows it: a preview of at most HINT_VIEW_SIDE px, and the
+        original's size, whose pixels the hints are kept in."""
 
-    def _readable(self, path: str | None) -> str:
+        image: Image.Image
+        size: tuple[int, int]  # the original's (width, height)
+
+    def _view(self, file: Any) -> ColorizeApp.View:
+        """The photo's View; the last few are kept, since each click would otherwise decode
+        the whole photo again."""
+        path = _file_path(file)
         if not path:
             raise DemoError("No photo: upload one (or pick an example) first.")
         if self.config.readable_roots is not None:
-            return readable_upload(path, self.config.readable_roots)
-        return path
-
-    def _load_size(self, path: str | None) -> tuple[int, int]:
-        view, scale = self._preview(path)
-        return round(view.width / scale), round(view.height / scale)
+            path = readable_upload(path, self.config.readable_roots)
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        with self._view_lock:
+            if key in self._views:
+                return self._views[key]
+        img = self._load(path)
+        size = img.size
+        scale = HINT_VIEW_SIDE / max(size)
+        if scale < 1.0:
+            shown = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+            img = img.resize(shown, Image.Resampling.LANCZOS)
+        view = ColorizeApp.View(img, size)
+        with self._view_lock:
+            self._views[key] = view
+            while len(self._views) > 4:
+                self._views.pop(next(iter(self._views)))
+        return view
 
     def hint_click(
-        self, file: Any, label: str | None, board: HintBoard, x: float, y: float
+        self, file: Any, label: str | None, board: HintBoard, x: Any, y: Any
     ) -> tuple[list[tuple[str, str]], str]:
-        """A click at (x, y) of the shown image: remember the point (in the original photo's
-        pixels) and suggest colours for it -> ([(hex, caption)], info line)."""
+        """A click at (x, y) of the shown preview: remember the point in the original photo's
+        pixels and suggest colours for it -> ([(hex, caption)], info line)."""
+        if not (is_finite_number(x) and is_finite_number(y)):
+            raise DemoError("A click needs two finite pixel coordinates.")
         loaded = self._hint_model(label)
-        view, scale = self._preview(_file_path(file))
-        W, H = self._load_size(_file_path(file))
-        ox = min(max(float(x) / scale, 0.0), W - 1.0)
-        oy = min(max(float(y) / scale, 0.0), H - 1.0)
-        x, y = min(ox * scale, view.width - 1.0), min(oy * scale, view.height - 1.0)
-        board.click(ox, oy)
+        view = self._view(file)
+        (W, H), (w, h) = view.size, view.image.size
+        ox = min(max((float(x) + 0.5) * W / w - 0.5, 0.0), W - 1.0)
+        oy = min(max((float(y) + 0.5) * H / h - 0.5, 0.0), H - 1.0)
         try:
-            picks = loaded.colorizer.suggest_colors(view, x, y, _scaled(board.hints, scale), k=6)
+            board.click(ox, oy)
+            picks = loaded.colorizer.suggest_colors(
+                view.image, ox, oy, board.hints, k=6, hints_size=view.size
+            )
         except HintError as e:
             raise DemoError(str(e)) from e
         swatches = [(rgb_to_hex(p["rgb"]), f"{p['p']:.0%}") for p in picks]
@@ -784,20 +800,20 @@ class ColorizeApp:
     def hint_render(
         self, file: Any, label: str | None, board: HintBoard
     ) -> tuple[str, list[list[Any]], str]:
-        """The photo re-colorized with the board's hints, the hints drawn on it -> (PNG path,
-        table rows, info line)."""
+        """The preview re-colorized with the board's hints, the hints drawn on it -> (PNG
+        path, table rows, info line)."""
         loaded = self._hint_model(label)
-        view, scale = self._preview(_file_path(file))
+        view = self._view(file)
         t0 = time.perf_counter()
         try:
-            color = loaded.colorizer.colorize(view, hints=_scaled(board.hints, scale))
+            color = loaded.colorizer.colorize(view.image, hints=board.hints, hints_size=view.size)
         except HintError as e:
             raise DemoError(str(e)) from e
         ms = (time.perf_counter() - t0) * 1000
         out = self.scratch.new_dir() / "hinted.png"
-        save_png(mark_hints(color, board.hints, scale, board.point), out)
+        save_png(mark_hints(color, board.hints, view.size, board.point), out)
         rows = [
-            [n, round(h.x), round(h.y), rgb_to_hex(ab_to_rgb(60.0, h.ab))]
+            [n, round(h.x), round(h.y), rgb_to_hex(h.shown_rgb())]
             for n, h in enumerate(board.hints, 1)
         ]
         n = len(board.hints)
@@ -823,8 +839,9 @@ class ColorizeApp:
         return str(out)
 
     def hints_upload(self, file: Any, photo: Any, board: HintBoard) -> None:
-        """Hints from an uploaded JSON file (docs/hints.md) onto the board, checked against
-        the photo; refused whole, with the reason, if any hint does not fit."""
+        """Hints from an uploaded JSON file (docs/hints.md: one list, or lists by photo file
+        name) onto the board, checked against the photo; refused whole, with the reason, if
+        any hint does not fit."""
         path = _file_path(file)
         if not path:
             raise DemoError("No hints file: choose a .json file saved from this page.")
@@ -832,12 +849,14 @@ class ColorizeApp:
             path = readable_upload(path, self.config.readable_roots)
         if os.path.getsize(path) > MAX_HINTS_FILE_BYTES:
             raise DemoError(f"The hints file is larger than {MAX_HINTS_FILE_BYTES // 1024} KB.")
-        W, H = self._load_size(_file_path(photo))
+        view = self._view(photo)
+        name = Path(_file_path(photo) or "photo").name
         try:
-            hints = parse_hints(json.loads(Path(path).read_text(encoding="utf-8")), "hints file")
-            check_inside(hints, W, H, "hints file")
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise DemoError(f"The hints file is not valid JSON ({e}).") from e
+            text = Path(path).read_text(encoding="utf-8")
+            hints = hints_for(parse_hints_text(text, "hints file"), [name], "hints file")[name]
+            check_inside(hints, *view.size, "hints file")
+        except UnicodeDecodeError as e:
+            raise DemoError("The hints file is not UTF-8 JSON text.") from e
         except HintError as e:
             raise DemoError(str(e)) from e
         board.load(hints)
@@ -847,11 +866,6 @@ class ColorizeApp:
         if not d.is_dir():
             return []
         return [str(p) for p in list_images(d, recursive=False)]
-
-
-def _scaled(hints: list[Hint], scale: float) -> list[Hint]:
-    """Hints in the original photo's pixels -> the same hints on the preview."""
-    return [Hint(h.x * scale, h.y * scale, h.ab, h.radius * scale) for h in hints]
 
 
 def swatch_html(swatches: list[tuple[str, str]]) -> str:
@@ -1258,16 +1272,19 @@ def build_demo(
                 )
 
             def on_click(file: Any, label: str | None, b: HintBoard, evt: gr.SelectData):
-                x, y = evt.index[:2]
+                index = evt.index
+                if not isinstance(index, list | tuple) or len(index) != 2:
+                    raise DemoError("A click needs two pixel coordinates.")
+                x, y = index
                 swatches, note = app.hint_click(file, label, b, x, y)
                 path, rows, _, saved, b = render(file, label, b)
                 html = swatch_html(swatches)
                 choices = [(f"{hexa} ({share})", hexa) for hexa, share in swatches]
                 return path, rows, note, saved, b, gr.update(choices=choices, value=None), html
 
-            def coloured(hexa: str | None) -> tuple[float, float]:
+            def coloured(hexa: str | None) -> tuple[int, int, int]:
                 try:
-                    return rgb_to_ab(hex_to_rgb(hexa or ""))
+                    return hex_to_rgb(hexa or "")
                 except HintError as e:
                     raise DemoError(str(e)) from e
 

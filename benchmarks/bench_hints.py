@@ -52,11 +52,11 @@ def bench(colorizer: Colorizer, size: int, reps: int, points: int = 10) -> dict[
     maps = [hint_map(h, (size, size), (size, size)) for h in (hints, some_hints())]
 
     def automatic() -> None:  # a new photo: nothing cached
-        colorizer._encoder_cache = None
+        colorizer.forget_encoding()
         colorizer.predict(L)
 
     def full_hinted() -> None:  # the same, with hints: the whole forward
-        colorizer._encoder_cache = None
+        colorizer.forget_encoding()
         colorizer.predict(L, hints=maps[0])
 
     step = [0]
@@ -94,7 +94,7 @@ def main() -> None:
     p.add_argument("--out", default=str(REPO / "results" / "hints"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    colorizer = Colorizer(args.model, device="cpu")
+    colorizer = Colorizer(args.model, device="cpu", keep_encoding=True)
     if not colorizer.accepts_hints:
         raise SystemExit(f"error: {args.model} takes no hints")
     rows = [bench(colorizer, s, args.reps) for s in args.sizes]

@@ -10,7 +10,7 @@ places, each with the truth's mean colour over a 5x5 patch there, a fixed seed p
 first N points of a larger N the same. Two sets, neither seen in training:
 
 - the test split of a ``python -m training prepare`` folder (its ORIGINAL files, --limit of
-  them evenly spread over the split, so every source is in);
+  them evenly spread over the split, so every source is in), and its landscapes alone;
 - the out-of-source check set (``checkset/photos/<category>/``).
 
 Writes curve.csv / curve.md (mean PSNR, gain over N = 0, colourfulness as a share of the
@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -47,14 +46,20 @@ NS = (0, 1, 2, 5, 10, 20, 50)
 SIZE = 256  # what `python -m colorizer evaluate` scores at by default
 
 
-def test_split_photos(data: Path, split: str, limit: int, root: Path) -> list[tuple[str, Path]]:
-    """``limit`` of the split's original files, evenly spread, as (name, path)."""
+def test_split_photos(
+    data: Path, split: str, limit: int, source: str | None = None
+) -> list[tuple[str, Path]]:
+    """``limit`` of the split's original files (of one source folder, e.g. "landscapes", when
+    given), evenly spread, as (name, path)."""
     manifest = json.loads((data / "manifest.json").read_text())
-    items = [i for i in manifest["items"] if i["split"] == split]
+    items = [
+        i
+        for i in manifest["items"]
+        if i["split"] == split and source in (None, Path(i["source"]).name)
+    ]
     if limit and len(items) > limit:
         step = len(items) / limit
         items = [items[int(k * step)] for k in range(limit)]
-    root.mkdir(parents=True, exist_ok=True)
     photos = []
     for item in items:
         src = Path(item["path"])
@@ -185,14 +190,15 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sets = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.data:
-            sets[f"test split ({Path(args.data).name})"] = test_split_photos(
-                Path(args.data), args.split, args.limit, Path(tmp)
-            )
-        check = checkset_photos(Path(args.checkset))
-        sets["check set"] = check
-        df = curve(args.model, sets, args.ns)
+    if args.data:
+        data = Path(args.data)
+        sets[f"test split ({data.name})"] = test_split_photos(data, args.split, args.limit)
+        sets["test split: landscapes"] = test_split_photos(
+            data, args.split, args.limit, "landscapes"
+        )
+    check = checkset_photos(Path(args.checkset))
+    sets["check set"] = check
+    df = curve(args.model, sets, args.ns)
     df.to_csv(out / "curve.csv", index=False, float_format="%.4f")
     (out / "curve.md").write_text(markdown(df, args, time.perf_counter() - t0), encoding="utf-8")
     plot(df, out / "curve.png", f"{args.model}: random user hints, scored at {SIZE} px")

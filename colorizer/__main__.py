@@ -167,23 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def decode_temperature(name: str, weights_dir: str | None) -> str:
-    """What a model with weights here really decodes at: its loaded default temperature, and
-    whether a calibration moves the decode; "-" for regression models (nothing to decode)."""
+def loaded_facts(name: str, weights_dir: str | None) -> tuple[str, str]:
+    """What a model with weights here really does, from the loaded file: the temperature it
+    decodes at (and whether a calibration moves the decode; "-" for regression models, which
+    decode nothing) and whether it takes colour hints."""
     from colorizer.models import create_model
 
     model = create_model(name, pretrained=True, weights_dir=weights_dir)
+    hints = "yes" if getattr(model, "accepts_hints", False) else "-"
     if getattr(model, "kind", "") != "classification":
-        return "-"
+        return "-", hints
     t = f"{float(model.default_temperature):g}"
-    return f"{t} calibrated" if getattr(model, "calibration", None) else t
+    return (f"{t} calibrated" if getattr(model, "calibration", None) else t), hints
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from colorizer.inference import GRAY
     from colorizer.models import list_models, model_info
 
-    rows = [("name", "family", "weights", "decodes at T", "description")]
+    rows = [("name", "family", "weights", "decodes at T", "hints", "description")]
     hidden = 0
     for name in list_models():
         info = model_info(name, args.weights_dir)
@@ -197,16 +199,24 @@ def cmd_models(args: argparse.Namespace) -> int:
         else:
             weights = f"MISSING: put it at {info['weights_path']}"
         if info["weights_present"]:
-            t = decode_temperature(name, args.weights_dir)
+            t, hints = loaded_facts(name, args.weights_dir)
         else:
             t = "-" if info["default_temperature"] is None else f"{info['default_temperature']:g}"
-        rows.append((name, info["family"], weights, t, info["description"]))
+            hints = "-"
+        rows.append((name, info["family"], weights, t, hints, info["description"]))
     rows.append(
-        (GRAY, "baseline", "none needed", "-", "a*b* = 0: the grey floor every model must beat")
+        (
+            GRAY,
+            "baseline",
+            "none needed",
+            "-",
+            "-",
+            "a*b* = 0: the grey floor every model must beat",
+        )
     )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
     if hidden:
         print(f"({hidden} architectures without weights not shown: --all lists them)")
     return 0
@@ -263,7 +273,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         args.model, device=args.device, weights_dir=args.weights_dir, backend=args.backend
     )
     if hints and not colorizer.accepts_hints:
-        raise ValueError(f"--hints: model {colorizer.name} takes no colour hints")
+        from colorizer.hints import no_hints_error
+
+        raise no_hints_error(colorizer.name, colorizer.backend)
     report = colorize_many(
         colorizer,
         args.inputs,

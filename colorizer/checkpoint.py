@@ -334,7 +334,16 @@ def load_state(
             f"{getattr(model, 'arch_args', '')}: {problem}"
         )
     if new:
-        state = {**{k: v for k, v in model.state_dict().items() if k.startswith(new)}, **state}
+        own = model.state_dict()
+        for prefix in new:  # a new module comes whole from the file, or not at all
+            keys = [k for k in own if k.startswith(prefix)]
+            given = [k for k in keys if k in state]
+            if given and len(given) < len(keys):
+                missing = [k for k in keys if k not in state]
+                raise CheckpointError(
+                    f"{source} holds part of {prefix!r} only: missing {', '.join(missing[:4])}"
+                )
+        state = {**{k: v for k, v in own.items() if k.startswith(new)}, **state}
     model.load_state_dict(state, strict=True)  # copy_ casts fp16 weights back to fp32
 
 

@@ -31,7 +31,7 @@ import torch
 from colorizer.bins import ColorBins
 from colorizer.lab import lab_to_rgb, rgb_to_lab
 
-HINT_SCALE = 110.0  # a*b* / 110 in the map, as Zhang et al. 2017 (and colorizer.models.effunet)
+HINT_SCALE = 110.0  # a*b* / 110 in the map, as Zhang et al. 2017
 DEFAULT_RADIUS = 2.0  # original pixels: a 5x5 patch, the evaluation's click
 AB_LIMIT = 128.0  # a*b* outside [-128, 128] is no colour at all
 MAX_HINTS = 1000  # per photo: more is a malformed file, not a user
@@ -43,20 +43,29 @@ class HintError(ValueError):
 
 @dataclass(frozen=True)
 class Hint:
-    """One user point: (x, y) in the original photo's pixels, its colour as a*b*."""
+    """One user point: (x, y) in the original photo's pixels, its colour as a*b* (the model's
+    input) and, when the user gave one, as the RGB they chose (shown, and written back)."""
 
     x: float
     y: float
     ab: tuple[float, float]
     radius: float = DEFAULT_RADIUS
+    rgb: tuple[int, int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "x": self.x,
-            "y": self.y,
-            "ab": [round(v, 3) for v in self.ab],
-            "radius": self.radius,
-        }
+        colour = {"rgb": list(self.rgb)} if self.rgb else {"ab": [round(v, 3) for v in self.ab]}
+        return {"x": self.x, "y": self.y, **colour, "radius": self.radius}
+
+    def shown_rgb(self) -> tuple[int, int, int]:
+        """The colour to draw the hint in: the user's own, else its a*b* at mid lightness."""
+        return self.rgb or ab_to_rgb(50.0, self.ab)
+
+
+def no_hints_error(name: str, backend: str = "torch") -> HintError:
+    """THE refusal of hints by a model that does not take them."""
+    if backend != "torch":
+        return HintError(f"the {backend} backend takes no colour hints: use the torch backend")
+    return HintError(f"model {name} takes no colour hints")
 
 
 def rgb_to_ab(rgb: Iterable[float]) -> tuple[float, float]:
@@ -73,14 +82,28 @@ def ab_to_rgb(L: float, ab: Iterable[float]) -> tuple[int, int, int]:
     return tuple(int(round(float(v) * 255.0)) for v in rgb.clamp(0, 1))  # type: ignore[return-value]
 
 
+def is_finite_number(v: Any) -> bool:
+    """An int or float (not a bool) that is finite as a float: an int of 400 digits is not
+    (float() overflows), nor NaN, nor a string."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
 def _number(d: Mapping[str, Any], key: str, where: str) -> float:
     v = d.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise HintError(f"{where}: {key!r} must be a finite number; got {v!r}")
+    if not is_finite_number(v):
+        shown = repr(v) if len(repr(v)) < 40 else repr(v)[:37] + "..."
+        raise HintError(f"{where}: {key!r} must be a finite number; got {shown}")
     return float(v)
 
 
-def _colour(d: Mapping[str, Any], where: str) -> tuple[float, float]:
+def _colour(
+    d: Mapping[str, Any], where: str
+) -> tuple[tuple[float, float], tuple[int, int, int] | None]:
     if ("rgb" in d) == ("ab" in d):
         raise HintError(f"{where}: give exactly one of 'rgb': [r, g, b] or 'ab': [a, b]")
     key = "rgb" if "rgb" in d else "ab"
@@ -92,10 +115,11 @@ def _colour(d: Mapping[str, Any], where: str) -> tuple[float, float]:
     if key == "rgb":
         if any(x < 0 or x > 255 for x in vals):
             raise HintError(f"{where}: 'rgb' values must be in 0-255; got {v!r}")
-        return rgb_to_ab(vals)
+        rgb = tuple(int(round(x)) for x in vals)
+        return rgb_to_ab(rgb), rgb  # type: ignore[return-value]
     if any(abs(x) > AB_LIMIT for x in vals):
         raise HintError(f"{where}: 'ab' values must be in [-128, 128]; got {v!r}")
-    return vals[0], vals[1]
+    return (vals[0], vals[1]), None
 
 
 def hint_from_dict(d: Any, where: str = "hint") -> Hint:
@@ -109,7 +133,8 @@ def hint_from_dict(d: Any, where: str = "hint") -> Hint:
     radius = _number(d, "radius", where) if "radius" in d else DEFAULT_RADIUS
     if radius < 0 or radius > 10_000:
         raise HintError(f"{where}: 'radius' must be in [0, 10000] pixels; got {radius}")
-    return Hint(x=x, y=y, ab=_colour(d, where), radius=radius)
+    ab, rgb = _colour(d, where)
+    return Hint(x=x, y=y, ab=ab, radius=radius, rgb=rgb)
 
 
 def parse_hints(obj: Any, where: str = "hints") -> list[Hint]:
@@ -134,48 +159,85 @@ def check_inside(hints: list[Hint], width: int, height: int, where: str = "hints
             )
 
 
-def load_hints_file(path: str | os.PathLike, names: list[str]) -> dict[str, list[Hint]]:
-    """Hints for each photo named in ``names`` (file names) from a JSON file: either one list
-    for every photo (``{"hints": [...]}``) or an object mapping file names to their lists.
-    A photo the file does not name gets no hints; a name that matches no photo is an error."""
-    path = Path(path)
+def parse_hints_text(text: str, where: str) -> Any:
+    """A hints file's text -> its JSON value; HintError for anything that is not JSON (a
+    number of 5000 digits and nesting 50 000 deep included, which json refuses in its own way)."""
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise HintError(f"{path}: cannot read the hints file ({e.strerror or e})") from e
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HintError(f"{path}: not valid JSON ({e})") from e
+        return json.loads(text)
+    except (json.JSONDecodeError, ValueError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:200]
+        raise HintError(f"{where}: not valid JSON ({reason})") from None
+
+
+def hints_for(obj: Any, names: list[str], where: str) -> dict[str, list[Hint]]:
+    """A hints file's JSON value -> the hints of each photo named in ``names``: one list for
+    every photo (``{"hints": [...]}`` or a bare list), or an object mapping file names to
+    their lists. A photo it does not name gets none; a name that matches no photo is an error."""
     if isinstance(obj, list) or (isinstance(obj, Mapping) and set(obj) == {"hints"}):
-        hints = parse_hints(obj, str(path))
+        hints = parse_hints(obj, where)
         return {n: hints for n in names}
     if not isinstance(obj, Mapping):
-        raise HintError(f'{path}: expected {{"hints": [...]}} or {{"photo.jpg": [...], ...}}')
-    unknown = sorted(set(obj) - set(names))
+        raise HintError(f'{where}: expected {{"hints": [...]}} or {{"photo.jpg": [...], ...}}')
+    unknown = sorted(str(k) for k in set(obj) - set(names))
     if unknown:
-        raise HintError(f"{path}: hints for photos that are not among the inputs: {unknown[:5]}")
-    return {n: parse_hints(obj[n], f"{path}: {n}") if n in obj else [] for n in names}
+        raise HintError(f"{where}: hints for photos that are not among the inputs: {unknown[:5]}")
+    return {n: parse_hints(obj[n], f"{where}: {n}") if n in obj else [] for n in names}
+
+
+def load_hints_file(path: str | os.PathLike, names: list[str]) -> dict[str, list[Hint]]:
+    """Hints for each photo named in ``names`` (file names) from a JSON file (``hints_for``)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise HintError(f"{path}: cannot read the hints file ({e.strerror or e})") from e
+    except UnicodeDecodeError as e:
+        raise HintError(f"{path}: not valid JSON (not UTF-8 text: {e.reason})") from e
+    return hints_for(parse_hints_text(text, str(path)), names, str(path))
+
+
+def grid_point(
+    x: float, y: float, photo_size: tuple[int, int], grid_size: tuple[int, int]
+) -> tuple[float, float]:
+    """A point of a photo of ``photo_size`` (width, height) on a grid of ``grid_size`` (h, w)
+    covering the same picture, in the grid's continuous pixel coordinates: pixel centres map
+    onto pixel centres (as a bilinear resize aligns them). ``round`` of it is the grid pixel."""
+    (W, H), (h, w) = photo_size, grid_size
+    return (x + 0.5) * w / W - 0.5, (y + 0.5) * h / H - 0.5
+
+
+def grid_index(
+    x: float, y: float, photo_size: tuple[int, int], grid_size: tuple[int, int]
+) -> tuple[int, int]:
+    """(row, column) of the grid pixel the point falls in (see ``grid_point``)."""
+    cx, cy = grid_point(x, y, photo_size, grid_size)
+    h, w = grid_size
+    return min(h - 1, max(0, round(cy))), min(w - 1, max(0, round(cx)))
 
 
 def hint_map(
     hints: list[Hint], photo_size: tuple[int, int], work_size: tuple[int, int]
 ) -> torch.Tensor:
-    """Hints on a photo of ``photo_size`` (width, height) -> the (1, 3, h, w) map at
-    ``work_size`` (h, w): [a/110, b/110, mask]. Each hint covers the working pixels within its
-    radius (scaled to the working size), at least the one it falls in; a later hint overwrites
-    an earlier one where they overlap."""
+    """Hints on a photo of ``photo_size`` (width, height: the size their coordinates refer
+    to) -> the (1, 3, h, w) map at ``work_size`` (h, w): [a/110, b/110, mask]. THE mapping
+    from a photo's pixels to the working grid: pixel centres map onto pixel centres. Each hint
+    covers the working pixels within its radius (scaled to the working size), at least the one
+    it falls in; a later hint overwrites an earlier one where they overlap."""
     W, H = photo_size
     h, w = work_size
     m = torch.zeros(1, 3, h, w)
     check_inside(hints, W, H)
     for hint in hints:
-        cx, cy = (hint.x + 0.5) * w / W - 0.5, (hint.y + 0.5) * h / H - 0.5
+        cx, cy = grid_point(hint.x, hint.y, photo_size, work_size)
         rx, ry = max(hint.radius * w / W, 0.5), max(hint.radius * h / H, 0.5)
         x0, x1 = max(0, math.ceil(cx - rx)), min(w - 1, math.floor(cx + rx))
         y0, y1 = max(0, math.ceil(cy - ry)), min(h - 1, math.floor(cy + ry))
-        if x1 < x0:  # a radius under half a pixel between two centres: the nearest pixel
-            x0 = x1 = min(w - 1, max(0, round(cx)))
-        if y1 < y0:
-            y0 = y1 = min(h - 1, max(0, round(cy)))
+        if x1 < x0 or y1 < y0:  # a radius under half a pixel: the pixel it falls in
+            i, j = grid_index(hint.x, hint.y, photo_size, work_size)
+            if x1 < x0:
+                x0 = x1 = j
+            if y1 < y0:
+                y0 = y1 = i
         m[0, 0, y0 : y1 + 1, x0 : x1 + 1] = hint.ab[0] / HINT_SCALE
         m[0, 1, y0 : y1 + 1, x0 : x1 + 1] = hint.ab[1] / HINT_SCALE
         m[0, 2, y0 : y1 + 1, x0 : x1 + 1] = 1.0
@@ -192,7 +254,7 @@ def simulate_hints(
     """Training's simulated user: (B, 2, H, W) true a*b* -> (B, 3, H, W) hint maps.
 
     Per photo: no hint with probability ``none_share``, else a geometric number of points
-    with mean ``mean_points`` (at most 64), each at a uniform place with a square patch of a
+    (1, 2, ...) with mean ``mean_points`` (>= 1; at most 64), each at a uniform place with a square patch of a
     side drawn from 1..max_patch, coloured with the truth's mean a*b* over that patch. The
     random numbers come from ``gen`` (CPU), so a resumed run draws the same hints."""
     B, _, H, W = ab.shape
@@ -238,14 +300,21 @@ def random_hints(rgb: np.ndarray, n: int, seed: int = 0, patch: int = 5) -> list
 
 
 def recommend_colors(
-    probs: torch.Tensor, bins: ColorBins, k: int = 6, min_distance: float = 20.0, sigma: float = 8.0
+    probs: torch.Tensor,
+    bins: ColorBins,
+    k: int = 6,
+    min_distance: float = 20.0,
+    sigma: float = 8.0,
+    min_probability: float = 0.01,
 ) -> list[tuple[tuple[float, float], float]]:
     """The ``k`` most likely DISTINCT colours of one pixel's distribution (Q,) over ``bins``:
     the probability is first pooled over nearby bins (Gaussian of ``sigma`` a*b* units, so a
     colour split over three neighbouring bins counts as one), then the best bins are taken
     greedily, each at least ``min_distance`` from those already taken. Returns
     [((a, b), pooled probability)], most likely first; each a*b* is the probability-weighted
-    mean of the bins near its peak."""
+    mean of the bins near its peak, and no two are closer than ``min_distance``; colours
+    with less than ``min_probability`` pooled mass are not offered (a confident pixel gets
+    fewer than k)."""
     if probs.dim() != 1 or probs.numel() != bins.num_classes:
         raise ValueError(f"probs must be ({bins.num_classes},); got {tuple(probs.shape)}")
     c = bins.centers.float()
@@ -255,13 +324,14 @@ def recommend_colors(
     pooled = kernel @ p
     picks: list[tuple[tuple[float, float], float]] = []
     for q in pooled.argsort(descending=True).tolist():
-        if len(picks) >= k:
+        if len(picks) >= k or float(pooled[q]) < min_probability:
             break
-        if any(math.dist(c[q].tolist(), ab) < min_distance for ab, _ in picks):
-            continue
         w = kernel[q] * p  # the bins near the peak, by their own probability
-        ab = (w[:, None] * c).sum(0) / w.sum().clamp_min(1e-12)
-        picks.append(((float(ab[0]), float(ab[1])), float(pooled[q])))
+        mean = (w[:, None] * c).sum(0) / w.sum().clamp_min(1e-12)
+        ab = (float(mean[0]), float(mean[1]))
+        if any(math.dist(ab, other) < min_distance for other, _ in picks):
+            continue
+        picks.append((ab, float(pooled[q])))
     return picks
 
 
@@ -305,13 +375,15 @@ class HintBoard:
         self.hints = new
 
     def click(self, x: float, y: float) -> None:
+        if not (is_finite_number(x) and is_finite_number(y)):
+            raise HintError("a point needs two finite coordinates")
         self.point, self.pending = (float(x), float(y)), None
 
-    def colour(self, ab: tuple[float, float]) -> None:
+    def colour(self, rgb: tuple[int, int, int]) -> None:
         """Give the clicked point this colour: a new hint, or the pending one recoloured."""
         if self.point is None:
             raise HintError("click the photo first, where the colour should go")
-        hint = Hint(self.point[0], self.point[1], (float(ab[0]), float(ab[1])))
+        hint = Hint(self.point[0], self.point[1], rgb_to_ab(rgb), rgb=tuple(rgb))
         if self.pending is not None and self.pending < len(self.hints):
             self._edit([hint if i == self.pending else h for i, h in enumerate(self.hints)])
         else:
@@ -331,7 +403,8 @@ class HintBoard:
         if self.point is None:
             raise HintError("click the photo where the hint should move to")
         h = self.hints[i]
-        self._edit([*self.hints[:i], Hint(*self.point, h.ab, h.radius), *self.hints[i + 1 :]])
+        moved = Hint(*self.point, h.ab, h.radius, h.rgb)
+        self._edit([*self.hints[:i], moved, *self.hints[i + 1 :]])
         self.pending = None
 
     def remove(self, i: int) -> None:
@@ -355,19 +428,24 @@ class HintBoard:
 
 
 def mark_hints(
-    img: Any, hints: list[Hint], scale: float = 1.0, point: tuple[float, float] | None = None
+    img: Any,
+    hints: list[Hint],
+    photo_size: tuple[int, int] | None = None,
+    point: tuple[float, float] | None = None,
 ) -> Any:
     """A copy of the PIL image with each hint drawn as a numbered dot of its colour (ringed
-    black and white, visible on any photo) and the clicked point as a cross; ``scale`` maps
-    the hints' original pixels to this image's."""
+    black and white, visible on any photo) and the clicked point as a cross; the hints (and
+    the point) are in the pixels of a photo of ``photo_size`` (default: this image's size)."""
     from PIL import ImageDraw
 
     out = img.convert("RGB").copy()
+    W, H = photo_size or out.size
+    sx, sy = out.width / W, out.height / H
     d = ImageDraw.Draw(out)
     r = max(4, round(min(out.size) / 80))
     for n, h in enumerate(hints, 1):
-        x, y = h.x * scale, h.y * scale
-        fill = ab_to_rgb(60.0, h.ab)
+        x, y = (h.x + 0.5) * sx - 0.5, (h.y + 0.5) * sy - 0.5
+        fill = h.shown_rgb()
         d.ellipse((x - r - 2, y - r - 2, x + r + 2, y + r + 2), fill=(255, 255, 255))
         d.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), fill=(0, 0, 0))
         d.ellipse((x - r, y - r, x + r, y + r), fill=fill)
@@ -379,7 +457,7 @@ def mark_hints(
             stroke_fill=(0, 0, 0),
         )
     if point is not None:
-        x, y = point[0] * scale, point[1] * scale
+        x, y = (point[0] + 0.5) * sx - 0.5, (point[1] + 0.5) * sy - 0.5
         for width, colour in ((4, (0, 0, 0)), (2, (255, 255, 255))):
             d.line((x - 2 * r, y, x + 2 * r, y), fill=colour, width=width)
             d.line((x, y - 2 * r, x, y + 2 * r), fill=colour, width=width)

@@ -32,7 +32,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from colorizer.atomic import atomic_write, check_output_folder
-from colorizer.hints import Hint, HintError, ab_to_rgb, hint_from_dict, hint_map, recommend_colors
+from colorizer.hints import (
+    Hint,
+    HintError,
+    ab_to_rgb,
+    grid_index,
+    hint_from_dict,
+    hint_map,
+    is_finite_number,
+    no_hints_error,
+    recommend_colors,
+)
 from colorizer.imageio import ImageError, ImageSource, list_images, load_image, to_tensor
 from colorizer.lab import ab_from_unit, recolor_strips, rgb_to_l
 
@@ -147,6 +157,10 @@ class Colorizer:
             torch) and run by onnxruntime on the CPU, faster there for colornet and effunet
             (benchmarks/bench_inference.py); decoding and colour work stay the same. A
             ``.onnx`` file as ``model`` always runs on onnxruntime.
+        keep_encoding: keep the encoder's output for the last photo (models whose hints enter
+            after an ``encode``, the default family): an app re-colorizing one photo as its
+            user edits hints then runs the decoder alone. Off by default: each photo of a
+            folder is seen once, and hashing it would cost for nothing.
     """
 
     def __init__(
@@ -156,6 +170,7 @@ class Colorizer:
         temperature: float | None = None,
         weights_dir: str | os.PathLike | None = None,
         backend: str = "torch",
+        keep_encoding: bool = False,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if backend not in BACKENDS:
@@ -170,6 +185,7 @@ class Colorizer:
             if not hasattr(self.model, attr):
                 raise ValueError(f"model {self.name} lacks the '{attr}' attribute of the contract")
         self.model.to(self.device).eval()
+        self.keep_encoding = bool(keep_encoding) and self.backend == "torch"
         self._encoder_cache: tuple[Any, Any] | None = None
         self.temperature = (
             None if temperature is None else resolve_temperature(self.model, temperature)
@@ -206,10 +222,10 @@ class Colorizer:
         extra = ()
         if hints is not None:
             if not self.accepts_hints:
-                raise HintError(f"model {self.name} takes no colour hints (it was trained without)")
+                raise no_hints_error(self.name, self.backend)
             extra = (hints.to(self.device),)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
-            if hasattr(self.model, "encode") and self.backend == "torch":
+            if self.keep_encoding and hasattr(self.model, "encode"):
                 out = self.model.decode(self._encoded(L), *extra)
             else:
                 out = self.model(L, *extra)
@@ -218,20 +234,23 @@ class Colorizer:
         return Prediction(ab=ab, logits=out if self.model.kind == "classification" else None)
 
     def _encoded(self, L: torch.Tensor) -> Any:
-        """The encoder's output for ``L``, kept for the last photo seen: a hint change then
-        re-runs the decoder alone (the encoder is most of the forward; benchmarks/bench_hints).
-        One entry, swapped whole, so concurrent requests never see half of one."""
-        key = (
-            tuple(L.shape),
-            L.dtype,
-            hashlib.blake2b(L.cpu().numpy().tobytes(), digest_size=16).digest(),
-        )
+        """The encoder's output for ``L``, kept for the last photo seen (``keep_encoding``): a
+        hint change then re-runs the decoder alone (the encoder is most of the forward;
+        benchmarks/bench_hints). One entry, swapped whole, so concurrent requests never see
+        half of one; keyed by the L bytes (hashed on the CPU)."""
+        digest = hashlib.blake2b(L.detach().cpu().numpy().tobytes(), digest_size=16).digest()
+        key = (tuple(L.shape), str(L.dtype), digest)
         cached = self._encoder_cache
         if cached is not None and cached[0] == key:
             return cached[1]
         encoded = self.model.encode(L)
         self._encoder_cache = (key, encoded)
         return encoded
+
+    def forget_encoding(self) -> None:
+        """Drop the kept encoder output (after changing the model's weights, or to time a
+        cold forward)."""
+        self._encoder_cache = None
 
     def working_l(self, img: Image.Image) -> torch.Tensor:
         """The network's input for a photo: RGB resized (bicubic) to input_size, then L.
@@ -261,6 +280,7 @@ class Colorizer:
         temperature: float | None = None,
         return_uncertainty: bool = False,
         hints: Sequence[Hint | dict] | None = None,
+        hints_size: tuple[int, int] | None = None,
     ) -> Image.Image | tuple[Image.Image, np.ndarray | None]:
         """Colorize one photo of any mode and size; returns an RGB PIL image of the same size.
 
@@ -270,11 +290,13 @@ class Colorizer:
 
         ``hints``: user colour points (colorizer.hints.Hint, or dicts as in a hints file:
         ``{"x": 120, "y": 48, "rgb": [200, 30, 30]}``) in this photo's pixel coordinates,
-        for a model that takes them; an empty list is the automatic colorization.
+        or in those of the same photo at ``hints_size`` (width, height: an app showing a
+        preview keeps them in the original's), for a model that takes them; an empty list is
+        the automatic colorization.
         """
         img = load_image(image)
         t = None if temperature is None else resolve_temperature(self.model, temperature)
-        pred = self.predict(self.working_l(img), t, self.hint_map(img, hints))
+        pred = self.predict(self.working_l(img), t, self.hint_map(hints, hints_size or img.size))
         out = self.compose(img, pred.ab[0])
         if not return_uncertainty:
             return out
@@ -284,18 +306,19 @@ class Colorizer:
         return out, upsample_map(ent, img.size[1], img.size[0])
 
     def hint_map(
-        self, img: Image.Image, hints: Sequence[Hint | dict] | None
+        self, hints: Sequence[Hint | dict] | None, photo_size: tuple[int, int]
     ) -> torch.Tensor | None:
-        """User points on ``img`` -> the model's (1, 3, h, w) hint input (None: no hints)."""
+        """User points on a photo of ``photo_size`` (width, height) -> the model's (1, 3, h, w)
+        hint input (None: no hints)."""
         if not hints:
             return None
         if not self.accepts_hints:
-            raise HintError(f"model {self.name} takes no colour hints (it was trained without)")
+            raise no_hints_error(self.name, self.backend)
         parsed = [
             h if isinstance(h, Hint) else hint_from_dict(h, f"hints[{i}]")
             for i, h in enumerate(hints)
         ]
-        return hint_map(parsed, img.size, tuple(self.model.input_size))
+        return hint_map(parsed, photo_size, tuple(self.model.input_size))
 
     @torch.inference_mode()
     def suggest_colors(
@@ -305,24 +328,27 @@ class Colorizer:
         y: float,
         hints: Sequence[Hint | dict] | None = None,
         k: int = 6,
+        hints_size: tuple[int, int] | None = None,
     ) -> list[dict[str, Any]]:
-        """The ``k`` likeliest distinct colours of the point (x, y) of the photo (its pixels),
-        given the hints so far: [{"ab": (a, b), "rgb": (r, g, b), "p": probability}], the RGB
-        at that point's own lightness (what the pixel would look like). Classification models
-        only: a regression model predicts one colour, no distribution."""
+        """The ``k`` likeliest distinct colours of the point (x, y) of the photo, given the
+        hints so far: [{"ab": (a, b), "rgb": (r, g, b), "p": probability}], the RGB at that
+        point's own lightness (what the pixel would look like). The point and the hints are in
+        the photo's pixels, or in those of the same photo at ``hints_size``. Classification
+        models only: a regression model predicts one colour, no distribution."""
         if self.kind != "classification":
             raise HintError(f"model {self.name} predicts no colour distribution to suggest from")
         img = load_image(image)
-        W, H = img.size
-        if not (0 <= x < W and 0 <= y < H):
-            raise HintError(f"point ({x:g}, {y:g}) is outside the {W}x{H} photo")
+        size = hints_size or img.size
+        if not (is_finite_number(x) and is_finite_number(y)):
+            raise HintError("a point needs two finite coordinates")
+        if not (0 <= x < size[0] and 0 <= y < size[1]):
+            raise HintError(f"point ({x:g}, {y:g}) is outside the {size[0]}x{size[1]} photo")
         L = self.working_l(img)
-        pred = self.predict(L, None, self.hint_map(img, hints))
-        h, w = pred.logits.shape[-2:]
-        i, j = min(h - 1, int(y * h / H)), min(w - 1, int(x * w / W))
+        pred = self.predict(L, None, self.hint_map(hints, size))
+        i, j = grid_index(x, y, size, tuple(pred.logits.shape[-2:]))
         probs = self.model.bins.probabilities(pred.logits[:, :, i : i + 1, j : j + 1])[0, :, 0, 0]
-        hL, wL = L.shape[-2:]
-        light = float(L[0, 0, min(hL - 1, int(y * hL / H)), min(wL - 1, int(x * wL / W))])
+        li, lj = grid_index(x, y, size, tuple(L.shape[-2:]))
+        light = float(L[0, 0, li, lj])
         return [
             {"ab": ab, "rgb": ab_to_rgb(light, ab), "p": p}
             for ab, p in recommend_colors(probs.cpu(), self.model.bins, k)

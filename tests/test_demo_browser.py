@@ -64,6 +64,39 @@ def _loaded(selector: str) -> str:
     )
 
 
+def open_demo(page, url: str, timeout_ms: int = 60_000, quiet_ms: int = 500) -> None:
+    """Open the demo and wait as ``wait_until="networkidle"`` would (no request in flight for
+    ``quiet_ms``: assets, examples, the load event's queue), not counting Gradio's heartbeat:
+    the page keeps that one connection open for as long as it lives (it lets the server drop
+    a closed tab's per-session state, the Hints tab's), so the network is never idle."""
+    import time
+
+    pending: set[str] = set()
+
+    def track(add: bool):
+        def handler(request) -> None:
+            key = f"{id(request)}"
+            if "/heartbeat/" in request.url:
+                return
+            (pending.add if add else pending.discard)(key)
+
+        return handler
+
+    page.on("request", track(True))
+    page.on("requestfinished", track(False))
+    page.on("requestfailed", track(False))
+    page.goto(url, wait_until="load", timeout=timeout_ms)
+    deadline = time.monotonic() + timeout_ms / 1000
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+        if pending:
+            quiet_since = time.monotonic()
+        elif (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
+            return
+    raise TimeoutError(f"{url}: requests still in flight after {timeout_ms} ms: {len(pending)}")
+
+
 def colorize_in_browser(
     url: str,
     screenshot: Path,
@@ -85,7 +118,7 @@ def colorize_in_browser(
         try:
             context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
             page = context.new_page()
-            page.goto(url, wait_until="networkidle", timeout=timeout_ms)
+            open_demo(page, url, timeout_ms)
             page.get_by_role("button", name="Colorize", exact=True).wait_for(timeout=timeout_ms)
             # gr.Examples over an image input shows each example as a thumbnail picture.
             thumbs = page.locator("#examples img")
@@ -226,7 +259,7 @@ def test_phone_scrolls_to_the_result_when_it_arrives(url: str) -> None:
         try:
             context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
             page = context.new_page()
-            page.goto(url, wait_until="networkidle", timeout=60_000)
+            open_demo(page, url, 60_000)
             page.locator("#photo input[type=file]").set_input_files(
                 str(REPO / "examples" / "dune.jpg")
             )
@@ -261,7 +294,7 @@ def test_compare_gallery_shows_every_model_with_its_caption(zoo_url: str) -> Non
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport=WIDE)
-            page.goto(zoo_url, wait_until="networkidle", timeout=60_000)
+            open_demo(page, zoo_url, 60_000)
             page.get_by_role("tab", name="Compare").click()
             page.locator("#compare-photo input[type=file]").set_input_files(
                 str(REPO / "examples" / "dune.jpg")
@@ -324,7 +357,7 @@ def test_uncertainty_map_has_a_legend_fits_the_screen_and_hides_for_regression(
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport=WIDE)
-            page.goto(zoo_url, wait_until="networkidle", timeout=60_000)
+            open_demo(page, zoo_url, 60_000)
             expect(page.locator("#model input")).to_have_value(
                 "colornet_tiny (a checkpoint file)", timeout=30_000
             )
@@ -382,7 +415,7 @@ def test_photo_input_shows_16_bit_and_cmyk_photos(url: str, tmp_path: Path) -> N
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport=DESKTOP)
-            page.goto(url, wait_until="networkidle", timeout=60_000)
+            open_demo(page, url, 60_000)
             for path in (deep, cmyk):
                 w, h = Image.open(path).size
                 page.locator("#photo input[type=file]").set_input_files(str(path))
@@ -410,7 +443,7 @@ def test_page_reports_bad_files(url: str, tmp_path: Path) -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(url, wait_until="networkidle", timeout=60_000)
+            open_demo(page, url, 60_000)
             page.locator("#photo input[type=file]").set_input_files(str(bad))
             # The browser cannot show it, but it is uploaded: the input points at it.
             page.wait_for_function(
@@ -465,10 +498,6 @@ def main() -> None:
         app.close()
 
 
-if __name__ == "__main__":
-    main()
-
-
 def test_rescan_button_shows_new_weights_without_restart(tmp_path: Path) -> None:
     """Weights copied into the folder of a running demo appear after Rescan, in the status line
     and the dropdown; a page opened afterwards lists them straight away."""
@@ -488,7 +517,7 @@ def test_rescan_button_shows_new_weights_without_restart(tmp_path: Path) -> None
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1100})
-                page.goto(url, wait_until="networkidle", timeout=60_000)
+                open_demo(page, url, 60_000)
                 status = page.locator("#model-status")
                 expect(status).to_contain_text("colornet_tiny", timeout=30_000)
                 expect(status).not_to_contain_text("freshmodel")
@@ -501,7 +530,7 @@ def test_rescan_button_shows_new_weights_without_restart(tmp_path: Path) -> None
                 ).to_be_visible(timeout=30_000)
 
                 later = browser.new_page(viewport={"width": 1400, "height": 1100})
-                later.goto(url, wait_until="networkidle", timeout=60_000)
+                open_demo(later, url, 60_000)
                 expect(later.locator("#model-status")).to_contain_text("freshmodel", timeout=30_000)
                 later.locator("#model input").click()
                 expect(
@@ -511,3 +540,7 @@ def test_rescan_button_shows_new_weights_without_restart(tmp_path: Path) -> None
                 browser.close()
     finally:
         app.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -29,7 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # when run as a script
     sys.path.insert(0, str(REPO))
 
-from test_demo_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, _loaded  # noqa: E402
+from test_demo_browser import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    PHONE,
+    _loaded,
+    open_demo,
+)
 
 import demo as demo_module  # noqa: E402
 from colorizer.lab import rgb_to_lab  # noqa: E402
@@ -97,7 +104,7 @@ def open_hints_tab(p, url: str, photo: Path, viewport: dict[str, int]):
         viewport=viewport, is_mobile=phone, has_touch=phone, accept_downloads=True
     )
     page = context.new_page()
-    page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+    open_demo(page, url, 120_000)
     page.get_by_role("tab", name="Hints").click(timeout=120_000)
     page.locator("#hint-photo input[type=file]").set_input_files(str(photo))
     page.wait_for_function(_loaded("#hint-canvas img"), timeout=120_000)

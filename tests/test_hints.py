@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from colorizer.bins import get_bins
 from colorizer.checkpoint import CheckpointError, load_state, save_checkpoint
 from colorizer.hints import (
     Hint,
+    HintBoard,
     HintError,
     hint_map,
     load_hints_file,
@@ -55,6 +58,7 @@ def test_hints_parse_from_rgb_or_ab_and_refuse_what_is_not_a_hint():
     )
     assert hints[0].ab == pytest.approx(rgb_to_ab([200, 30, 30]))
     assert hints[0].ab[0] > 50  # a strong red: large a*
+    assert hints[0].rgb == (200, 30, 30) and hints[0].to_dict()["rgb"] == [200, 30, 30]
     assert hints[1] == Hint(0.0, 1.0, (-20.0, 40.0), 0.0)
     bad = [
         ({"hints": [{"x": 1, "y": 1}]}, "exactly one of 'rgb'"),
@@ -66,6 +70,7 @@ def test_hints_parse_from_rgb_or_ab_and_refuse_what_is_not_a_hint():
         ({"hints": [{"x": 1, "y": 1, "ab": [0, 500]}]}, r"\[-128, 128\]"),
         ({"hints": [{"x": 1, "y": 1, "ab": [0, 0], "colour": 1}]}, "unknown keys"),
         ({"hints": [{"x": 1, "y": 1, "ab": [0, 0], "radius": -1}]}, "radius"),
+        ({"hints": [{"x": 10**400, "y": 1, "ab": [0, 0]}]}, "'x' must be a finite number"),
         ({"hints": "red"}, "list of hints"),
         ([3], "must be an object"),
     ]
@@ -84,9 +89,10 @@ def test_hints_file_for_every_photo_or_per_file_name(tmp_path):
     assert len(per["a.jpg"]) == 1 and per["b.png"] == []
     with pytest.raises(HintError, match="not among the inputs"):
         load_hints_file(f, ["b.png"])
-    f.write_text("{not json")
-    with pytest.raises(HintError, match="not valid JSON"):
-        load_hints_file(f, ["a.jpg"])
+    for bad in ("{not json", "[" * 50_000 + "]" * 50_000, '{"hints": [{"x": ' + "9" * 5000 + "}]}"):
+        f.write_text(bad)
+        with pytest.raises(HintError, match="not valid JSON"):
+            load_hints_file(f, ["a.jpg"])
     with pytest.raises(HintError, match="cannot read"):
         load_hints_file(tmp_path / "missing.json", ["a.jpg"])
 
@@ -213,18 +219,20 @@ def test_only_the_named_new_modules_may_be_missing_from_a_file():
         )
 
 
-def test_graft_ships_branches_whose_automatic_output_is_the_base_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("sees_image", [False, True])
+def test_graft_ships_branches_whose_automatic_output_is_the_base_bit_for_bit(tmp_path, sees_image):
     torch.manual_seed(0)
     base = create_model("effunet_tiny").eval()
     base.calibration = None
     save_checkpoint(tmp_path / "base.pt", base, default_temperature=0.42, half=True)
     base_loaded = Colorizer(tmp_path / "base.pt", device="cpu")
-    hinted = tiny_hint_model(hint_levels=(16, 4))
+    hinted = tiny_hint_model(hint_levels=(16, 4), hint_sees_image=sees_image)
     load_state(hinted, base_loaded.model.state_dict(), "base", new=("hint_branches.",))
     save_checkpoint(tmp_path / "hints.pt", hinted)
     graft_hints(str(tmp_path / "base.pt"), str(tmp_path / "hints.pt"), str(tmp_path / "out.pt"))
     grafted = Colorizer(tmp_path / "out.pt", device="cpu")
     assert grafted.accepts_hints and grafted.default_temperature == 0.42
+    assert grafted.model.arch_args["hint_sees_image"] is sees_image
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (70, 90, 3), np.uint8))
     auto = np.asarray(base_loaded.colorize(img))
     assert np.array_equal(np.asarray(grafted.colorize(img)), auto)
@@ -329,8 +337,6 @@ def test_cli_bad_hints_are_one_error_line_before_any_model_loads(hint_dir, conte
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr
-    import re
-
     assert re.search(message, lines[0]), lines[0]
     assert not (hint_dir / "bad").exists()
 
@@ -397,3 +403,116 @@ def test_evaluate_with_random_hints_records_them_and_moves_the_score(hint_dir):
         runs[n] = json.loads((hint_dir / out / "summary.json").read_text())["models"]["hinted"]
     assert runs[0]["hints"] is None and runs[5]["hints"] == "random:5"
     assert runs[0]["psnr_db"]["mean"] != runs[5]["psnr_db"]["mean"]
+
+
+def test_models_says_which_models_take_hints(hint_dir):
+    shutil.copy(hint_dir / "hinted.pt", hint_dir / "default.pt")
+    shutil.copy(hint_dir / "plain.pt", hint_dir / "landscape.pt")
+    try:
+        r = cli("models", cwd=hint_dir)
+    finally:
+        (hint_dir / "default.pt").unlink()
+        (hint_dir / "landscape.pt").unlink()
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:6] == ["name", "family", "weights", "decodes", "at", "T"]
+    assert "hints" in lines[0]
+    default = next(line for line in lines if line.startswith("default "))
+    landscape = next(line for line in lines if line.startswith("landscape "))
+    assert re.search(r" 0.4 +yes ", default), default
+    assert re.search(r" 0.4 +- ", landscape), landscape
+
+
+# ---------------------------------------------------------------------------- editing
+def test_hint_board_adds_recolours_moves_removes_and_undoes():
+    b = HintBoard.empty()
+    with pytest.raises(HintError, match="click the photo first"):
+        b.colour((200, 30, 30))
+    for bad in ((float("nan"), 1.0), (1.0, float("inf")), ("a", 1)):
+        with pytest.raises(HintError, match="two finite coordinates"):
+            b.click(*bad)
+    b.click(10, 20)
+    b.colour((200, 30, 30))
+    b.colour((30, 30, 200))  # a second choice at the same point recolours it
+    assert len(b.hints) == 1 and b.hints[0].rgb == (30, 30, 200)
+    b.click(50, 60)
+    b.colour((0, 200, 0))
+    b.click(70, 80)
+    b.move(0)
+    assert [(h.x, h.y) for h in b.hints] == [(70, 80), (50, 60)] and b.hints[0].rgb == (30, 30, 200)
+    b.remove(1)
+    assert len(b.hints) == 1
+    with pytest.raises(HintError, match="no hint #3"):
+        b.remove(2)
+    b.undo()
+    assert len(b.hints) == 2
+    b.clear()
+    assert b.hints == []
+    b.undo()
+    assert len(b.hints) == 2
+    for _ in range(300):  # a long session: the undo history stays bounded
+        b.click(1, 1)
+        b.colour((1, 2, 3))
+    assert len(b.history) <= 100
+
+
+# ---------------------------------------------------------------------------- the demo's handlers
+@pytest.fixture(scope="module")
+def hint_app(tmp_path_factory):
+    import demo
+
+    d = tmp_path_factory.mktemp("hint_app")
+    save_checkpoint(d / "default.pt", tiny_hint_model(), default_temperature=0.4)
+    torch.manual_seed(0)
+    save_checkpoint(d / "landscape.pt", create_model("effunet_tiny"), default_temperature=0.4)
+    app = demo.ColorizeApp(demo.DemoConfig(models_dir=d, scratch_dir=d / "scratch"))
+    yield app, d
+    app.close()
+
+
+def test_demo_maps_preview_clicks_to_the_original_and_back(hint_app, tmp_path):
+    import demo
+
+    app, _ = hint_app
+    assert app.hint_models() == ["default"]
+    # an odd size whose preview rounds: 1027x513 -> 1024x512 (512 / 1024 != 513 / 1027)
+    photo = tmp_path / "odd.png"
+    Image.fromarray(np.full((513, 1027, 3), 120, np.uint8)).save(photo)
+    view = app._view(str(photo))
+    assert view.size == (1027, 513) and view.image.size == (1024, 512)
+    b = HintBoard.empty()
+    app.hint_click(str(photo), "default", b, 1023, 511)  # the preview's bottom-right pixel
+    assert b.point == (pytest.approx(1026, abs=0.6), pytest.approx(512, abs=0.6))
+    assert b.point[0] <= 1026 and b.point[1] <= 512  # still on the original
+    b.colour((200, 30, 30))
+    app.hint_render(str(photo), "default", b)
+    full = app.hint_full(str(photo), "default", b)  # the original's pixels: fits at full size
+    assert Image.open(full).size == (1027, 513)
+    for bad in ((float("nan"), 1), (10**400, 1), ("a", "b")):
+        with pytest.raises(demo.DemoError, match="two finite pixel coordinates"):
+            app.hint_click(str(photo), "default", b, *bad)
+    with pytest.raises(demo.DemoError, match="takes no colour hints.*models that do: default"):
+        app.hint_render(str(photo), "landscape", b)
+
+
+def test_demo_loads_a_hints_file_by_this_photos_name_and_refuses_bad_ones(hint_app, tmp_path):
+    import demo
+
+    app, _ = hint_app
+    photo = tmp_path / "wall.png"
+    Image.fromarray(np.full((60, 80, 3), 120, np.uint8)).save(photo)
+    f = tmp_path / "h.json"
+    f.write_text(json.dumps({"wall.png": [{"x": 5, "y": 6, "rgb": [1, 2, 3]}]}))
+    b = HintBoard.empty()
+    app.hints_upload(str(f), str(photo), b)
+    assert [(h.x, h.y, h.rgb) for h in b.hints] == [(5, 6, (1, 2, 3))]
+    cases = [
+        ({"other.png": []}, "not among the inputs"),
+        ({"hints": [{"x": 80, "y": 0, "ab": [0, 0]}]}, "outside the 80x60 photo"),
+        ("[" * 50_000 + "]" * 50_000, "not valid JSON"),
+    ]
+    for content, message in cases:
+        f.write_text(content if isinstance(content, str) else json.dumps(content))
+        with pytest.raises(demo.DemoError, match=message):
+            app.hints_upload(str(f), str(photo), b)
+    assert len(b.hints) == 1  # a refused file changes nothing

@@ -96,7 +96,8 @@ def graft_hints(base: str, hints: str, out: str, half: bool = True) -> Path:
                 "(train the hint branches with init_from = the base and freeze_base = true)"
             )
     args = dict(base_model.arch_args)
-    args.update(hints=True, hint_levels=tuple(hint_model.arch_args["hint_levels"]))
+    # every argument that shapes the hint branches, as the hint run built them
+    args.update({k: v for k, v in hint_model.arch_args.items() if k.startswith("hint")})
     model = create_model(base_model.arch_name, **args)
     load_state(model, {**own, **hint_model.state_dict()}, f"{base} + {hints}")
     for attr in ("bins", "default_temperature", "calibration"):

@@ -293,17 +293,18 @@ def predict_outputs(
     device: torch.device,
     batch: int = 32,
     hint_points: float = 0.0,
+    hint_patch: int = 3,
 ) -> Any:
     """Yield (rgb8, L, out) per batch: the uint8 (B, 3, H, W) ground truth, its L and the raw
     model output; with ``hint_points`` the model also gets simulated hints (the training's
-    simulation, a fixed seed per batch: the same hints at every epoch)."""
+    simulation, every photo hinted, a fixed seed per batch: the same hints at every epoch)."""
     for i in range(0, len(images), batch):
         rgb8 = images[i : i + batch].to(device).permute(0, 3, 1, 2)
         L, ab = to_lab(rgb8.float() / 255.0)
         hints = ()
         if hint_points:
             gen = torch.Generator().manual_seed(i)
-            hints = (simulate_hints(ab, gen, hint_points),)
+            hints = (simulate_hints(ab, gen, hint_points, 0.0, hint_patch),)
         yield rgb8, L, model(L, *hints).float()
 
 
@@ -332,6 +333,7 @@ def validate(
     loss_fn: ColorLoss | None = None,
     batch: int = 32,
     hint_points: float = 0.0,
+    hint_patch: int = 3,
 ) -> dict[float, dict[str, float]]:
     """Mean metrics on the photos for each temperature (one forward pass per batch), with
     simulated hints when ``hint_points`` > 0."""
@@ -339,7 +341,7 @@ def validate(
     model.eval()
     sums: dict[float, dict[str, float]] = {t: dict.fromkeys(METRIC_KEYS, 0.0) for t in temperatures}
     gt_colorful, loss_sum, n = 0.0, 0.0, 0
-    for rgb8, _L, out in predict_outputs(model, images, device, batch, hint_points):
+    for rgb8, _L, out in predict_outputs(model, images, device, batch, hint_points, hint_patch):
         rgb = rgb8.float() / 255.0
         if loss_fn is not None:
             loss_sum += float(loss_fn(out, to_lab(rgb)[1])) * len(rgb)
@@ -897,9 +899,11 @@ def end_epoch(run: Run, epoch: int, end: EpochEnd) -> None:
     """Validate, log a metrics row, redraw the loss curve (rank 0)."""
     if not run.dist.main:
         return
-    t = run.val_temperature
-    hint_points = run.cfg.hint_points
-    res = validate(run.unwrap(), run.val_images, run.device, [t], run.loss_fn, 32, hint_points)[t]
+    t, cfg = run.val_temperature, run.cfg
+    hint_points = cfg.hint_points  # every val photo hinted: hint_none would only add noise
+    res = validate(
+        run.unwrap(), run.val_images, run.device, [t], run.loss_fn, 32, hint_points, cfg.hint_patch
+    )[t]
     row = dict(
         epoch=epoch + 1,
         step=run.step,

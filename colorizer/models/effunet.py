@@ -193,7 +193,6 @@ class Up(nn.Module):
         return self.conv(torch.cat([x, skip], 1))  # (B, c_out, *skip.shape[-2:])
 
 
-HINT_SCALE = 110.0  # a*b* / 110 in the hint map, as Zhang et al. 2017 normalise it
 HINT_LEVELS = (32, 16, 8, 4)
 
 
