@@ -1271,8 +1271,11 @@ def build_demo(
                     "",
                 )
 
-            def on_click(file: Any, label: str | None, b: HintBoard, evt: gr.SelectData):
-                index = evt.index
+            def on_click(file: Any, label: str | None, b: HintBoard, evt: gr.EventData):
+                # EventData, not SelectData: SelectData reads its fields before this runs, and a
+                # request without them would fail there with a traceback
+                data = getattr(evt, "_data", None)
+                index = data.get("index") if isinstance(data, dict) else None
                 if not isinstance(index, list | tuple) or len(index) != 2:
                     raise DemoError("A click needs two pixel coordinates.")
                 x, y = index

@@ -72,14 +72,20 @@ def checkset_photos(checkset: Path) -> list[tuple[str, Path]]:
     return [(str(p.relative_to(checkset)), p) for p in list_images(checkset)]
 
 
-def truth_colourfulness(photos: list[tuple[str, Path]]) -> float:
-    vals = [float(colorfulness(to_tensor(prepare_truth(p, SIZE))[None])[0]) for _, p in photos]
+def truth_colourfulness(photos: list[tuple[str, Image.Image]]) -> float:
+    vals = [float(colorfulness(to_tensor(img)[None])[0]) for _, img in photos]
     return sum(vals) / len(vals)
+
+
+def scored_truths(photos: list[tuple[str, Path]]) -> list[tuple[str, Image.Image]]:
+    """Each photo as the evaluator scores it (RGB at SIZE x SIZE), made once for every N."""
+    return [(name, prepare_truth(path, SIZE)) for name, path in photos]
 
 
 def curve(model: str, sets: dict[str, list], ns: list[int]) -> pd.DataFrame:
     rows = []
-    for set_name, photos in sets.items():
+    for set_name, files in sets.items():
+        photos = scored_truths(files)
         gt = truth_colourfulness(photos)
         for n in ns:
             t0 = time.perf_counter()

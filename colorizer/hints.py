@@ -82,6 +82,13 @@ def ab_to_rgb(L: float, ab: Iterable[float]) -> tuple[int, int, int]:
     return tuple(int(round(float(v) * 255.0)) for v in rgb.clamp(0, 1))  # type: ignore[return-value]
 
 
+def shown(v: Any, limit: int = 40) -> str:
+    """A value as an error message repeats it: its repr, cut to ``limit`` characters (a
+    hostile file's 200 KB string must not become a 200 KB message)."""
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def is_finite_number(v: Any) -> bool:
     """An int or float (not a bool) that is finite as a float: an int of 400 digits is not
     (float() overflows), nor NaN, nor a string."""
@@ -96,8 +103,7 @@ def is_finite_number(v: Any) -> bool:
 def _number(d: Mapping[str, Any], key: str, where: str) -> float:
     v = d.get(key)
     if not is_finite_number(v):
-        shown = repr(v) if len(repr(v)) < 40 else repr(v)[:37] + "..."
-        raise HintError(f"{where}: {key!r} must be a finite number; got {shown}")
+        raise HintError(f"{where}: {key!r} must be a finite number; got {shown(v)}")
     return float(v)
 
 
@@ -110,25 +116,28 @@ def _colour(
     v = d[key]
     n = 3 if key == "rgb" else 2
     if not isinstance(v, (list, tuple)) or len(v) != n:
-        raise HintError(f"{where}: {key!r} must be a list of {n} numbers; got {v!r}")
+        raise HintError(f"{where}: {key!r} must be a list of {n} numbers; got {shown(v)}")
     vals = [_number({key: x}, key, where) for x in v]
     if key == "rgb":
         if any(x < 0 or x > 255 for x in vals):
-            raise HintError(f"{where}: 'rgb' values must be in 0-255; got {v!r}")
+            raise HintError(f"{where}: 'rgb' values must be in 0-255; got {shown(v)}")
         rgb = tuple(int(round(x)) for x in vals)
         return rgb_to_ab(rgb), rgb  # type: ignore[return-value]
     if any(abs(x) > AB_LIMIT for x in vals):
-        raise HintError(f"{where}: 'ab' values must be in [-128, 128]; got {v!r}")
+        raise HintError(f"{where}: 'ab' values must be in [-128, 128]; got {shown(v)}")
     return (vals[0], vals[1]), None
 
 
 def hint_from_dict(d: Any, where: str = "hint") -> Hint:
     """``{"x": 120, "y": 48, "rgb": [200, 30, 30]}`` (or "ab", optional "radius") -> Hint."""
     if not isinstance(d, Mapping):
-        raise HintError(f"{where}: a hint must be an object with x, y and rgb or ab; got {d!r}")
+        raise HintError(
+            f"{where}: a hint must be an object with x, y and rgb or ab; got {shown(d)}"
+        )
     unknown = set(d) - {"x", "y", "rgb", "ab", "radius"}
     if unknown:
-        raise HintError(f"{where}: unknown keys {sorted(unknown)} (x, y, rgb or ab, radius)")
+        keys = ", ".join(shown(k, 20) for k in sorted(map(str, unknown))[:5])
+        raise HintError(f"{where}: unknown keys {keys} (x, y, rgb or ab, radius)")
     x, y = _number(d, "x", where), _number(d, "y", where)
     radius = _number(d, "radius", where) if "radius" in d else DEFAULT_RADIUS
     if radius < 0 or radius > 10_000:
@@ -180,7 +189,8 @@ def hints_for(obj: Any, names: list[str], where: str) -> dict[str, list[Hint]]:
         raise HintError(f'{where}: expected {{"hints": [...]}} or {{"photo.jpg": [...], ...}}')
     unknown = sorted(str(k) for k in set(obj) - set(names))
     if unknown:
-        raise HintError(f"{where}: hints for photos that are not among the inputs: {unknown[:5]}")
+        names_ = ", ".join(shown(k, 40) for k in unknown[:5])
+        raise HintError(f"{where}: hints for photos that are not among the inputs: {names_}")
     return {n: parse_hints(obj[n], f"{where}: {n}") if n in obj else [] for n in names}
 
 
@@ -346,7 +356,7 @@ def hex_to_rgb(text: str) -> tuple[int, int, int]:
     if len(t) == 3:
         t = "".join(c * 2 for c in t)
     if len(t) != 6 or any(c not in "0123456789abcdefABCDEF" for c in t):
-        raise HintError(f"not a colour: {text!r} (expected #rrggbb)")
+        raise HintError(f"not a colour: {shown(text)} (expected #rrggbb)")
     return int(t[0:2], 16), int(t[2:4], 16), int(t[4:6], 16)
 
 

@@ -77,6 +77,9 @@ def test_hints_parse_from_rgb_or_ab_and_refuse_what_is_not_a_hint():
     for obj, message in bad:
         with pytest.raises(HintError, match=message):
             parse_hints(obj)
+    many = [{"x": 1, "y": 1, "ab": [0, 0]}] * 1001
+    with pytest.raises(HintError, match="1001 hints; at most 1000"):
+        parse_hints(many)
 
 
 def test_hints_file_for_every_photo_or_per_file_name(tmp_path):
