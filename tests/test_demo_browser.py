@@ -64,21 +64,28 @@ def _loaded(selector: str) -> str:
     )
 
 
+STREAMS = ("/heartbeat/", "/queue/data")  # Gradio's long-lived connections (see open_demo)
+
+
 def open_demo(page, url: str, timeout_ms: int = 60_000, quiet_ms: int = 500) -> None:
     """Open the demo and wait as ``wait_until="networkidle"`` would (no request in flight for
-    ``quiet_ms``: assets, examples, the load event's queue), not counting Gradio's heartbeat:
-    the page keeps that one connection open for as long as it lives (it lets the server drop
-    a closed tab's per-session state, the Hints tab's), so the network is never idle."""
+    ``quiet_ms``: assets, examples, the load event's queue/join), not counting Gradio's two
+    long-lived streams: the heartbeat, which the page keeps open for as long as it lives (it
+    lets the server drop a closed tab's per-session state, the Hints tab's), and the queue's
+    event stream, which Gradio may keep open beside it. So the network is never idle; what a
+    test needs from the load event it waits for itself (``expect``)."""
     import time
 
-    pending: set[str] = set()
+    pending: dict[int, str] = {}
 
     def track(add: bool):
         def handler(request) -> None:
-            key = f"{id(request)}"
-            if "/heartbeat/" in request.url:
+            if any(stream in request.url for stream in STREAMS):
                 return
-            (pending.add if add else pending.discard)(key)
+            if add:
+                pending[id(request)] = request.url
+            else:
+                pending.pop(id(request), None)
 
         return handler
 
@@ -94,7 +101,7 @@ def open_demo(page, url: str, timeout_ms: int = 60_000, quiet_ms: int = 500) -> 
             quiet_since = time.monotonic()
         elif (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
             return
-    raise TimeoutError(f"{url}: requests still in flight after {timeout_ms} ms: {len(pending)}")
+    raise TimeoutError(f"{url}: still in flight after {timeout_ms} ms: {sorted(pending.values())}")
 
 
 def colorize_in_browser(
