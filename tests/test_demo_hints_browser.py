@@ -260,7 +260,9 @@ def main() -> None:
                 "() => document.querySelector('#hint-info').innerText.includes('1 hint,')",
                 timeout=60_000,
             )
-            page.screenshot(path=str(args.out_dir / "demo_hints_desktop.png"))
+            page.evaluate("window.scrollTo(0, 0)")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(args.out_dir / "demo_hints_desktop.png"), full_page=True)
             browser.close()
     finally:
         app.close()
