@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,23 @@ from PIL import Image
 # One small variant per family: fast enough for every test that builds or runs a model.
 FAMILIES = ["cunet", "eccv16", "streetside", "colornet"]
 TINY = [f"{f}_tiny" for f in FAMILIES]
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def colorizer_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``python -m colorizer -q ARGS`` in a subprocess, run in ``cwd`` (default: the repo), with
+    the shipped weights looked up there too (``$COLORIZER_WEIGHTS_DIR``)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLORIZER_WEIGHTS_DIR": str(cwd or REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "colorizer", "-q", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        env=env,
+        timeout=120,
+    )
 
 
 def free_port() -> int:

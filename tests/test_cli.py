@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +22,7 @@ from colorizer.inference import Colorizer
 from colorizer.metrics import METRICS, psnr_db, seed_euclidean
 from colorizer.models import create_model, list_models
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLORIZER_WEIGHTS_DIR": str(cwd or REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "colorizer", "-q", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd or REPO,
-        env=env,
-        timeout=120,
-    )
+from conftest import colorizer_cli as cli  # python -m colorizer -q ARGS, a subprocess
 
 
 def photo(h: int, w: int, seed: int) -> Image.Image:

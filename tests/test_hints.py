@@ -4,11 +4,8 @@ model's hint branches, the graft that ships them, and the CLI's --hints (in a su
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +31,7 @@ from colorizer.inference import Colorizer
 from colorizer.models import create_model
 from training.export import graft_hints
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import colorizer_cli as cli  # python -m colorizer -q ARGS, a subprocess
 
 
 def tiny_hint_model(seed: int = 0, **kw) -> torch.nn.Module:
@@ -261,16 +258,6 @@ def test_suggested_colours_come_from_the_distribution_at_the_point(tmp_path):
 
 
 # ---------------------------------------------------------------------------- the CLI
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLORIZER_WEIGHTS_DIR": str(cwd)}
-    return subprocess.run(
-        [sys.executable, "-m", "colorizer", "-q", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")
