@@ -222,9 +222,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_inputs(inputs: list[str], out: str, recursive: bool) -> None:
+def check_inputs(inputs: list[str], out: str, recursive: bool) -> list:
     """Refuse, before the model loads, inputs that cannot give a single output: a missing
-    path, the output folder given as an input, or nothing that is an image."""
+    path, the output folder given as an input, or nothing that is an image. Returns the
+    planned (input, output) pairs."""
     from pathlib import Path
 
     from colorizer.inference import plan_outputs
@@ -239,16 +240,16 @@ def check_inputs(inputs: list[str], out: str, recursive: bool) -> None:
     pairs, _ = plan_outputs(inputs, out, recursive)
     if not pairs:
         raise ValueError(f"no images found in {', '.join(repr(p) for p in inputs)}")
+    return pairs
 
 
-def read_hints(path: str, inputs: list[str], out: str, recursive: bool) -> dict:
-    """The hints file checked against the photos it names (their sizes read from the file
-    headers), before any model loads: one HintError for the first problem."""
+def read_hints(path: str, pairs: list) -> dict:
+    """The hints file checked against the photos it names (``pairs``: check_inputs' plan;
+    their sizes read from the file headers), before any model loads: one HintError for the
+    first problem."""
     from colorizer.hints import HintError, check_inside, load_hints_file
     from colorizer.imageio import ImageError, image_size
-    from colorizer.inference import plan_outputs
 
-    pairs, _ = plan_outputs(inputs, out, recursive)
     hints = load_hints_file(path, sorted({src.name for src, _ in pairs}))
     for src, _ in pairs:
         if hints.get(src.name):
@@ -266,8 +267,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from colorizer.inference import Colorizer, colorize_many
 
     recursive = not args.no_recursive
-    check_inputs(args.inputs, args.out, recursive)  # before loading a model
-    hints = read_hints(args.hints, args.inputs, args.out, recursive) if args.hints else None
+    pairs = check_inputs(args.inputs, args.out, recursive)  # before loading a model
+    hints = read_hints(args.hints, pairs) if args.hints else None
     check_writable_folder(args.out)
     colorizer = Colorizer(
         args.model, device=args.device, weights_dir=args.weights_dir, backend=args.backend
