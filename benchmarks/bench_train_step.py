@@ -106,9 +106,9 @@ def bench_stage(name: str, config: str, images: torch.Tensor, steps: int, loss_s
     torch.manual_seed(0)
     model = create_model(cfg.model, **cfg.model_args)
     if cfg.init_from and Path(cfg.init_from).is_file():
-        from training.train import load_weights
+        from training.train import left_behind, load_weights
 
-        load_weights(model, cfg.init_from, "init_from")
+        load_weights(model, cfg.init_from, "init_from", drop=left_behind(model))
     model.train()
     weights = torch.ones(model.bins.num_classes)
     before, now = Stepper(cfg, model, weights, False), Stepper(cfg, model, weights, True)

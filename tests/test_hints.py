@@ -219,6 +219,23 @@ def test_only_the_named_new_modules_may_be_missing_from_a_file():
         )
 
 
+def test_a_model_without_hints_fine_tunes_from_a_file_with_hint_branches(tmp_path):
+    # the shipped default carries hint branches; stage configs (init_from = weights/default.pt)
+    # build a model without them and must start from its base, the branches left behind
+    from training.train import TrainingError, left_behind, load_weights
+
+    hinted = tiny_hint_model()
+    save_checkpoint(tmp_path / "hinted.pt", hinted, default_temperature=0.5)
+    plain = create_model("effunet_tiny")
+    load_weights(plain, tmp_path / "hinted.pt", "init_from", drop=left_behind(plain))
+    base = {k: v for k, v in hinted.state_dict().items() if not k.startswith("hint_branches.")}
+    assert plain.state_dict().keys() == base.keys()
+    assert all(torch.equal(plain.state_dict()[k], v) for k, v in base.items())
+    with pytest.raises(TrainingError, match="unexpected keys: hint_branches"):  # not on resume
+        load_weights(create_model("effunet_tiny"), tmp_path / "hinted.pt", "--resume")
+    assert left_behind(tiny_hint_model()) == ()  # a hinted model keeps what the file has
+
+
 @pytest.mark.parametrize("sees_image", [False, True])
 def test_graft_ships_branches_whose_automatic_output_is_the_base_bit_for_bit(tmp_path, sees_image):
     torch.manual_seed(0)

@@ -490,20 +490,37 @@ def param_groups(model: nn.Module, encoder_lr_ratio: float) -> list[dict[str, An
     return [dict(params=rest, lr_scale=1.0), dict(params=enc, lr_scale=encoder_lr_ratio)]
 
 
+def left_behind(model: nn.Module) -> tuple[str, ...]:
+    """Modules a file to fine-tune from may carry that ``model`` was built without: a model
+    with hints=False starts from one with hint branches (the shipped default) without them."""
+    return () if getattr(model, "accepts_hints", False) else ("hint_branches.",)
+
+
 def load_weights(
-    model: nn.Module, path: str | Path, what: str, new: tuple[str, ...] = ()
+    model: nn.Module,
+    path: str | Path,
+    what: str,
+    new: tuple[str, ...] = (),
+    drop: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Put the weights of the checkpoint at ``path`` (a final.pt to fine-tune from, a last.pt to
     resume) into ``model`` through the validated reader and loader; returns the checkpoint. A
     file that is damaged, foreign, of another architecture or of other shapes stops the run
-    before anything is written, with a message that names ``what`` it was for."""
+    before anything is written, with a message that names ``what`` it was for. The file's
+    tensors under the prefixes ``drop`` that the model lacks are left behind (logged)."""
     from colorizer.checkpoint import CheckpointError, load_state, read_checkpoint
 
     try:
         ckpt = read_checkpoint(path)
         if ckpt["arch"] != model.arch_name:
             raise CheckpointError(f"{path} holds a {ckpt['arch']!r}, not a {model.arch_name!r}")
-        load_state(model, ckpt["state_dict"], str(path), new)
+        state, own = ckpt["state_dict"], model.state_dict()
+        if drop:
+            gone = [k for k in state if k.startswith(drop) and k not in own]
+            state = {k: v for k, v in state.items() if k not in gone}
+            if gone:
+                log.info("%s: left %d tensors of %s behind", what, len(gone), ", ".join(drop))
+        load_state(model, state, str(path), new)
     except CheckpointError as e:
         raise TrainingError(f"{what}: {e}") from e
     return ckpt
@@ -661,7 +678,7 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
     if cfg.hint_points and not getattr(model, "accepts_hints", False):
         raise TrainingError(f"hint_points needs a model built with hints=True; {cfg.model} is not")
     if cfg.init_from and not resume:
-        load_weights(model, cfg.init_from, "init_from", tuple(cfg.init_new))
+        load_weights(model, cfg.init_from, "init_from", tuple(cfg.init_new), left_behind(model))
         log.info("initialised from %s", cfg.init_from)
     elif cfg.pretrained_encoder and not resume:
         if not hasattr(model, "load_pretrained_encoder"):
@@ -900,7 +917,9 @@ def end_epoch(run: Run, epoch: int, end: EpochEnd) -> None:
     if not run.dist.main:
         return
     t, cfg = run.val_temperature, run.cfg
-    hint_points = cfg.hint_points  # every val photo hinted: hint_none would only add noise
+    # a run of the hint branches alone (hint_none 0) is judged with every val photo hinted; a
+    # run that also trains the automatic model (hint_none > 0) by that model, as finish() is
+    hint_points = cfg.hint_points if not cfg.hint_none else 0.0
     res = validate(
         run.unwrap(), run.val_images, run.device, [t], run.loss_fn, 32, hint_points, cfg.hint_patch
     )[t]
