@@ -515,12 +515,12 @@ class ColorizeApp:
             return None
         if temperature is None:
             return loaded.default_temperature
-        t = float(temperature)
-        if not np.isfinite(t) or t <= 0:
+        try:  # the library's one check of a temperature
+            return loaded.colorizer.decoding.at(float(temperature)).temperature
+        except (TypeError, ValueError):  # float() or DecodingError
             raise DemoError(
                 f"Colour strength (temperature) must be a positive number, got {temperature!r}."
-            )
-        return t
+            ) from None
 
     def _run(
         self, loaded: LoadedModel, img: Image.Image, temperature: float | None

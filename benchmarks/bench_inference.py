@@ -50,7 +50,6 @@ from colorizer.inference import (
     Colorizer,
     colorize_many,
     output_to_ab,
-    predict_ab,
     resize_rows,
 )
 from colorizer.lab import lab_to_rgb, rgb_to_l, rgb_to_lab
@@ -148,7 +147,7 @@ def bench_models(cfg: BenchConfig, device: str, photo: np.ndarray) -> list[dict]
                 torch.inference_mode(),
                 torch.autocast("cuda", torch.float16, enabled=device.startswith("cuda")),
             ):
-                return predict_ab(model, L)
+                return output_to_ab(model, model(L))
 
         forwards[name] = forward
         photos[name] = lambda c=colorizer: c.colorize(photo)

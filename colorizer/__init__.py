@@ -3,14 +3,14 @@
     from colorizer import Colorizer
     Colorizer("landscape").colorize("photo.jpg").save("colour.png")
 
-The pieces, one home each: ``lab`` (CIELAB), ``bins`` (colour classes and the one decode),
+The pieces, one home each: ``lab`` (CIELAB), ``bins`` (colour classes, the one decode and its setting, ``Decoding``),
 ``models`` (registry), ``checkpoint``, ``inference``, ``metrics``, ``evaluate``, ``survey``.
 """
 
-from colorizer.bins import ColorBins, get_bins
+from colorizer.bins import ColorBins, Decoding, get_bins
 from colorizer.checkpoint import CheckpointError, save_checkpoint
 from colorizer.imageio import ImageError, load_image
-from colorizer.inference import Colorizer, colorize_many, predict_ab
+from colorizer.inference import Colorizer, colorize_many
 from colorizer.models import create_model, list_models, load_checkpoint, model_info
 
 __version__ = "0.1.0"
@@ -19,6 +19,7 @@ __all__ = [
     "CheckpointError",
     "ColorBins",
     "Colorizer",
+    "Decoding",
     "ImageError",
     "__version__",
     "colorize_many",
@@ -28,6 +29,5 @@ __all__ = [
     "load_checkpoint",
     "load_image",
     "model_info",
-    "predict_ab",
     "save_checkpoint",
 ]

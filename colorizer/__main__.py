@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from collections.abc import Sequence
 
@@ -23,14 +22,15 @@ from colorizer.atomic import check_writable_folder
 log = logging.getLogger("colorizer")
 
 
-def positive_float(text: str) -> float:
+def temperature_arg(text: str) -> float:
+    """--temperature: a number that bins.Decoding accepts (the one check of a temperature)."""
+    from colorizer.bins import Decoding, DecodingError
+
     try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return v
+        return Decoding(float(text)).temperature
+    except ValueError as e:  # float() or DecodingError
+        msg = str(e) if isinstance(e, DecodingError) else f"not a number: {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def non_negative_int(text: str) -> int:
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="output folder (created); outputs are <stem>.png")
     c.add_argument(
         "--temperature",
-        type=positive_float,
+        type=temperature_arg,
         help="decode temperature T (lower = more vivid; default: the model's own)",
     )
     c.add_argument(
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=256,
         help="score at size x size, like the first seed (default 256; 0 = as is)",
     )
-    e.add_argument("--temperature", type=positive_float, help="decode temperature for all models")
+    e.add_argument("--temperature", type=temperature_arg, help="decode temperature for all models")
     e.add_argument("--limit", type=non_negative_int, help="only the first N photos (sorted)")
     e.add_argument(
         "--grid",
@@ -176,9 +176,8 @@ def loaded_facts(name: str, weights_dir: str | None) -> tuple[str, str]:
     model = create_model(name, pretrained=True, weights_dir=weights_dir)
     hints = "yes" if getattr(model, "accepts_hints", False) else "-"
     if getattr(model, "kind", "") != "classification":
-        return "-", hints
-    t = f"{float(model.default_temperature):g}"
-    return (f"{t} calibrated" if getattr(model, "calibration", None) else t), hints
+        return "- (regression)", hints
+    return model.decoding.describe(), hints
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -201,7 +200,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         if info["weights_present"]:
             t, hints = loaded_facts(name, args.weights_dir)
         else:
-            t = "-" if info["default_temperature"] is None else f"{info['default_temperature']:g}"
+            t = "-" if info["decoding"] is None else info["decoding"].describe()
             hints = "-"
         rows.append((name, info["family"], weights, t, hints, info["description"]))
     rows.append(
@@ -354,10 +353,11 @@ def add_export_onnx(sub: argparse._SubParsersAction) -> None:
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from colorizer.inference import load_model
     from colorizer.onnx import export_onnx
 
     check_writable_folder(str(Path(args.out).parent))
-    report = export_onnx(args.model, args.out, weights_dir=args.weights_dir)
+    report = export_onnx(load_model(args.model, weights_dir=args.weights_dir)[0], args.out)
     print(f"wrote {args.out}: {report.summary()}")
     return 0
 

@@ -20,13 +20,17 @@ T = 1 / t here.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from colorizer.lab import ab_to_unit, rgb_to_lab
+from colorizer.lab import ab_from_unit, ab_to_unit, rgb_to_lab
 
 SEED104_CELLS = (
     25, 26, 27, 40, 41, 42, 51, 52, 53, 54, 55, 56, 57, 64, 65, 66, 67, 68, 69, 70, 71, 72, 79,
@@ -215,15 +219,11 @@ class ColorBins:
             return torch.zeros_like(x).scatter_(1, idx, 1.0)
         return torch.softmax(x / temperature, dim=1)
 
-    def decode(
-        self,
-        logits: torch.Tensor,
-        temperature: float = 1.0,
-        calibration: dict | None = None,
-    ) -> torch.Tensor:
-        """THE decode: (B, Q, H, W) logits -> (B, 2, H, W) a*b*, annealed mean at temperature T.
+    def decode(self, logits: torch.Tensor, decoding: Decoding | float = 1.0) -> torch.Tensor:
+        """THE decode: (B, Q, H, W) logits -> (B, 2, H, W) a*b*, the annealed mean at the
+        ``decoding``'s temperature T (a bare number: that T, uncalibrated; T <= 1e-4 the mode).
 
-        With a ``calibration`` (see :class:`ConfidenceFit`), colour only as strongly as the
+        With a calibration (see :class:`ConfidenceFit`), colour only as strongly as the
         model is sure: each pixel moves from the distribution's mean (T = 1, the safe guess)
         towards the annealed mean by w(entropy), a weight fitted on validation photos, so a
         hesitant pixel stays near the mean and a sure one commits to the vivid colour. Where
@@ -231,6 +231,10 @@ class ColorBins:
         by it first: m * mean + w * (vivid - mean), so where even the mean is usually wrong
         (the rebalanced loss tints a gray road beige) the pixel leans towards gray.
         """
+        if isinstance(decoding, Decoding):
+            temperature, calibration = decoding.temperature, decoding.calibration
+        else:
+            temperature, calibration = float(decoding), None
         if calibration is None:
             return self.expectation(self.probabilities(logits, temperature))  # (B, 2, H, W)
         mean, vivid, e = self._mean_vivid_entropy(logits, temperature)
@@ -266,6 +270,108 @@ def _normalised_entropy(p: torch.Tensor, bins: ColorBins) -> torch.Tensor:
     """(B, Q, H, W) probabilities -> (B, H, W) entropy / log(number of real colours)."""
     n = int(bins._on(p.device)["mask"].sum())
     return -(p * torch.log(p.clamp_min(1e-12))).sum(1) / math.log(n)
+
+
+# ---------------------------------------------------------------------- the decode setting
+class DecodingError(ValueError):
+    """A temperature or confidence calibration that no decode can use."""
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a classification model's distribution becomes a*b*: THE decode setting, one per
+    model, stored once in its checkpoint (field ``decoding``) and in its ONNX metadata.
+
+    ``temperature``: the annealed mean's T (> 0; Zhang et al.'s 0.38, the seed's t = 2 is 0.5,
+    1 is the plain mean). ``calibration``: the confidence curves of :class:`ConfidenceFit`
+    ({"entropy": [...], "weight": [...], optional "mean_weight": [...]}, as
+    ``training.calibrate`` writes them), or None for the plain annealed mean. Both are checked
+    here, once, whoever builds one (a checkpoint, a CLI flag, the demo's slider)."""
+
+    temperature: float = 1.0
+    calibration: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
+            raise DecodingError(f"temperature must be a positive finite number, got {t!r}")
+        object.__setattr__(self, "temperature", float(t))
+        if self.calibration is not None:
+            problem = calibration_problem(self.calibration)
+            if problem:
+                raise DecodingError(f"malformed confidence calibration: {problem}")
+            # a copy, so that no caller's dict can change a frozen setting behind its back;
+            # the T the curves were fitted at (ConfidenceFit.result's "temperature") is not
+            # kept: one setting has one temperature, this one's
+            cal = {k: v for k, v in self.calibration.items() if k != "temperature"}
+            object.__setattr__(self, "calibration", copy.deepcopy(cal))
+
+    def at(self, temperature: float | None) -> Decoding:
+        """This setting at another temperature (the calibration kept); None: unchanged."""
+        return self if temperature is None else dataclasses.replace(self, temperature=temperature)
+
+    def to_dict(self) -> dict[str, Any]:
+        cal = copy.deepcopy(self.calibration)
+        return {"temperature": self.temperature, "calibration": cal}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Decoding:
+        if not isinstance(d, dict) or set(d) - {"temperature", "calibration"}:
+            raise DecodingError(
+                "a decoding is a dict of 'temperature' and 'calibration', got "
+                + (f"keys {sorted(map(str, d))}" if isinstance(d, dict) else type(d).__name__)
+            )
+        return cls(d.get("temperature", 1.0), d.get("calibration"))
+
+    def describe(self) -> str:
+        """'0.7 calibrated', '0.38': what ``python -m colorizer models`` prints."""
+        return f"{self.temperature:g}" + (" calibrated" if self.calibration else "")
+
+
+def decoding_at(model: torch.nn.Module, temperature: float | None = None) -> Decoding:
+    """The model's decode setting, at ``temperature`` where one is given (Decoding checks it:
+    DecodingError, a ValueError, for a non-positive or non-finite one)."""
+    return (getattr(model, "decoding", None) or Decoding()).at(temperature)
+
+
+def output_to_ab(
+    model: torch.nn.Module, out: torch.Tensor, temperature: float | None = None
+) -> torch.Tensor:
+    """A model's raw output -> a*b* in Lab units, (B, 2, h, w), float32.
+
+    classification: ``model.bins.decode(logits, model.decoding)`` (the annealed mean, moved
+    towards the safe mean where the model hesitates if its decoding carries a confidence
+    calibration), at ``temperature`` where given; regression: the output is in the seeds' unit
+    scaling, ``ab_from_unit``.
+    """
+    kind = getattr(model, "kind", None)
+    if kind == "classification":
+        return model.bins.decode(out.float(), decoding_at(model, temperature))
+    if kind == "regression":
+        if out.dim() != 4 or out.shape[1] != 2:
+            raise ValueError(f"regression output must be (B, 2, h, w); got {tuple(out.shape)}")
+        return ab_from_unit(out.float())
+    raise ValueError(f"model.kind must be 'classification' or 'regression'; got {kind!r}")
+
+
+def calibration_problem(cal: Any) -> str | None:
+    """Why ``cal`` is not a usable confidence calibration, or None when it is."""
+    if not isinstance(cal, dict):
+        return f"a dict of curves, got a {type(cal).__name__}"
+    x, w, m = cal.get("entropy"), cal.get("weight"), cal.get("mean_weight")
+
+    def unit_numbers(v: Any) -> bool:
+        return isinstance(v, list | tuple) and all(
+            isinstance(e, int | float) and not isinstance(e, bool) and 0 <= e <= 1 for e in v
+        )
+
+    if not (unit_numbers(x) and unit_numbers(w) and 0 < len(x) == len(w)):
+        return "needs equal, non-empty 'entropy' and 'weight' lists of numbers in [0, 1]"
+    if list(x) != sorted(x):
+        return "its 'entropy' points must be sorted"
+    if m is not None and not (unit_numbers(m) and len(m) == len(x)):
+        return "'mean_weight', where present, must be as long as 'entropy', numbers in [0, 1]"
+    return None
 
 
 # ---------------------------------------------------------------------- confidence calibration

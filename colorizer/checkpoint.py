@@ -3,14 +3,19 @@
 A checkpoint is a dict of tensors and primitives, so it loads with
 ``torch.load(weights_only=True)`` (no arbitrary code runs when opening a file)::
 
-    format="colorizer-checkpoint", version=1,
+    format="colorizer-checkpoint", version=2,
     arch, arch_args            # create_model(arch, **arch_args) rebuilds the network
     bins                       # ColorBins.to_dict() or None (regression)
-    default_temperature        # tuned decode temperature
-    calibration                # confidence calibration of the decode (bins.ConfidenceFit), or None
+    decoding                   # bins.Decoding.to_dict(): THE decode setting (temperature and
+                               # confidence calibration), or None (the architecture's own)
     state_dict, half           # weights (fp16 when half=True; loading casts back to fp32)
     train, metrics             # how it was trained (data, command, config, ...) and its scores
     ...extra                   # resume files add optimizer, scheduler, epoch, step, rng
+
+Version 1 files (every checkpoint written before 2026-12-03, the shipped ones among them) had
+``default_temperature`` and ``calibration`` at the top and often a second temperature inside
+``arch_args``; ``read_checkpoint`` upgrades them to version 2 as it reads them, the top-level
+temperature winning as it did when those files were loaded, so they decode exactly as before.
 
 ``save_checkpoint`` writes atomically: a temp file in the same folder, fsync, os.replace, so a
 crash mid-write never leaves a half file under the real name. ``read_checkpoint`` is the one
@@ -24,7 +29,6 @@ rebuilding the model a file describes is the registry's ``colorizer.models.load_
 from __future__ import annotations
 
 import logging
-import math
 import os
 import pickle
 import warnings
@@ -35,19 +39,19 @@ import torch
 from torch import nn
 
 from colorizer.atomic import atomic_write
+from colorizer.bins import Decoding, DecodingError
 
 log = logging.getLogger(__name__)
 
 FORMAT = "colorizer-checkpoint"
-VERSION = 1
+VERSION = 2
 _RESERVED = {
     "format",
     "version",
     "arch",
     "arch_args",
     "bins",
-    "default_temperature",
-    "calibration",
+    "decoding",
     "state_dict",
     "half",
     "train",
@@ -85,13 +89,14 @@ def _check_safe(obj: Any, where: str) -> None:
 def checkpoint_dict(
     model: nn.Module,
     *,
-    default_temperature: float | None = None,
+    decoding: Decoding | None = None,
     train: dict | None = None,
     metrics: dict | None = None,
     extra: dict | None = None,
     half: bool = False,
 ) -> dict[str, Any]:
-    """The dict ``save_checkpoint`` writes (tensors copied to CPU)."""
+    """The dict ``save_checkpoint`` writes (tensors copied to CPU); ``decoding`` defaults to
+    the model's own."""
     for attr in ("arch_name", "arch_args", "kind"):
         if not hasattr(model, attr):
             raise TypeError(
@@ -111,12 +116,7 @@ def checkpoint_dict(
         "arch": model.arch_name,
         "arch_args": dict(model.arch_args),
         "bins": bins.to_dict() if bins is not None else None,
-        "default_temperature": float(
-            default_temperature
-            if default_temperature is not None
-            else getattr(model, "default_temperature", 1.0)
-        ),
-        "calibration": getattr(model, "calibration", None),
+        "decoding": (decoding or getattr(model, "decoding", None) or Decoding()).to_dict(),
         "state_dict": state,
         "half": bool(half),
         "train": dict(train or {}),
@@ -136,7 +136,7 @@ def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
     *,
-    default_temperature: float | None = None,
+    decoding: Decoding | None = None,
     train: dict | None = None,
     metrics: dict | None = None,
     extra: dict | None = None,
@@ -146,7 +146,7 @@ def save_checkpoint(
     path = Path(path)
     ckpt = checkpoint_dict(
         model,
-        default_temperature=default_temperature,
+        decoding=decoding,
         train=train,
         metrics=metrics,
         extra=extra,
@@ -208,6 +208,22 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return obj
 
 
+def _upgrade_v1(obj: dict) -> None:
+    """A version-1 dict -> version 2, in place: its one or two temperatures and calibration
+    become one ``decoding``. Loading a v1 file built the model from arch_args (their
+    default_temperature, if any) and then set the top-level one where it was not None: the
+    same order decides here."""
+    args = obj.get("arch_args")
+    in_args = args.pop("default_temperature", None) if isinstance(args, dict) else None
+    top, cal = obj.pop("default_temperature", None), obj.pop("calibration", None)
+    t = top if top is not None else in_args
+    if t is None and cal is None:
+        obj["decoding"] = None
+    else:
+        obj["decoding"] = {"temperature": 1.0 if t is None else t, "calibration": cal}
+    obj["version"] = 2
+
+
 def _check_format(obj: Any, path: Path) -> None:
     if not isinstance(obj, dict):
         raise CheckpointError(
@@ -220,6 +236,8 @@ def _check_format(obj: Any, path: Path) -> None:
                 f"{path} is a colorizer checkpoint of version {version!r}; this code reads "
                 f"versions up to {VERSION}: update the project"
             )
+        if version < 2:
+            _upgrade_v1(obj)
         for key in ("arch", "arch_args", "state_dict"):
             if key not in obj:
                 raise CheckpointError(f"{path} is a colorizer checkpoint without {key!r}")
@@ -270,12 +288,11 @@ def _check_contents(obj: dict, path: Path) -> None:
             f"'state_dict' entries must be name -> tensor; not so for {', '.join(odd[:3])}"
             + (f", ... ({len(odd)} in all)" if len(odd) > 3 else "")
         )
-    t = obj.get("default_temperature")
-    if t is not None:
-        if isinstance(t, bool) or not isinstance(t, int | float):
-            raise bad(f"'default_temperature' must be a number, got {type(t).__name__} {t!r}")
-        if not math.isfinite(t) or t <= 0:
-            raise bad(f"'default_temperature' must be a positive finite number, got {t}")
+    if obj.get("decoding") is not None:
+        try:
+            Decoding.from_dict(obj["decoding"])
+        except DecodingError as e:
+            raise bad(f"its 'decoding' is unusable: {e}") from e
     bins = obj.get("bins")
     if bins is not None:
         if not isinstance(bins, dict):
@@ -287,8 +304,6 @@ def _check_contents(obj: dict, path: Path) -> None:
             raise bad("'bins' is an empty dict: no colour bins to decode with (None means none)")
         if "centers" not in bins:
             raise bad(f"'bins' has no 'centers' (keys: {', '.join(map(str, bins))})")
-    if obj.get("calibration") is not None:
-        _check_calibration(obj["calibration"], path)
 
 
 def state_dict_mismatch(
@@ -345,27 +360,3 @@ def load_state(
                 )
         state = {**{k: v for k, v in own.items() if k.startswith(new)}, **state}
     model.load_state_dict(state, strict=True)  # copy_ casts fp16 weights back to fp32
-
-
-def _check_calibration(cal: Any, path: Path) -> None:
-    ok = (
-        isinstance(cal, dict)
-        and isinstance(cal.get("entropy"), list)
-        and isinstance(cal.get("weight"), list)
-        and 0 < len(cal["entropy"]) == len(cal["weight"])
-        and all(isinstance(v, int | float) and 0 <= v <= 1 for v in cal["entropy"] + cal["weight"])
-        and cal["entropy"] == sorted(cal["entropy"])
-    )
-    shrink = cal.get("mean_weight") if isinstance(cal, dict) else None
-    if ok and shrink is not None:  # optional: calibrations fitted before it have none
-        ok = (
-            isinstance(shrink, list)
-            and len(shrink) == len(cal["entropy"])
-            and all(isinstance(v, int | float) and 0 <= v <= 1 for v in shrink)
-        )
-    if not ok:
-        raise CheckpointError(
-            f"{path}: its confidence calibration is malformed (needs equal, non-empty, sorted "
-            "'entropy' and 'weight' lists of numbers in [0, 1], and 'mean_weight' if present "
-            "of the same length)"
-        )

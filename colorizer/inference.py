@@ -32,6 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from colorizer.atomic import atomic_write, check_output_folder
+from colorizer.bins import Decoding, decoding_at, output_to_ab
 from colorizer.hints import (
     Hint,
     HintError,
@@ -44,7 +45,7 @@ from colorizer.hints import (
     recommend_colors,
 )
 from colorizer.imageio import ImageError, ImageSource, list_images, load_image, to_tensor
-from colorizer.lab import ab_from_unit, recolor_strips, rgb_to_l
+from colorizer.lab import recolor_strips, rgb_to_l
 
 log = logging.getLogger(__name__)
 
@@ -70,52 +71,13 @@ class GrayModel(nn.Module):
         self.kind = "regression"
         self.bins = None
         self.input_size = tuple(input_size)
-        self.default_temperature = 1.0
+        self.decoding = Decoding()  # unused: a regression model has no distribution to decode
         self.arch_name = GRAY
         self.arch_args: dict[str, Any] = {"input_size": self.input_size}
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         # unit scaling: ab_from_unit(128 / 255) = 0
         return torch.full_like(L, 128.0 / 255.0).expand(-1, 2, -1, -1)
-
-
-def resolve_temperature(model: nn.Module, temperature: float | None) -> float:
-    """The temperature to decode with: the given one, else the model's default; checked > 0."""
-    t = float(getattr(model, "default_temperature", 1.0) if temperature is None else temperature)
-    if not np.isfinite(t) or t <= 0:
-        raise ValueError(f"temperature must be a positive number; got {temperature}")
-    return t
-
-
-def output_to_ab(
-    model: nn.Module, out: torch.Tensor, temperature: float | None = None
-) -> torch.Tensor:
-    """A model's raw output -> a*b* in Lab units, (B, 2, h, w), float32.
-
-    classification: ``model.bins.decode(logits, T, model.calibration)`` (annealed mean, moved
-    towards the safe mean where the model hesitates if the checkpoint carries a confidence
-    calibration); regression: the output is
-    in the seeds' unit scaling, ``ab_from_unit``.
-    """
-    kind = getattr(model, "kind", None)
-    if kind == "classification":
-        t = resolve_temperature(model, temperature)
-        return model.bins.decode(out.float(), t, getattr(model, "calibration", None))
-    if kind == "regression":
-        if out.dim() != 4 or out.shape[1] != 2:
-            raise ValueError(f"regression output must be (B, 2, h, w); got {tuple(out.shape)}")
-        return ab_from_unit(out.float())
-    raise ValueError(f"model.kind must be 'classification' or 'regression'; got {kind!r}")
-
-
-def predict_ab(model: nn.Module, L: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-    """THE prediction step shared by inference, training and evaluation.
-
-    L: (B, 1, H, W) lightness in [0, 100] at the model's working size -> (B, 2, h, w) a*b* in
-    Lab units (h, w = the model's output size, possibly smaller than H, W). Runs under the
-    caller's grad mode.
-    """
-    return output_to_ab(model, model(L), temperature)
 
 
 def resize_rows(x: torch.Tensor, r0: int, r1: int, out_h: int) -> torch.Tensor:
@@ -187,8 +149,9 @@ class Colorizer:
         self.model.to(self.device).eval()
         self.keep_encoding = bool(keep_encoding) and self.backend == "torch"
         self._encoder_cache: tuple[Any, Any] | None = None
+        # an override of the file's temperature, checked now rather than at the first photo
         self.temperature = (
-            None if temperature is None else resolve_temperature(self.model, temperature)
+            None if temperature is None else decoding_at(self.model, temperature).temperature
         )
         log.info(
             "colorizer %s (%s) on %s, %s backend",
@@ -203,8 +166,13 @@ class Colorizer:
         return self.model.kind
 
     @property
+    def decoding(self) -> Decoding:
+        """What this colorizer decodes at: the model's setting, at the override if any."""
+        return decoding_at(self.model, self.temperature)
+
+    @property
     def default_temperature(self) -> float:
-        return resolve_temperature(self.model, self.temperature)
+        return self.decoding.temperature
 
     # ------------------------------------------------------------------ the network
     @property
@@ -295,7 +263,7 @@ class Colorizer:
         the automatic colorization.
         """
         img = load_image(image)
-        t = None if temperature is None else resolve_temperature(self.model, temperature)
+        t = None if temperature is None else decoding_at(self.model, temperature).temperature
         pred = self.predict(self.working_l(img), t, self.hint_map(hints, hints_size or img.size))
         out = self.compose(img, pred.ab[0])
         if not return_uncertainty:

@@ -7,7 +7,7 @@
 Only the network goes into the graph: L (B, 1, H, W) in [0, 100] at the model's
 ``input_size`` -> its raw output (logits over the colour bins, or unit-scaled a*b*). Decoding
 (temperature, confidence calibration), upsampling and the colour conversion stay in the
-library, so both backends share them. What decoding needs (kind, bins, default temperature,
+library, so both backends share them. What decoding needs (kind, bins, decoding,
 calibration, input size) travels in the file's metadata, so an exported file is a model on its
 own.
 
@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from colorizer.atomic import atomic_write
+from colorizer.bins import Decoding, output_to_ab
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,11 @@ def _require_ort():
 def contract(model: nn.Module) -> dict[str, Any]:
     """What decoding a network's output needs, as JSON-able values."""
     bins = getattr(model, "bins", None)
-    cal = getattr(model, "calibration", None)
+    decoding = getattr(model, "decoding", None) or Decoding()
     return {
         "kind": model.kind,
         "input_size": [int(s) for s in model.input_size],
-        "default_temperature": float(getattr(model, "default_temperature", 1.0)),
+        "decoding": _jsonable(decoding.to_dict()),
         "bins": None
         if bins is None
         else {
@@ -74,7 +75,6 @@ def contract(model: nn.Module) -> dict[str, Any]:
             "centers": bins.centers.tolist(),
             "null_index": bins.null_index,
         },
-        "calibration": _jsonable(cal),
         "arch_name": str(getattr(model, "arch_name", type(model).__name__)),
         "arch_args": _jsonable(getattr(model, "arch_args", {})),
     }
@@ -102,7 +102,7 @@ def _session(data: bytes | str, threads: int | None = None):
 
 class OnnxModel(nn.Module):
     """A colorization network run by onnxruntime (CPU), following the model contract:
-    ``kind``, ``bins``, ``input_size``, ``default_temperature``, ``forward(L)``."""
+    ``kind``, ``bins``, ``input_size``, ``decoding``, ``forward(L)``."""
 
     def __init__(self, session, meta: dict[str, Any]) -> None:
         super().__init__()
@@ -111,11 +111,12 @@ class OnnxModel(nn.Module):
         self.session = session
         self.kind = meta["kind"]
         self.input_size = tuple(int(s) for s in meta["input_size"])
-        self.default_temperature = float(meta["default_temperature"])
+        if "decoding" in meta:
+            self.decoding = Decoding.from_dict(meta["decoding"])
+        else:  # exported before 2026-12-03: a temperature and a calibration side by side
+            self.decoding = Decoding(meta["default_temperature"], meta.get("calibration"))
         b = meta.get("bins")
         self.bins = None if b is None else ColorBins.from_dict(b)
-        if meta.get("calibration") is not None:
-            self.calibration = meta["calibration"]
         self.arch_name = meta.get("arch_name", "onnx")
         self.arch_args = meta.get("arch_args", {})
         self.backend = "onnx"
@@ -193,8 +194,6 @@ def export_bytes(model: nn.Module, opset: int = OPSET) -> tuple[bytes, ExportRep
     against torch with onnxruntime (raises OnnxError when they disagree)."""
     import onnx
 
-    from colorizer.inference import output_to_ab
-
     if isinstance(model, OnnxModel):
         raise OnnxError("the model is already an ONNX network")
     for attr in ("kind", "input_size"):
@@ -230,8 +229,7 @@ def export_bytes(model: nn.Module, opset: int = OPSET) -> tuple[bytes, ExportRep
     if got.shape != ref.shape:
         raise OnnxError(f"onnxruntime output {tuple(got.shape)} != torch {tuple(ref.shape)}")
     raw = float((got - ref).abs().max())
-    t = meta["default_temperature"]
-    ab_diff = float((output_to_ab(model, got, t) - output_to_ab(model, ref, t)).abs().max())
+    ab_diff = float((output_to_ab(model, got) - output_to_ab(model, ref)).abs().max())
     report = ExportReport(
         meta["arch_name"],
         tuple(model.input_size),
@@ -247,22 +245,14 @@ def export_bytes(model: nn.Module, opset: int = OPSET) -> tuple[bytes, ExportRep
     return data, report
 
 
-def export_onnx(
-    model: str | os.PathLike | nn.Module,
-    out: str | os.PathLike,
-    weights_dir: str | os.PathLike | None = None,
-    opset: int = OPSET,
-) -> ExportReport:
-    """Export a registry name, checkpoint or module to ``out`` (written atomically: a failed
-    export or check leaves no file behind)."""
-    from colorizer.inference import load_model
-
+def export_onnx(module: nn.Module, out: str | os.PathLike, opset: int = OPSET) -> ExportReport:
+    """Export a model (``colorizer.inference.load_model`` resolves a name or a checkpoint) to
+    ``out``, written atomically: a failed export or check leaves no file behind."""
     out = Path(out)
     if out.suffix != ".onnx":
         raise OnnxError(f"the output file should end in .onnx; got {out}")
     if out.is_dir():
         raise OnnxError(f"{out} is a folder; give a file name ending in .onnx")
-    module, _name = load_model(model, weights_dir=weights_dir)
     data, report = export_bytes(module, opset)
     with atomic_write(out) as f:
         f.write(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fractions
 import pickle
 import zipfile
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from colorizer.atomic import atomic_write
-from colorizer.bins import get_bins
+from colorizer.bins import Decoding, DecodingError, get_bins
 from colorizer.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -42,14 +43,14 @@ def test_round_trip_every_family(tmp_path, name):
     model = trained(name)
     train = {"data": "landscapes", "command": "python -m training train", "epochs": 3}
     path = save_checkpoint(
-        tmp_path / "m.pt", model, default_temperature=0.37, train=train, metrics={"auc": 0.9}
+        tmp_path / "m.pt", model, decoding=Decoding(0.37), train=train, metrics={"auc": 0.9}
     )
     loaded, meta = load_checkpoint(path)
     assert type(loaded) is type(model) and not loaded.training
     assert loaded.arch_name == name and loaded.arch_args == model.arch_args
     assert meta["format"] == FORMAT and meta["train"] == train and meta["metrics"] == {"auc": 0.9}
     assert meta["path"] == str(path) and "state_dict" not in meta
-    assert loaded.default_temperature == 0.37
+    assert loaded.decoding == Decoding(0.37)
     if model.bins is not None:
         assert loaded.bins == model.bins
     L = lightness()
@@ -64,7 +65,7 @@ def test_bins_come_back_from_the_file(tmp_path):
     loaded, meta = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model))
     assert loaded.bins == get_bins("seed104") and loaded.bins.null_index == 104
     assert meta["bins"]["name"] == "seed104"
-    assert meta["default_temperature"] == model.default_temperature  # the model's own value
+    assert meta["decoding"] == model.decoding.to_dict()  # the model's own setting
 
 
 def test_half_ships_smaller_and_loads_as_fp32(tmp_path):
@@ -255,10 +256,14 @@ def test_mismatched_state_dict_lists_what_differs(tmp_path):
             "'state_dict' must be a dict .* list of 2",
         ),
         ({"state_dict": {"stem.0.weight": 3.0}}, "entries must be name -> tensor.*stem.0.weight"),
-        ({"default_temperature": float("nan")}, "'default_temperature' must be a positive finite"),
-        ({"default_temperature": float("inf")}, "'default_temperature' must be a positive finite"),
-        ({"default_temperature": -0.5}, "'default_temperature' must be a positive finite"),
-        ({"default_temperature": "warm"}, "'default_temperature' must be a number, got str"),
+        ({"decoding": {"temperature": float("nan")}}, "'decoding' is unusable: temperature must"),
+        ({"decoding": {"temperature": -0.5}}, "'decoding' is unusable: temperature must be a pos"),
+        ({"decoding": {"temperature": "warm"}}, "'decoding' is unusable: .*got 'warm'"),
+        ({"decoding": 0.5}, "'decoding' is unusable: a decoding is a dict"),
+        ({"decoding": {"temperature": 0.5, "T": 1}}, "'decoding' is unusable: .*keys \\['T'"),
+        # version 1's fields, upgraded as they are read, are checked the same way
+        ({"version": 1, "default_temperature": float("inf")}, "'decoding' is unusable: temp"),
+        ({"version": 1, "calibration": {"entropy": [0.6, 0.2], "weight": [1, 0]}}, "sorted"),
         ({"arch_args": [8, 16]}, "'arch_args' must be a dict, got a list"),
         ({"arch": 7}, "'arch' must be a model name, got int 7"),
     ],
@@ -285,3 +290,48 @@ def test_the_checkpoint_module_does_not_import_the_registry():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not {m for m in imported if m and m.startswith("colorizer.models")}
+
+
+def v1_file(tmp_path, name="v1.pt", **fields):
+    """A checkpoint as version 1 wrote it: one temperature at the top, maybe a second inside
+    arch_args (the families' args dataclasses had one), the calibration beside them."""
+    ckpt = read_checkpoint(save_checkpoint(tmp_path / name, trained("colornet_tiny")))
+    ckpt.pop("decoding")
+    ckpt.update(version=1, **fields)
+    torch.save(ckpt, tmp_path / name)
+    return tmp_path / name
+
+
+def test_version_1_files_load_as_they_did_the_top_temperature_winning(tmp_path):
+    cal = {"temperature": 0.6, "entropy": [0.2, 0.6], "weight": [0.9, 0.1], "floor": 0.0}
+    args = dict(trained("colornet_tiny").arch_args, default_temperature=0.4)
+    both = v1_file(tmp_path, arch_args=args, default_temperature=0.6, calibration=cal)
+    model, meta = load_checkpoint(both)
+    assert meta["version"] == 2 and "default_temperature" not in meta["arch_args"]
+    # one temperature: the top one, as loading a v1 file set it last; the curves' own copy of
+    # the T they were fitted at is not kept
+    assert model.decoding == Decoding(0.6, {k: v for k, v in cal.items() if k != "temperature"})
+    only_args = v1_file(tmp_path, "a.pt", arch_args=args, default_temperature=None)
+    assert load_checkpoint(only_args)[0].decoding == Decoding(0.4)
+    neither = v1_file(tmp_path, "n.pt", default_temperature=None)
+    assert load_checkpoint(neither)[0].decoding == create_model("colornet_tiny").decoding
+    # saved again, it is a version 2 file with one decoding field and nothing else of the kind
+    again = read_checkpoint(save_checkpoint(tmp_path / "v2.pt", model))
+    assert again["version"] == 2 and again["decoding"]["temperature"] == 0.6
+    assert not {"default_temperature", "calibration"} & set(again)
+
+
+def test_decoding_is_checked_once_and_cannot_change_behind_a_model():
+    cal = {"entropy": [0.2, 0.6], "weight": [0.9, 0.1]}
+    d = Decoding(0.5, cal)
+    cal["weight"][0] = 7.0  # the caller's dict: the frozen setting holds its own copy
+    assert d.calibration["weight"] == [0.9, 0.1]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.temperature = 0.1  # type: ignore[misc]
+    assert d.at(0.3) == Decoding(0.3, d.calibration) and d.at(None) is d
+    assert Decoding.from_dict(d.to_dict()) == d and d.describe() == "0.5 calibrated"
+    for t in (0, -1, float("nan"), float("inf"), True, "0.5"):
+        with pytest.raises(DecodingError, match="temperature must be a positive finite"):
+            Decoding(t)
+    with pytest.raises(DecodingError, match="'mean_weight'"):
+        Decoding(0.5, dict(d.calibration, mean_weight=[0.5]))

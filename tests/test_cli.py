@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from colorizer.__main__ import main
+from colorizer.bins import Decoding
 from colorizer.checkpoint import save_checkpoint
 from colorizer.evaluate import prepare_truth
 from colorizer.imageio import to_tensor
@@ -37,7 +38,7 @@ def photo(h: int, w: int, seed: int) -> Image.Image:
 def workdir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cli")
     torch.manual_seed(0)
-    save_checkpoint(d / "tiny.pt", create_model("cunet_tiny"), default_temperature=0.3)
+    save_checkpoint(d / "tiny.pt", create_model("cunet_tiny"), decoding=Decoding(0.3))
     (d / "photos" / "sub").mkdir(parents=True)
     photo(40, 60, 0).save(d / "photos" / "p0.png")
     photo(50, 50, 1).save(d / "photos" / "p1.jpg")
@@ -47,7 +48,7 @@ def workdir(tmp_path_factory) -> Path:
 
 def test_models_lists_every_model(workdir):
     # a "shipped" file
-    save_checkpoint(workdir / "landscape.pt", create_model("cunet_tiny"), default_temperature=0.25)
+    save_checkpoint(workdir / "landscape.pt", create_model("cunet_tiny"), decoding=Decoding(0.25))
     r = cli("models", cwd=workdir)
     assert r.returncode == 0, r.stderr
     shown = {line.split()[0] for line in r.stdout.splitlines()[1:-1]}
@@ -336,13 +337,13 @@ def test_colorize_without_model_uses_the_default_model(workdir, tmp_path):
 def test_odd_checkpoint_is_named_in_one_line(workdir, tmp_path, capsys):
     # A NaN default temperature used to load, then fail on each photo with "got None".
     ckpt = torch.load(workdir / "tiny.pt", weights_only=True)
-    ckpt["default_temperature"] = float("nan")
+    ckpt["decoding"]["temperature"] = float("nan")
     torch.save(ckpt, tmp_path / "nan_t.pt")
     code = main(["-q", "colorize", str(workdir / "photos"), "--model", str(tmp_path / "nan_t.pt"),
                  "--out", str(tmp_path / "o")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert "nan_t.pt" in err and "'default_temperature' must be a positive finite number" in err
+    assert "nan_t.pt" in err and "temperature must be a positive finite number" in err
     assert not (tmp_path / "o").exists()
 
 

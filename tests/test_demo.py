@@ -28,6 +28,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 import demo as demo_module  # noqa: E402
+from colorizer.bins import Decoding  # noqa: E402
 from colorizer.checkpoint import save_checkpoint  # noqa: E402
 from colorizer.models import create_model  # noqa: E402
 
@@ -60,7 +61,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # a trained model is confident. Sharpen the head to behave like one.
     with torch.no_grad():
         cls.head.weight.normal_(0.0, 10.0)
-    save_checkpoint(d / "colornet_tiny.pt", cls, default_temperature=CLS_T)
+    save_checkpoint(d / "colornet_tiny.pt", cls, decoding=Decoding(CLS_T))
     save_checkpoint(d / "streetside_tiny.pt", create_model("streetside_tiny"))
     return d
 
@@ -345,7 +346,7 @@ def test_rescan_picks_up_added_replaced_and_removed_weights(
         other = create_model("colornet_tiny")
         with torch.no_grad():
             other.head.weight.normal_(0.0, 10.0)
-        save_checkpoint(d / "colornet_tiny.pt", other, default_temperature=CLS_T)
+        save_checkpoint(d / "colornet_tiny.pt", other, decoding=Decoding(CLS_T))
         assert names() == ["colornet_tiny"]  # nothing changes until asked
         text, *_ = client.predict("colornet_tiny", "colornet_tiny", api_name="/rescan")
         assert "**extra**" in text and names() == ["colornet_tiny", "extra"]

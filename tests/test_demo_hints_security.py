@@ -33,6 +33,7 @@ from test_demo_security import META, png_bytes, upload
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import demo as demo_module  # noqa: E402
+from colorizer.bins import Decoding  # noqa: E402
 from colorizer.checkpoint import save_checkpoint  # noqa: E402
 from colorizer.models import create_model  # noqa: E402
 
@@ -100,7 +101,7 @@ def server(cache: Path, tmp_path_factory: pytest.TempPathFactory):
     m = create_model("effunet_tiny", hints=True)
     for b in m.hint_branches.values():  # random hint branches: hints change the picture
         torch.nn.init.normal_(b.out.weight, std=0.5)
-    save_checkpoint(models / "default.pt", m, default_temperature=0.4)
+    save_checkpoint(models / "default.pt", m, decoding=Decoding(0.4))
     app = demo_module.build_demo(
         models_dir=models, device="cpu", scratch_dir=tmp_path_factory.mktemp("scratch")
     )

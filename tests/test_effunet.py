@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from colorizer.bins import ConfidenceFit, confidence_weight, get_bins
+from colorizer.bins import ConfidenceFit, Decoding, confidence_weight, get_bins
 from colorizer.checkpoint import CheckpointError, save_checkpoint
 from colorizer.models import ModelError, create_model, load_checkpoint
 from colorizer.models.effunet import EfficientNetLite0, encoder_weights_path, load_imagenet_state
@@ -59,28 +59,28 @@ def test_shapes_any_size_and_frozen_encoder():
 
 def test_checkpoint_round_trip_keeps_calibration(tmp_path):
     model = create_model("effunet_tiny").eval()
-    model.calibration = {"temperature": 0.5, "entropy": [0.2, 0.6], "weight": [0.9, 0.1]}
+    model.decoding = Decoding(0.5, {"entropy": [0.2, 0.6], "weight": [0.9, 0.1]})
     path = save_checkpoint(tmp_path / "m.pt", model, half=True)
     loaded, _ = load_checkpoint(path)
-    assert loaded.calibration["weight"] == [0.9, 0.1]
+    assert loaded.decoding == model.decoding
     L = torch.rand(1, 1, 64, 64) * 100
     with torch.no_grad():
-        a = model.bins.decode(model(L), 0.5, model.calibration)
-        b = loaded.bins.decode(loaded(L), 0.5, loaded.calibration)
+        a = model.bins.decode(model(L), model.decoding)
+        b = loaded.bins.decode(loaded(L), loaded.decoding)
     assert torch.allclose(a, b, atol=0.5)  # fp16 weights
     bad = torch.load(path, weights_only=True)
-    bad["calibration"] = {"entropy": [0.6, 0.2], "weight": [0.1]}
+    bad["decoding"]["calibration"] = {"entropy": [0.6, 0.2], "weight": [0.1]}
     torch.save(bad, tmp_path / "bad.pt")
-    with pytest.raises(CheckpointError, match="calibration is malformed"):
+    with pytest.raises(CheckpointError, match="malformed confidence calibration"):
         load_checkpoint(tmp_path / "bad.pt")
-    bad["calibration"] = dict(model.calibration, mean_weight=[0.5])  # one short
+    bad["decoding"]["calibration"] = dict(model.decoding.calibration, mean_weight=[0.5])  # short
     torch.save(bad, tmp_path / "bad2.pt")
-    with pytest.raises(CheckpointError, match="calibration is malformed"):
+    with pytest.raises(CheckpointError, match="malformed confidence calibration"):
         load_checkpoint(tmp_path / "bad2.pt")
     good = torch.load(path, weights_only=True)
-    good["calibration"] = dict(model.calibration, mean_weight=[0.5, 1.0])
+    good["decoding"]["calibration"] = dict(model.decoding.calibration, mean_weight=[0.5, 1.0])
     torch.save(good, tmp_path / "good.pt")
-    assert load_checkpoint(tmp_path / "good.pt")[0].calibration["mean_weight"] == [0.5, 1.0]
+    assert load_checkpoint(tmp_path / "good.pt")[0].decoding.calibration["mean_weight"] == [0.5, 1]
 
 
 def test_calibrated_decode_blends_between_mean_and_vivid():
@@ -89,9 +89,9 @@ def test_calibrated_decode_blends_between_mean_and_vivid():
     mean, vivid = bins.decode(logits, 1.0), bins.decode(logits, 0.3)
     sure = {"entropy": [0.0, 1.0], "weight": [1.0, 1.0]}
     unsure = {"entropy": [0.0, 1.0], "weight": [0.0, 0.0]}
-    assert torch.allclose(bins.decode(logits, 0.3, sure), vivid, atol=1e-4)
-    assert torch.allclose(bins.decode(logits, 0.3, unsure), mean, atol=1e-4)
-    half = bins.decode(logits, 0.3, {"entropy": [0.5], "weight": [0.5]})
+    assert torch.allclose(bins.decode(logits, Decoding(0.3, sure)), vivid, atol=1e-4)
+    assert torch.allclose(bins.decode(logits, Decoding(0.3, unsure)), mean, atol=1e-4)
+    half = bins.decode(logits, Decoding(0.3, {"entropy": [0.5], "weight": [0.5]}))
     assert torch.allclose(half, (mean + vivid) / 2, atol=1e-4)
     e = torch.tensor([0.0, 0.2, 0.4, 0.9])
     w = confidence_weight({"entropy": [0.2, 0.6], "weight": [1.0, 0.0]}, e)
@@ -127,19 +127,21 @@ def test_confidence_fit_shrinks_a_mean_that_overshoots():
     cal = fit.result(min_pixels=10)
     assert all(abs(m - 0.6) < 0.05 for m in cal["mean_weight"]), cal["mean_weight"]
     assert all(abs(w - 0.3) < 0.05 for w in cal["weight"]), cal["weight"]
-    err = (bins.decode(logits, 0.38, cal) - truth).pow(2).mean()
+    err = (bins.decode(logits, Decoding(0.38, cal)) - truth).pow(2).mean()
     plain = ConfidenceFit(bins, 0.38)
     plain.add(logits, truth)
-    assert err < 0.5 * (bins.decode(logits, 0.38, plain.result(10)) - truth).pow(2).mean()
+    assert err < 0.5 * (bins.decode(logits, Decoding(0.38, plain.result(10))) - truth).pow(2).mean()
     one = dict(cal, mean_weight=[1.0] * len(cal["entropy"]))
     no_scale = {k: v for k, v in cal.items() if k != "mean_weight"}
-    assert torch.allclose(bins.decode(logits, 0.38, one), bins.decode(logits, 0.38, no_scale))
+    assert torch.allclose(
+        bins.decode(logits, Decoding(0.38, one)), bins.decode(logits, Decoding(0.38, no_scale))
+    )
     # at T = 1 (vivid = mean) only the scale is left to fit, and it still applies
     fit1 = ConfidenceFit(bins, 1.0, fit_mean=True)
     fit1.add(logits, 0.5 * mean)
     cal1 = fit1.result(min_pixels=10)
     assert all(abs(m - 0.5) < 0.01 for m in cal1["mean_weight"])
-    assert torch.allclose(bins.decode(logits, 1.0, cal1), 0.5 * mean, atol=1e-3)
+    assert torch.allclose(bins.decode(logits, Decoding(1.0, cal1)), 0.5 * mean, atol=1e-3)
 
 
 def test_encoder_learns_at_its_own_rate():

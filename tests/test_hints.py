@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from colorizer.bins import get_bins
+from colorizer.bins import Decoding, get_bins
 from colorizer.checkpoint import CheckpointError, load_state, save_checkpoint
 from colorizer.hints import (
     Hint,
@@ -225,7 +225,7 @@ def test_a_model_without_hints_fine_tunes_from_a_file_with_hint_branches(tmp_pat
     from training.train import TrainingError, left_behind, load_weights
 
     hinted = tiny_hint_model()
-    save_checkpoint(tmp_path / "hinted.pt", hinted, default_temperature=0.5)
+    save_checkpoint(tmp_path / "hinted.pt", hinted, decoding=Decoding(0.5))
     plain = create_model("effunet_tiny")
     load_weights(plain, tmp_path / "hinted.pt", "init_from", drop=left_behind(plain))
     base = {k: v for k, v in hinted.state_dict().items() if not k.startswith("hint_branches.")}
@@ -240,8 +240,7 @@ def test_a_model_without_hints_fine_tunes_from_a_file_with_hint_branches(tmp_pat
 def test_graft_ships_branches_whose_automatic_output_is_the_base_bit_for_bit(tmp_path, sees_image):
     torch.manual_seed(0)
     base = create_model("effunet_tiny").eval()
-    base.calibration = None
-    save_checkpoint(tmp_path / "base.pt", base, default_temperature=0.42, half=True)
+    save_checkpoint(tmp_path / "base.pt", base, decoding=Decoding(0.42), half=True)
     base_loaded = Colorizer(tmp_path / "base.pt", device="cpu")
     hinted = tiny_hint_model(hint_levels=(16, 4), hint_sees_image=sees_image)
     load_state(hinted, base_loaded.model.state_dict(), "base", new=("hint_branches.",))
@@ -280,9 +279,9 @@ def test_suggested_colours_come_from_the_distribution_at_the_point(tmp_path):
 @pytest.fixture(scope="module")
 def hint_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("hints_cli")
-    save_checkpoint(d / "hinted.pt", tiny_hint_model(), default_temperature=0.4)
+    save_checkpoint(d / "hinted.pt", tiny_hint_model(), decoding=Decoding(0.4))
     torch.manual_seed(0)
-    save_checkpoint(d / "plain.pt", create_model("effunet_tiny"), default_temperature=0.4)
+    save_checkpoint(d / "plain.pt", create_model("effunet_tiny"), decoding=Decoding(0.4))
     (d / "photos").mkdir()
     rng = np.random.default_rng(0)
     for name, size in (("a.png", (96, 64)), ("b.png", (64, 64))):
@@ -469,9 +468,9 @@ def hint_app(tmp_path_factory):
     import demo
 
     d = tmp_path_factory.mktemp("hint_app")
-    save_checkpoint(d / "default.pt", tiny_hint_model(), default_temperature=0.4)
+    save_checkpoint(d / "default.pt", tiny_hint_model(), decoding=Decoding(0.4))
     torch.manual_seed(0)
-    save_checkpoint(d / "landscape.pt", create_model("effunet_tiny"), default_temperature=0.4)
+    save_checkpoint(d / "landscape.pt", create_model("effunet_tiny"), decoding=Decoding(0.4))
     app = demo.ColorizeApp(demo.DemoConfig(models_dir=d, scratch_dir=d / "scratch"))
     yield app, d
     app.close()

@@ -1,4 +1,4 @@
-"""Colorizer / predict_ab / colorize_many on tiny real models and images made here."""
+"""Colorizer / output_to_ab / colorize_many on tiny real models and images made here."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from PIL import Image
 from torch import nn
 
 from colorizer import inference
-from colorizer.bins import get_bins
+from colorizer.bins import Decoding, get_bins
 from colorizer.checkpoint import save_checkpoint
 from colorizer.imageio import ImageError, to_tensor
 from colorizer.inference import (
     Colorizer,
     GrayModel,
     colorize_many,
-    predict_ab,
+    output_to_ab,
     resize_rows,
     uncertainty_image,
 )
@@ -45,7 +45,7 @@ class FixedLogits(nn.Module):
         self.kind = "classification"
         self.bins = get_bins("zhang313")
         self.input_size = (16, 16)
-        self.default_temperature = 0.38
+        self.decoding = Decoding(0.38)
         self.arch_name, self.arch_args = "fixed", {}
         self.register_buffer("logits", logits)  # (1, Q, 4, 4)
         self.seen: list[torch.Tensor] = []
@@ -104,21 +104,21 @@ def test_decode_follows_bins_and_default_temperature():
     L = torch.full((1, 1, 16, 16), 50.0)
     for t in (0.1, 0.38, 1.0):
         expected = model.bins.decode(logits, t)
-        assert torch.allclose(predict_ab(model, L, t), expected)
-    assert torch.allclose(predict_ab(model, L), model.bins.decode(logits, 0.38))  # the default
+        assert torch.allclose(output_to_ab(model, model(L), t), expected)
+    assert torch.allclose(output_to_ab(model, model(L)), model.bins.decode(logits, 0.38))  # its own
     c = Colorizer(model, device="cpu", temperature=1.0)  # colorizer-level default beats model's
     assert torch.allclose(c.predict(L).ab, model.bins.decode(logits, 1.0))
     a, b = np.asarray(c.colorize(pattern(), temperature=0.1)), np.asarray(c.colorize(pattern()))
     assert np.abs(a.astype(int) - b).mean() > 1.0
 
 
-def test_predict_ab_regression_uses_unit_scaling(models):
+def test_regression_output_uses_unit_scaling(models):
     m = models["streetside_tiny"].eval()
     L = torch.rand(2, 1, 32, 32) * 100
     with torch.no_grad():
-        assert torch.allclose(predict_ab(m, L), ab_from_unit(m(L)))
+        assert torch.allclose(output_to_ab(m, m(L)), ab_from_unit(m(L)))
     with pytest.raises(ValueError, match="kind"):
-        predict_ab(nn.Identity(), L)
+        output_to_ab(nn.Identity(), L)
 
 
 def test_network_sees_bicubic_rgb_then_l():

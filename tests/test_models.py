@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import colorizer.models as models_module
-from colorizer.bins import get_bins
+from colorizer.bins import Decoding, get_bins
 from colorizer.models import (
     ModelError,
     create_model,
@@ -50,7 +50,8 @@ def test_model_contract_attributes(name):
     assert model.kind in ("classification", "regression")
     assert model.arch_name == name
     assert len(model.input_size) == 2 and all(isinstance(s, int) for s in model.input_size)
-    assert isinstance(model.default_temperature, float)
+    assert isinstance(model.decoding, Decoding)
+    assert "default_temperature" not in model.arch_args  # one temperature: the decoding's
     if model.kind == "classification":
         assert model.bins is not None
     else:
@@ -62,7 +63,7 @@ def test_model_contract_attributes(name):
     }
     info = model_info(name)
     assert info["name"] == name and info["family"] == name.removesuffix("_tiny")
-    assert set(info) >= {"name", "family", "default_args", "weights", "default_temperature"}
+    assert set(info) >= {"name", "family", "default_args", "weights", "decoding"}
 
 
 # (name, input H, W) -> expected output (C, h, w); full models at a small size to stay fast
@@ -120,9 +121,15 @@ def test_each_family_has_its_arguments_as_a_dataclass(name):
 def test_shipped_checkpoints_rebuild_from_the_arch_args_they_store(path):
     from colorizer.models import load_checkpoint
 
-    stored = torch.load(path, map_location="cpu", weights_only=True)["arch_args"]
+    raw = torch.load(path, map_location="cpu", weights_only=True)
     model, _ = load_checkpoint(path)
+    # version 1 kept a temperature in arch_args too; the upgrade moves it to the decoding
+    stored = {k: v for k, v in raw["arch_args"].items() if k != "default_temperature"}
     assert model.arch_args == stored
+    if raw["version"] == 1 and model.kind == "classification":  # the top one wins, as it did
+        top = raw["default_temperature"]
+        t = top if top is not None else raw["arch_args"].get("default_temperature", 1.0)
+        assert model.decoding == Decoding(t, raw.get("calibration"))
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -151,8 +158,8 @@ def test_bad_inputs_get_clear_errors():
 
 
 def test_create_model_overrides():
-    m = create_model("colornet_tiny", bins="seed104", default_temperature=0.3, widths=(2, 4, 4, 8))
-    assert m.bins == get_bins("seed104") and m.default_temperature == 0.3
+    m = create_model("colornet_tiny", bins="seed104", widths=(2, 4, 4, 8))
+    assert m.bins == get_bins("seed104")
     assert m.arch_args["widths"] == (2, 4, 4, 8)
     assert m(lightness(1, 16, 16)).shape == (1, 105, 8, 8)
     c = create_model("cunet", base=8)
@@ -161,9 +168,11 @@ def test_create_model_overrides():
     assert e.model4[0].out_channels == 128 and e.model8[6].out_channels == 313
     s = create_model("streetside", width=2, input_size=(64, 64))
     assert s.conv4.out_channels == 128 and s.input_size == (64, 64)
-    # the registry's temperature reaches the model and its arch_args
-    assert create_model("cunet").default_temperature == 0.5
-    assert create_model("colornet").arch_args["default_temperature"] == 0.4
+    # the registry entry's decoding reaches the model; a temperature is no architecture argument
+    assert create_model("cunet").decoding == Decoding(0.5)
+    assert create_model("colornet").decoding == Decoding(0.4)
+    with pytest.raises(ModelError, match="default_temperature"):
+        create_model("colornet_tiny", default_temperature=0.3)
 
 
 def test_pretrained_without_weights_entry_is_a_clear_error():
@@ -184,11 +193,11 @@ def test_shipped_name_loads_its_checkpoint_architecture(tmp_path):
     from colorizer.checkpoint import save_checkpoint
 
     trained = create_model("colornet_tiny", bins="seed104").eval()
-    save_checkpoint(tmp_path / "landscape.pt", trained, default_temperature=0.33)
+    save_checkpoint(tmp_path / "landscape.pt", trained, decoding=Decoding(0.33))
     info = model_info("landscape", weights_dir=tmp_path)
     assert info["weights_present"] and info["weights_path"] == str(tmp_path / "landscape.pt")
     model = create_model("landscape", weights_dir=tmp_path)
-    assert model.arch_name == "colornet_tiny" and model.default_temperature == 0.33
+    assert model.arch_name == "colornet_tiny" and model.decoding == Decoding(0.33)
     assert model.bins == get_bins("seed104")
     L = lightness(1, 32, 32)
     with torch.no_grad():
@@ -480,5 +489,5 @@ def test_tiny_models_agree_on_cuda(name, tmp_path):
         # cuDNN may use TF32: compare loosely
         assert torch.allclose(gpu.cpu(), cpu, atol=1e-2, rtol=1e-2)
         if model.kind == "classification":
-            ab = gpu_model.bins.decode(gpu, gpu_model.default_temperature)
+            ab = gpu_model.bins.decode(gpu, gpu_model.decoding)
             assert ab.device.type == "cuda" and ab.shape == (2, 2, *gpu.shape[-2:])

@@ -12,9 +12,10 @@ from PIL import Image
 from torch import nn
 
 from colorizer.__main__ import main
+from colorizer.bins import Decoding
 from colorizer.checkpoint import save_checkpoint
 from colorizer.imageio import load_image
-from colorizer.inference import Colorizer, output_to_ab
+from colorizer.inference import Colorizer, load_model, output_to_ab
 from colorizer.models import create_model, find_weights
 from colorizer.onnx import OnnxError, OnnxModel, export_bytes, export_onnx
 
@@ -51,8 +52,8 @@ def check_file(model: nn.Module, path) -> None:
     got = onnx_model(L2)
     assert got.shape == ref.shape
     assert (got - ref).abs().max() <= 1e-3 * max(1.0, float(ref.abs().max()))
-    t = model.default_temperature if model.kind == "classification" else None
-    ab_ref, ab_got = output_to_ab(model, ref, t), output_to_ab(onnx_model, got, t)
+    assert onnx_model.decoding == model.decoding  # the metadata carries the setting
+    ab_ref, ab_got = output_to_ab(model, ref), output_to_ab(onnx_model, got)
     assert (ab_ref - ab_got).abs().max() < 0.05
 
 
@@ -86,7 +87,7 @@ def test_onnxruntime_reproduces_torch(name, tmp_path):
 def test_shipped_checkpoints_export(name, tmp_path):
     if find_weights(name) is None:
         pytest.skip(f"weights/{name}.pt is not in this checkout")
-    export_onnx(name, tmp_path / f"{name}.onnx")
+    export_onnx(load_model(name)[0], tmp_path / f"{name}.onnx")
     check_file(create_model(name), tmp_path / f"{name}.onnx")
 
 
@@ -115,7 +116,7 @@ class BatchDependent(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.kind, self.bins, self.input_size = "regression", None, (16, 16)
-        self.default_temperature = 1.0
+        self.decoding = Decoding()
         self.conv = nn.Conv2d(1, 2, 3, padding=1)
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
@@ -162,16 +163,14 @@ def test_onnx_backend_colorizes_like_torch(tmp_path):
 
 
 def test_cli_export_then_colorize_with_the_file_and_the_backend(tmp_path, capsys):
-    ckpt = save_checkpoint(
-        tmp_path / "tiny.pt", scrambled("colornet_tiny"), default_temperature=0.3
-    )
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", scrambled("colornet_tiny"), decoding=Decoding(0.3))
     (tmp_path / "in").mkdir()
     Image.open(EXAMPLE).resize((120, 80)).save(tmp_path / "in" / "dune.png")
     out_file = tmp_path / "tiny.onnx"
     assert main(["-q", "export-onnx", "--model", str(ckpt), str(out_file)]) == 0
     assert "onnxruntime vs torch" in capsys.readouterr().out
     meta = OnnxModel.from_file(out_file)
-    assert meta.default_temperature == pytest.approx(0.3)  # the checkpoint's, carried along
+    assert meta.decoding == Decoding(0.3)  # the checkpoint's, carried along
     runs = {
         "file": ["--model", str(out_file)],
         "backend": ["--model", str(ckpt), "--backend", "onnx"],

@@ -40,3 +40,50 @@ def test_every_test_docs_security_names_exists():
             assert re.search(rf"^def {name}\(", source, re.M), f"{current}::{name} is gone"
             named += 1
     assert named >= 20, named
+
+
+def library_imports() -> dict[str, set[str]]:
+    """Which colorizer modules each colorizer module imports, at the top or inside a function
+    (a lazy import is still a dependency). A package's modules count as the package
+    (colorizer.models.cunet is colorizer.models: its __init__ imports the families by design)."""
+    import ast
+
+    def node(name: str) -> str:
+        parts = name.split(".")
+        return ".".join(parts[:2])
+
+    graph: dict[str, set[str]] = {}
+    for f in (ROOT / "colorizer").rglob("*.py"):
+        mod = ".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        deps = graph.setdefault(node(mod), set())
+        for n in ast.walk(ast.parse(f.read_text())):
+            if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("colorizer"):
+                names = [n.module] if n.module != "colorizer" else []
+                names += [f"colorizer.{a.name}" for a in n.names if n.module == "colorizer"]
+            elif isinstance(n, ast.Import):
+                names = [a.name for a in n.names if a.name.startswith("colorizer")]
+            else:
+                continue
+            deps |= {node(m) for m in names} - {node(mod), "colorizer"}
+    return graph
+
+
+def test_the_library_has_no_import_circle():
+    """No colorizer module imports one that imports it back, however far round: the one circle
+    there was (inference <-> onnx) is gone since output_to_ab lives with the decode in bins
+    and export_onnx takes the module its caller loaded."""
+    graph = library_imports()
+    assert graph["colorizer.onnx"] and graph["colorizer.inference"]  # the scan sees imports
+    done: set[str] = set()
+
+    def visit(m: str, path: list[str]) -> None:
+        if m in path:
+            raise AssertionError("import circle: " + " -> ".join([*path[path.index(m) :], m]))
+        if m in done:
+            return
+        for d in sorted(graph.get(m, ())):
+            visit(d, [*path, m])
+        done.add(m)
+
+    for m in sorted(graph):
+        visit(m, [])

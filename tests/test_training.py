@@ -321,12 +321,12 @@ def test_train_resume_matches_unbroken_run(tiny_data, tmp_path, balance):
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
-    assert a["default_temperature"] == b["default_temperature"] in (0.3, 1.0)
+    assert a["decoding"] == b["decoding"] and a["decoding"]["temperature"] in (0.3, 1.0)
 
     model, meta = load_checkpoint(whole / "final.pt")
     assert meta["arch"] == "colornet_tiny" and meta["bins"] is not None
     assert meta["train"]["command"] == "test" and meta["train"]["hardware"]
-    assert meta["metrics"]["temperature"] == a["default_temperature"] == metrics["temperature"]
+    assert meta["metrics"]["temperature"] == model.decoding.temperature == metrics["temperature"]
     assert set(meta["metrics"]["temperature_table"]) == {"T=0.3", "T=1"}
     rows = (whole / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and "euclidean" in rows[0].split(",") and "psnr_db" in rows[0]
@@ -554,7 +554,7 @@ def test_each_shipped_config_runs_end_to_end(name, tiny_data, tmp_path):
     for key in ("loss", "targets", "lam", "lr", "schedule", "step_epochs", "temperature"):
         assert saved[key] == getattr(orig, key), key
     if orig.temperature:
-        assert ckpt["default_temperature"] == orig.temperature == metrics["temperature"]
+        assert ckpt["decoding"]["temperature"] == orig.temperature == metrics["temperature"]
     assert np.isfinite(metrics["psnr_db"])
 
 
@@ -657,13 +657,14 @@ def test_prior_and_evaluate_cli(tiny_data, tmp_path, capsys):
     ck = torch.load(shipped, weights_only=True)
     assert all(v.dtype != torch.float32 for v in ck["state_dict"].values())
     assert ck["metrics"]["test"]["psnr_db"]["mean"] == pytest.approx(ours["psnr_db"]["mean"])
-    assert ck["default_temperature"] == torch.load(run / "final.pt")["default_temperature"]
+    assert ck["decoding"] == torch.load(run / "final.pt")["decoding"]
     hotter = tmp_path / "hot.pt"
     args = ["export", "--ckpt", str(run / "final.pt"), "--out", str(hotter)]
     assert cli([*args, "--temperature", "0.9", "--why", "test"]) == 0
     ck = torch.load(hotter, weights_only=True)
     assert (
-        ck["default_temperature"] == 0.9 and ck["metrics"]["temperature_override"]["why"] == "test"
+        ck["decoding"]["temperature"] == 0.9
+        and ck["metrics"]["temperature_override"]["why"] == "test"
     )
     assert cli([*args, "--temperature", "-1"]) == 2
 
@@ -738,8 +739,10 @@ def test_calibrate_cli_writes_a_calibrated_checkpoint(tiny_data, tmp_path, caplo
     args = ["calibrate", "--ckpt", str(run / "final.pt"), "--data", str(tiny_data)]
     assert cli([*args, "--out", str(out), "--temperatures", "0.3", "0.6"]) == 0
     ckpt = torch.load(out, weights_only=True)
-    cal = ckpt["calibration"]
-    assert cal["temperature"] == ckpt["default_temperature"] in (0.3, 0.6)
+    cal = ckpt["decoding"]["calibration"]
+    # one temperature: the decoding's (the curves keep no copy of the T they were fitted at)
+    assert "temperature" not in cal and ckpt["decoding"]["temperature"] in (0.3, 0.6)
+    assert ckpt["decoding"]["temperature"] == ckpt["metrics"]["calibration"]["temperature"]
     assert len(cal["entropy"]) == len(cal["weight"]) > 0
     assert all(0 <= w <= 1 for w in cal["weight"])
     assert "calibration" in ckpt["metrics"]
@@ -756,7 +759,7 @@ def test_calibrate_cli_writes_a_calibrated_checkpoint(tiny_data, tmp_path, caplo
     from colorizer.models import load_checkpoint
 
     model, _ = load_checkpoint(out)
-    assert model.calibration == cal  # the decode uses it from now on
+    assert model.decoding.calibration == cal  # the decode uses it from now on
     reg = tmp_path / "reg"
     train(load_config(None, tiny_config(tiny_data, reg, model='"streetside_tiny"', loss='"mse"')))
     bad = ["calibrate", "--ckpt", str(reg / "final.pt"), "--data", str(tiny_data)]
@@ -800,7 +803,7 @@ def test_ddp_two_processes_with_torchrun(tiny_data, tmp_path):
     n_train = len(load_split(tiny_data, "train"))
     assert len(rows) == 3 and rows[1].split(",")[1] == str(n_train // 2 // 8)  # steps per rank
     ck = torch.load(out / "final.pt", weights_only=True)
-    assert ck["default_temperature"] == 0.5 and ck["train"]["hardware"].startswith("2 x")
+    assert ck["decoding"]["temperature"] == 0.5 and ck["train"]["hardware"].startswith("2 x")
 
 
 def test_color_loss_equals_the_dense_loss_it_replaced():

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from colorizer.bins import ConfidenceFit
+from colorizer.bins import ConfidenceFit, Decoding
 from colorizer.checkpoint import save_checkpoint
 from colorizer.metrics import colorfulness, score
 from colorizer.models import load_checkpoint
@@ -93,14 +93,10 @@ def _means(cache: list, predict: Callable) -> dict[str, float]:
     return {k: v / n for k, v in sums.items()}
 
 
-def mean_scores(
-    model: torch.nn.Module, cache: list, temperature: float, calibration: dict | None
-) -> dict[str, float]:
+def mean_scores(model: torch.nn.Module, cache: list, decoding: Decoding) -> dict[str, float]:
     """Mean validation metrics of one decode setting over the cached logits."""
-    model.calibration = calibration
-    return _means(
-        cache, lambda rgb8, _L, out: outputs_to_rgb(model, rgb8, out.float(), temperature)
-    )
+    model.decoding = decoding
+    return _means(cache, lambda rgb8, _L, out: outputs_to_rgb(model, rgb8, out.float(), None))
 
 
 def gray_scores(cache: list) -> dict[str, float]:
@@ -145,17 +141,16 @@ def calibrate(
     photos_colour /= len(images)
     gray = gray_scores(cache)
     table: dict[tuple[float, bool, float], dict] = {}
-    plain = {t: mean_scores(model, cache, t, None) for t in [*grid, 1.0]}
+    plain = {t: mean_scores(model, cache, Decoding(t)) for t in [*grid, 1.0]}
     fits = {}
     for t in grid:
         for scaled in (False, True):
             fits[(t, scaled)] = fit_calibration(model, cache, t, fit_mean=scaled)
             for floor in FLOORS:
                 cal = lifted(fits[(t, scaled)], floor)
-                table[(t, scaled, floor)] = mean_scores(model, cache, t, cal)
+                table[(t, scaled, floor)] = mean_scores(model, cache, Decoding(t, cal))
     best_t, best_scaled, best_floor = choose(table, gray, photos_colour, min_colour)
-    model.calibration = lifted(fits[(best_t, best_scaled)], best_floor)
-    model.default_temperature = float(best_t)
+    model.decoding = Decoding(best_t, lifted(fits[(best_t, best_scaled)], best_floor))
     _write_table(
         Path(out).with_suffix(".csv"),
         table,
@@ -183,7 +178,6 @@ def calibrate(
     path = save_checkpoint(
         out,
         model,
-        default_temperature=float(best_t),
         train=meta.get("train", {}),
         metrics=metrics,
         half=bool(meta.get("half", False)),

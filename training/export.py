@@ -34,14 +34,11 @@ def export_checkpoint(
     `temperature` replaces the tuned default (say why in `temperature_note`)."""
     model, meta = load_checkpoint(ckpt)
     metrics = dict(meta.get("metrics", {}))
-    default_t = meta.get("default_temperature")
-    if temperature is not None:
-        if temperature <= 0:
-            raise ValueError(f"--temperature must be > 0, got {temperature}")
+    if temperature is not None:  # Decoding refuses a non-positive one (DecodingError)
+        tuned, model.decoding = model.decoding.temperature, model.decoding.at(temperature)
         metrics["temperature_override"] = dict(
-            tuned=default_t, shipped=float(temperature), why=temperature_note
+            tuned=tuned, shipped=model.decoding.temperature, why=temperature_note
         )
-        default_t = float(temperature)
     if metrics_json:
         summary = json.loads(Path(metrics_json).read_text())
         models = summary.get("models", {})
@@ -61,7 +58,6 @@ def export_checkpoint(
     path = save_checkpoint(
         out,
         model,
-        default_temperature=default_t,
         train=meta.get("train", {}),
         metrics=metrics,
         half=half,
@@ -100,9 +96,7 @@ def graft_hints(base: str, hints: str, out: str, half: bool = True) -> Path:
     args.update({k: v for k, v in hint_model.arch_args.items() if k.startswith("hint")})
     model = create_model(base_model.arch_name, **args)
     load_state(model, {**own, **hint_model.state_dict()}, f"{base} + {hints}")
-    for attr in ("bins", "default_temperature", "calibration"):
-        if hasattr(base_model, attr):
-            setattr(model, attr, getattr(base_model, attr))
+    model.bins, model.decoding = base_model.bins, base_model.decoding
     train = dict(base_meta.get("train", {}))
     train["hints"] = hint_meta.get("train", {})
     metrics = dict(base_meta.get("metrics", {}))
@@ -110,7 +104,6 @@ def graft_hints(base: str, hints: str, out: str, half: bool = True) -> Path:
     path = save_checkpoint(
         out,
         model,
-        default_temperature=base_meta.get("default_temperature"),
         train=train,
         metrics=metrics,
         half=half,

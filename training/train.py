@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from colorizer.bins import ColorBins, class_prior, rebalance_weights
+from colorizer.bins import ColorBins, Decoding, class_prior, rebalance_weights
 from colorizer.hints import simulate_hints
+from colorizer.inference import decoding_at
 from colorizer.lab import ab_to_unit, rgb_to_lab
 from colorizer.metrics import RENAMED, colorfulness, score
 from colorizer.provenance import hardware_string
@@ -309,7 +310,7 @@ def predict_outputs(
 
 
 def outputs_to_rgb(
-    model: nn.Module, rgb8: torch.Tensor, out: torch.Tensor, temperature: float
+    model: nn.Module, rgb8: torch.Tensor, out: torch.Tensor, temperature: float | None
 ) -> torch.Tensor:
     """Model output -> float RGB (B, 3, H, W) at the photos' size, through the library's own
     decode and composition (colorizer.inference.output_to_ab, compose): what a user gets."""
@@ -533,7 +534,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def _save(
     path: Path,
     model: nn.Module,
-    default_temperature: float,
+    decoding: Decoding,
     train: dict[str, Any],
     metrics: dict[str, Any],
     **extra: Any,
@@ -543,7 +544,7 @@ def _save(
     save_checkpoint(
         path,
         _unwrap(model),
-        default_temperature=default_temperature,
+        decoding=decoding,
         train=train,
         metrics=metrics,
         extra=extra or None,
@@ -763,7 +764,7 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
         sampler=sampler,
         steps_per_epoch=steps_per_epoch,
         epochs=cfg.epochs,
-        val_temperature=cfg.temperature or float(getattr(model, "default_temperature", 1.0) or 1.0),
+        val_temperature=cfg.temperature or decoding_at(model).temperature,
         hardware=hardware_string(device, d.world),
     )
 
@@ -796,7 +797,7 @@ def save_resume(run: Run, epoch: int) -> None:
         _save(
             run.last_path,
             run.model,
-            default_temperature=float(getattr(run.unwrap(), "default_temperature", 1.0)),
+            decoding=decoding_at(run.unwrap()),
             train=run.train_meta(),
             metrics={},
             optimizer=run.opt.state_dict(),
@@ -1016,7 +1017,7 @@ def finish(run: Run) -> dict[str, Any]:
                         int(t == best_t),
                     ]
                 )
-        m.default_temperature = float(best_t)
+        m.decoding = Decoding(best_t)
         res = table[best_t]
         tuning = {f"T={t:g}": {k: round(v[k], 4) for k in METRIC_KEYS} for t, v in table.items()}
     else:
@@ -1037,7 +1038,7 @@ def finish(run: Run) -> dict[str, Any]:
     _save(
         final_path := out_dir / "final.pt",
         m,
-        default_temperature=float(best_t),
+        decoding=Decoding(best_t),
         train=run.train_meta(),
         metrics=metrics,
         **extra,

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from colorizer.bins import ColorBins
+from colorizer.bins import ColorBins, Decoding
 from colorizer.checkpoint import CheckpointError, load_state, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,9 @@ class ModelEntry:
     builder: Callable[..., nn.Module] | None
     family: str
     weights: str | None  # file name inside the weights dir, or None
-    default_temperature: float | None
+    # what the entry's pretrained weights decode at; None: the file says (a checkpoint) or the
+    # plain mean (an untrained architecture)
+    decoding: Decoding | None
     description: str
     default_args: dict[str, Any] = field(default_factory=dict)
     checkpoint: bool = False  # True: the architecture comes from the weights file
@@ -79,7 +81,7 @@ class ModelArgs:
         """The attributes every model carries (docs/ARCHITECTURE.md), but its ``bins``."""
         model.kind = kind
         model.input_size = self.input_size  # type: ignore[attr-defined]
-        model.default_temperature = float(getattr(self, "default_temperature", 1.0))
+        model.decoding = Decoding()  # an untrained net: the plain mean until a file says more
         model.arch_name = arch_name
         model.arch_args = dataclasses.asdict(self)
 
@@ -92,7 +94,7 @@ def register_model(
     name: str,
     *,
     weights: str | None = None,
-    default_temperature: float | None = None,
+    decoding: Decoding | None = None,
     family: str | None = None,
     default_args: dict[str, Any] | None = None,
     description: str | None = None,
@@ -105,7 +107,8 @@ def register_model(
     ``default_args`` are passed to the builder unless overridden in ``create_model``;
     ``family`` defaults to the builder's module name (``colorizer.models.cunet`` -> ``cunet``);
     the description defaults to the first line of the builder's docstring. ``weights``,
-    ``url``, ``sha256`` and ``read_weights`` say what ``pretrained=True`` loads (ModelEntry).
+    ``url``, ``sha256`` and ``read_weights`` say what ``pretrained=True`` loads (ModelEntry),
+    ``decoding`` what those weights decode at.
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -117,7 +120,7 @@ def register_model(
             builder=builder,
             family=family or builder.__module__.rsplit(".", 1)[-1],
             weights=weights,
-            default_temperature=default_temperature,
+            decoding=decoding,
             description=description or (doc[0] if doc else ""),
             default_args=dict(default_args or {}),
             url=url,
@@ -139,7 +142,7 @@ def register_checkpoint(name: str, *, weights: str, description: str) -> None:
         builder=None,
         family="checkpoint",
         weights=weights,
-        default_temperature=None,
+        decoding=None,
         description=description,
         checkpoint=True,
     )
@@ -240,9 +243,9 @@ def _download(entry: ModelEntry, dst: Path, timeout: float) -> str | None:
 
 
 def model_info(name: str, weights_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """What a registry entry is: name, family, default_args, weights, default_temperature,
-    description, url, sha256, plus weights_path (where found, or where expected) and
-    weights_present."""
+    """What a registry entry is: name, family, default_args, weights, decoding (the entry's;
+    a shipped checkpoint's is in its file: ``shipped_decoding``), description, url, sha256, plus
+    weights_path (where found, or where expected) and weights_present."""
     entry = _entry(name)
     found = find_weights(name, weights_dir)
     expected = expected_weights_path(name, weights_dir)
@@ -251,7 +254,7 @@ def model_info(name: str, weights_dir: str | os.PathLike | None = None) -> dict[
         "family": entry.family,
         "default_args": dict(entry.default_args),
         "weights": entry.weights,
-        "default_temperature": entry.default_temperature,
+        "decoding": entry.decoding,
         "description": entry.description,
         "url": entry.url,
         "sha256": entry.sha256,
@@ -284,10 +287,7 @@ def create_model(
             )
         return _load_shipped(entry, weights_dir)
 
-    args = dict(entry.default_args)
-    if entry.default_temperature is not None:  # registry's value reaches arch_args, too
-        args["default_temperature"] = entry.default_temperature
-    args.update(overrides)
+    args = {**entry.default_args, **overrides}
     try:
         model = entry.builder(**args)  # type: ignore[misc]
     except TypeError as e:  # an unknown or ill-typed override: say which model and which args
@@ -295,6 +295,8 @@ def create_model(
     # Every model sets arch_name/arch_args in __init__; the registry name is more precise and
     # create_model(arch_name, **arch_args) rebuilds the same network either way.
     model.arch_name = name
+    if entry.decoding is not None:  # the family's decode (its file's, once one is loaded)
+        model.decoding = entry.decoding
 
     if pretrained:
         if entry.weights is None:
@@ -310,8 +312,6 @@ def create_model(
                 raise ModelError(str(e)) from e
         else:
             model = _load_weights_into(entry, model, weights_dir)
-            if "default_temperature" in overrides:  # an explicit override beats the file's value
-                model.default_temperature = float(overrides["default_temperature"])
         model.eval()
     return model
 
@@ -379,10 +379,8 @@ def load_checkpoint(
                 f"{model.bins.num_classes}"
             )
         model.bins = bins
-    if ckpt.get("default_temperature") is not None:
-        model.default_temperature = float(ckpt["default_temperature"])
-    if ckpt.get("calibration") is not None:
-        model.calibration = ckpt["calibration"]
+    if ckpt["decoding"] is not None:  # read_checkpoint checked it (and upgraded version 1)
+        model.decoding = Decoding.from_dict(ckpt["decoding"])
     model.to(device).eval()
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     meta["path"] = str(path)

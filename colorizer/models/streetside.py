@@ -33,7 +33,7 @@ class ColorizeCNN(nn.Module):
         a = ColorizeCNNArgs(**kwargs)
         if a.width <= 0:
             raise ValueError(f"width must be > 0; got {a.width}")
-        a.set_contract(self, "streetside", "regression")  # default_temperature 1.0: unused
+        a.set_contract(self, "streetside", "regression")
         self.bins = None
         width = a.width
         c8, c16, c32, c64 = (max(1, round(c * width)) for c in (8, 16, 32, 64))
