@@ -8,6 +8,16 @@ pipeline (``Colorizer.colorize`` at native size).
 For each photo: the largest and mean absolute difference of the two 8-bit RGB outputs and
 whether they are byte-identical. Used to show that grafting hint branches onto the default
 model (``python -m training graft``) left its automatic colorization exactly as it was.
+
+With two FOLDERS of outputs instead (``--a-dir``, ``--b-dir``: what two checkouts' CLIs
+wrote, same relative paths), it compares those files pixel for pixel: the same models
+before and after a change of code (the Decoding redesign of issue 20)::
+
+    git worktree add /tmp/before <commit before>; git worktree add /tmp/after <commit after>
+    (cd /tmp/before && python -m colorizer colorize DIR --model M --out /tmp/cmp/before/M/..)
+    (cd /tmp/after && ...same, --out /tmp/cmp/after/M/..)
+    python -m benchmarks.compare_automatic --a-dir /tmp/cmp/before --b-dir /tmp/cmp/after \
+        --out results/decoding/outputs_unchanged.md
 """
 
 from __future__ import annotations
@@ -29,11 +39,17 @@ def sha(path: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--a", required=True, help="the model before")
-    p.add_argument("--b", required=True, help="the model after")
-    p.add_argument("--images", nargs="+", required=True, help="folders of photos")
+    p.add_argument("--a", help="the model before")
+    p.add_argument("--b", help="the model after")
+    p.add_argument("--images", nargs="+", help="folders of photos")
+    p.add_argument("--a-dir", help="instead: a folder of outputs before")
+    p.add_argument("--b-dir", help="instead: the same outputs after")
     p.add_argument("--out", required=True, help="a markdown file")
     args = p.parse_args()
+    if args.a_dir and args.b_dir:
+        return compare_folders(Path(args.a_dir), Path(args.b_dir), Path(args.out))
+    if not (args.a and args.b and args.images):
+        p.error("give --a, --b and --images, or --a-dir and --b-dir")
     a, b = Colorizer(args.a, device="cpu"), Colorizer(args.b, device="cpu")
     rows, same = [], 0
     photos = [f for d in args.images for f in list_images(d)]
@@ -61,6 +77,45 @@ def main() -> None:
     ]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines[:7]))
+
+
+def compare_folders(a_dir: Path, b_dir: Path, out: Path) -> None:
+    """Every PNG under ``a_dir`` against the file at the same place under ``b_dir``."""
+    from PIL import Image
+
+    files = sorted(f.relative_to(a_dir) for f in a_dir.rglob("*.png"))
+    if not files:
+        raise SystemExit(f"no PNG files under {a_dir}")
+    rows, same, missing = [], 0, 0
+    for rel in files:
+        if not (b_dir / rel).is_file():
+            missing += 1
+            rows.append(f"| {rel} | - | - | - | missing after |")
+            continue
+        x = np.asarray(Image.open(a_dir / rel).convert("RGB"), np.int16)
+        y = np.asarray(Image.open(b_dir / rel).convert("RGB"), np.int16)
+        d = np.abs(x - y) if x.shape == y.shape else None
+        identical = d is not None and bool((d == 0).all())
+        same += identical
+        worst = "size differs | -" if d is None else f"{int(d.max())} | {d.mean():.4f}"
+        rows.append(f"| {rel} | {x.shape[1]}x{x.shape[0]} | {worst} | {identical} |")
+    models = sorted({rel.parts[0] for rel in files})
+    lines = [
+        "# The shipped models' output before and after a change of code, pixel for pixel",
+        "",
+        f"`{invocation()}` on {utc_now()}; {machine_info()}.",
+        f"Outputs of `python -m colorizer colorize` (native size, each model's own decode) "
+        f"written by two checkouts: a = `{a_dir}`, b = `{b_dir}`; models: {', '.join(models)}.",
+        "",
+        f"**{same} of {len(files)} outputs byte-identical** ({missing} missing after).",
+        "",
+        "| output | size | max abs diff | mean abs diff | identical |",
+        "|---|---|---:|---:|---|",
+        *rows,
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines[:7]))
 
 

@@ -255,14 +255,6 @@ def to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div_(255.0)
 
 
-def to_pil(rgb: torch.Tensor) -> Image.Image:
-    """(3, H, W) float RGB in [0, 1] -> 8-bit RGB PIL image (rounded, not truncated)."""
-    if rgb.dim() != 3 or rgb.shape[0] != 3:
-        raise ValueError(f"expected a (3, H, W) RGB tensor; got {tuple(rgb.shape)}")
-    u8 = rgb.detach().clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8)
-    return Image.fromarray(u8.permute(1, 2, 0).cpu().numpy(), "RGB")
-
-
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) from the header only, after EXIF orientation; ImageError if unreadable."""
     try:

@@ -318,3 +318,20 @@ def test_working_l_stays_close_to_a_plain_bicubic_resize():
     ref = rgb_to_lab(to_tensor(plain)[None])[:, :1]
     diff = (seen - ref).abs()
     assert diff.mean() < 0.3 and diff.max() < 3.0
+
+
+def test_compose_batch_is_compose_byte_for_byte():
+    # validation and calibration score compose_batch's tensors; users get compose's PIL
+    # images: the two must be the same bytes, including out-of-gamut a*b* and odd sizes
+    g = torch.Generator().manual_seed(0)
+    rgb8 = torch.randint(0, 256, (3, 3, 57, 83), generator=g, dtype=torch.uint8)
+    ab = (torch.rand(3, 2, 15, 21, generator=g) - 0.5) * 260  # past the sRGB rim too
+    got = inference.compose_batch(rgb8, ab)
+    assert got.dtype == torch.uint8 and got.shape == rgb8.shape
+    for photo, a, out in zip(rgb8, ab, got, strict=True):
+        ref = inference.compose(Image.fromarray(photo.permute(1, 2, 0).numpy()), a)
+        assert np.array_equal(np.asarray(ref), out.permute(1, 2, 0).numpy())
+    with pytest.raises(ValueError, match="uint8"):
+        inference.compose_batch(rgb8.float(), ab)
+    with pytest.raises(ValueError, match="for 3 photos"):
+        inference.compose_batch(rgb8, ab[:2])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import shutil
@@ -747,6 +748,12 @@ def test_calibrate_cli_writes_a_calibrated_checkpoint(tiny_data, tmp_path, caplo
     assert all(0 <= w <= 1 for w in cal["weight"])
     assert "calibration" in ckpt["metrics"]
     assert cal["floor"] == ckpt["metrics"]["calibration"]["floor"]
+    # the per-source table: every setting x every source of the split, one chosen setting
+    src_rows = list(csv.DictReader((tmp_path / "cal_sources.csv").open()))
+    n_sources = len({r["source"] for r in src_rows})
+    assert n_sources >= 1 and len(src_rows) == 2 * 2 * 6 * n_sources
+    assert {r["chosen"] for r in src_rows} == {"0", "1"}
+    assert ckpt["metrics"]["calibration"]["rule"] in ("per_source", "pooled")
     rows = (tmp_path / "cal.csv").read_text().splitlines()
     from training.calibrate import FLOORS
 
@@ -825,3 +832,27 @@ def test_color_loss_equals_the_dense_loss_it_replaced():
     (g_old,) = torch.autograd.grad(old, out)
     assert torch.allclose(new, old, atol=1e-5), (float(new), float(old))
     assert torch.allclose(g_new, g_old, atol=1e-7)
+
+
+def test_calibration_holds_the_colour_on_the_drabbest_source():
+    # pooled, setting "mild" is 90 % as colourful as the photos, but one source (sunrises) gets
+    # 60 % of its colour; "bold" gives every source >= 85 %: the per-source rule takes it, the
+    # pooled rule the better-PSNR "mild" (the failure of issue 24)
+    from training.calibrate import Scores, choose
+
+    def sc(psnr, colour, sunrise, fog):
+        pooled = dict(psnr_db=psnr, euclidean=300.0, colorfulness=colour)
+        return Scores(
+            pooled, {"sunrise": dict(colorfulness=sunrise), "fog": dict(colorfulness=fog)}
+        )
+
+    photos = Scores(dict(colorfulness=30.0), {"sunrise": dict(colorfulness=40.0), "fog": dict(colorfulness=10.0)})  # fmt: skip
+    gray = Scores(dict(psnr_db=22.0, euclidean=320.0), {})
+    table = {"mild": sc(24.0, 27.0, 24.0, 16.0), "bold": sc(23.5, 33.0, 35.0, 17.0)}
+    assert choose(table, gray, photos, 0.85, "pooled") == "mild"
+    assert choose(table, gray, photos, 0.85, "per_source") == "bold"
+    # none holds every source: the one whose drabbest source is the most colourful
+    table["bold"] = sc(23.5, 33.0, 30.0, 17.0)  # sunrise 75 %
+    assert choose(table, gray, photos, 0.85, "per_source") == "bold"
+    table["greyer"] = sc(22.5, 20.0, 20.0, 8.0)
+    assert choose(table, gray, photos, 0.85, "per_source") == "bold"

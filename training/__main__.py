@@ -102,6 +102,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         limit=args.limit,
         min_colour=args.min_colour,
         command=_command(),
+        rule=args.rule,
     )
     print(f"wrote {args.out}")
     return 0
@@ -163,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the default must be at least this share of the photos' colourfulness",
     )
     q.add_argument("--limit", type=int, default=0, help="use the first N photos only")
+    q.add_argument(
+        "--rule",
+        choices=["per_source", "pooled"],
+        default="per_source",
+        help="hold the colour on every source of the split (default) or on the whole",
+    )
     q.set_defaults(func=cmd_calibrate)
     q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")
     q.add_argument("--ckpt", required=True, help="a final.pt written by train")

@@ -17,7 +17,13 @@ One forward pass over the split (the logits are kept, in fp16), then:
    not look real;
 3. the default is the setting with the best PSNR among those that beat the gray floor on PSNR
    and the seed's distance and are at least ``min_colour`` as colourful as the photos (the most
-   colourful setting beating gray when none is; the best PSNR when none beats gray).
+   colourful setting beating gray when none is; the best PSNR when none beats gray). With the
+   ``per_source`` rule (the default) "as colourful as the photos" must hold on EVERY source of
+   the split with at least MIN_SOURCE_PHOTOS photos (the --images folder each came from), not
+   on the pooled split: pooled, the rule was met while the vivid sources (sunrises, the first
+   seed's photos) got 60 % of their colour and grey fog 160 % (issue 24). When no setting
+   manages it, the one whose worst source is the most colourful. ``<out stem>_sources.csv``
+   holds every setting's per-source PSNR and colour.
 
 Scores come from the functions validation uses during training (``outputs_to_rgb``, the library's
 composition, and ``colorizer.metrics.score``). The checkpoint is written with the chosen curve inside, plus a table of every
@@ -29,6 +35,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,7 @@ from colorizer.bins import ConfidenceFit, Decoding
 from colorizer.checkpoint import save_checkpoint
 from colorizer.metrics import colorfulness, score
 from colorizer.models import load_checkpoint
+from training.prepare import load_manifest
 from training.train import (
     METRIC_KEYS,
     beating_gray,
@@ -46,11 +54,14 @@ from training.train import (
     outputs_to_rgb,
     predict_outputs,
     to_lab,
+    train_sources,
 )
 
 log = logging.getLogger(__name__)
 
 FLOORS = (0.0, 0.2, 0.35, 0.5, 0.7, 1.0)
+RULES = ("per_source", "pooled")
+MIN_SOURCE_PHOTOS = 10  # a source with fewer val photos is too noisy to hold a setting back
 
 
 @torch.no_grad()
@@ -81,42 +92,89 @@ def lifted(calibration: dict, floor: float) -> dict:
     return out
 
 
+@dataclass
+class Scores:
+    """One decode setting's metrics on the split: pooled means and each source's."""
+
+    pooled: dict[str, float]
+    sources: dict[str, dict[str, float]]
+
+
 @torch.no_grad()
-def _means(cache: list, predict: Callable) -> dict[str, float]:
-    """Mean validation metrics over the cached batches; predict(rgb8, L, out) -> float RGB."""
-    sums, n = dict.fromkeys(METRIC_KEYS, 0.0), 0
+def photo_scores(cache: list, predict: Callable) -> dict[str, torch.Tensor]:
+    """Each photo's metrics, (N,) per key, over the cached batches; predict(rgb8, L, out) ->
+    float RGB."""
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in METRIC_KEYS}
     for rgb8, L, out in cache:
         m = score(predict(rgb8, L, out), rgb8.float() / 255, keys=METRIC_KEYS)
         for k in METRIC_KEYS:
-            sums[k] += float(m[k].sum())
-        n += len(rgb8)
-    return {k: v / n for k, v in sums.items()}
+            parts[k].append(m[k].double().cpu())
+    return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def mean_scores(model: torch.nn.Module, cache: list, decoding: Decoding) -> dict[str, float]:
-    """Mean validation metrics of one decode setting over the cached logits."""
+def grouped(per_photo: dict[str, torch.Tensor], groups: dict[str, torch.Tensor]) -> Scores:
+    """Pooled means and each group's (``groups``: source -> row indices)."""
+    pooled = {k: float(v.mean()) for k, v in per_photo.items()}
+    by_source = {
+        src: {k: float(v[rows].mean()) for k, v in per_photo.items()}
+        for src, rows in groups.items()
+    }
+    return Scores(pooled, by_source)
+
+
+def mean_scores(
+    model: torch.nn.Module, cache: list, decoding: Decoding, groups: dict[str, torch.Tensor]
+) -> Scores:
+    """Metrics of one decode setting over the cached logits."""
     model.decoding = decoding
-    return _means(cache, lambda rgb8, _L, out: outputs_to_rgb(model, rgb8, out.float(), None))
+    to_rgb = lambda rgb8, _L, out: outputs_to_rgb(model, rgb8, out.float(), None)  # noqa: E731
+    return grouped(photo_scores(cache, to_rgb), groups)
 
 
-def gray_scores(cache: list) -> dict[str, float]:
+def gray_scores(cache: list, groups: dict[str, torch.Tensor]) -> Scores:
     """The gray floor (a*b* = 0) on the same photos, through the same composition."""
     from colorizer.inference import GrayModel
 
     gray = GrayModel()
-    return _means(cache, lambda rgb8, L, _out: outputs_to_rgb(gray, rgb8, gray(L), 1.0))
+    to_rgb = lambda rgb8, L, _out: outputs_to_rgb(gray, rgb8, gray(L), 1.0)  # noqa: E731
+    return grouped(photo_scores(cache, to_rgb), groups)
 
 
-def choose(table: dict, gray: dict, photos_colour: float, min_colour: float):
-    beats = beating_gray(table, gray)
+def source_groups(data: str, split: str, n: int) -> dict[str, torch.Tensor]:
+    """source -> the rows of the first n photos of ``split`` that came from it."""
+    sources = train_sources(load_manifest(data), n, split)
+    return {
+        src: torch.tensor([i for i, s in enumerate(sources) if s == src])
+        for src in sorted(set(sources))
+    }
+
+
+def colour_ratio(scores: Scores, photos: Scores, rule: str) -> float:
+    """How colourful a setting is against the photos: pooled, or on its drabbest source."""
+    if rule == "pooled":
+        return scores.pooled["colorfulness"] / max(photos.pooled["colorfulness"], 1e-9)
+    return min(
+        scores.sources[s]["colorfulness"] / max(c["colorfulness"], 1e-9)
+        for s, c in photos.sources.items()
+    )
+
+
+def choose(table: dict, gray: Scores, photos: Scores, min_colour: float, rule: str = "pooled"):
+    """The key of ``table`` (setting -> Scores) to ship: see the module's docstring, step 3.
+    ``photos``: the truth's colourfulness, pooled and per source (the sources to hold)."""
+    pooled = {k: v.pooled for k, v in table.items()}
+    beats = beating_gray(pooled, gray.pooled)
     if not beats:
         log.warning("no setting beats the gray floor on val: taking the best PSNR")
-        return max(table, key=lambda k: table[k]["psnr_db"])
-    vivid = [k for k in beats if table[k]["colorfulness"] >= min_colour * photos_colour]
+        return max(table, key=lambda k: pooled[k]["psnr_db"])
+    ratio = {k: colour_ratio(table[k], photos, rule) for k in beats}
+    vivid = [k for k in beats if ratio[k] >= min_colour]
     if vivid:
-        return max(vivid, key=lambda k: table[k]["psnr_db"])
-    log.warning("no setting beating gray is %.0f %% as colourful as the photos", 100 * min_colour)
-    return max(beats, key=lambda k: table[k]["colorfulness"])
+        return max(vivid, key=lambda k: pooled[k]["psnr_db"])
+    log.warning(
+        "no setting beating gray is %.0f %% as colourful as the photos (%s)", 100 * min_colour, rule
+    )
+    return max(beats, key=lambda k: ratio[k])
 
 
 def calibrate(
@@ -128,8 +186,12 @@ def calibrate(
     limit: int = 0,
     min_colour: float = 0.85,
     command: str = "",
+    rule: str = "per_source",
 ) -> dict[str, Any]:
-    """Fit, score and choose; write the calibrated checkpoint and ``<out stem>.csv``."""
+    """Fit, score and choose; write the calibrated checkpoint, ``<out stem>.csv`` and
+    ``<out stem>_sources.csv``."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}; got {rule!r}")
     model, meta = load_checkpoint(ckpt)
     if model.kind != "classification":
         raise ValueError(f"{ckpt} is a regression model: there is no distribution to calibrate")
@@ -137,29 +199,32 @@ def calibrate(
     images = load_images(data, split, limit)
     log.info("calibrating on %d %s photos", len(images), split)
     cache = cached_outputs(model, images)
-    photos_colour = sum(float(colorfulness(rgb.float() / 255).sum()) for rgb, _, _ in cache)
-    photos_colour /= len(images)
-    gray = gray_scores(cache)
-    table: dict[tuple[float, bool, float], dict] = {}
-    plain = {t: mean_scores(model, cache, Decoding(t)) for t in [*grid, 1.0]}
+    groups = source_groups(data, split, len(images))
+    truth = torch.cat([colorfulness(rgb.float() / 255).double().cpu() for rgb, _, _ in cache])
+    held = {s: rows for s, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS}
+    if rule == "per_source" and not held:
+        log.warning("no source has %d %s photos: the pooled rule", MIN_SOURCE_PHOTOS, split)
+        rule = "pooled"
+    photos = grouped({"colorfulness": truth}, held)
+    gray = gray_scores(cache, groups)
+    table: dict[tuple[float, bool, float], Scores] = {}
+    plain = {t: mean_scores(model, cache, Decoding(t), groups) for t in [*grid, 1.0]}
     fits = {}
     for t in grid:
         for scaled in (False, True):
             fits[(t, scaled)] = fit_calibration(model, cache, t, fit_mean=scaled)
             for floor in FLOORS:
                 cal = lifted(fits[(t, scaled)], floor)
-                table[(t, scaled, floor)] = mean_scores(model, cache, Decoding(t, cal))
-    best_t, best_scaled, best_floor = choose(table, gray, photos_colour, min_colour)
+                table[(t, scaled, floor)] = mean_scores(model, cache, Decoding(t, cal), groups)
+    chosen = choose(table, gray, photos, min_colour, rule)
+    best_t, best_scaled, best_floor = chosen
     model.decoding = Decoding(best_t, lifted(fits[(best_t, best_scaled)], best_floor))
-    _write_table(
-        Path(out).with_suffix(".csv"),
-        table,
-        plain,
-        gray,
-        photos_colour,
-        (best_t, best_scaled, best_floor),
-    )
+    stem = Path(out).with_suffix("")
+    _write_table(stem.with_suffix(".csv"), table, plain, gray, photos.pooled, chosen)
+    truth_by_source = grouped({"colorfulness": truth}, groups)
+    _write_sources(Path(f"{stem}_sources.csv"), table, gray, truth_by_source, chosen)
 
+    r = table[chosen].pooled
     metrics = dict(meta.get("metrics", {}))
     metrics["calibration"] = dict(
         split=split,
@@ -170,10 +235,14 @@ def calibrate(
         floor=float(best_floor),
         mean_scale=best_scaled,
         min_colour=min_colour,
-        photos_colorfulness=round(photos_colour, 4),
-        chosen={k: round(v, 4) for k, v in table[(best_t, best_scaled, best_floor)].items()},
-        plain={f"T={t:g}": {k: round(v[k], 4) for k in METRIC_KEYS} for t, v in plain.items()},
-        gray_floor={k: round(gray[k], 4) for k in METRIC_KEYS},
+        rule=rule,
+        colour_ratio=round(colour_ratio(table[chosen], photos, rule), 4),
+        photos_colorfulness=round(photos.pooled["colorfulness"], 4),
+        chosen={k: round(v, 4) for k, v in r.items()},
+        plain={
+            f"T={t:g}": {k: round(v.pooled[k], 4) for k in METRIC_KEYS} for t, v in plain.items()
+        },
+        gray_floor={k: round(gray.pooled[k], 4) for k in METRIC_KEYS},
     )
     path = save_checkpoint(
         out,
@@ -182,35 +251,54 @@ def calibrate(
         metrics=metrics,
         half=bool(meta.get("half", False)),
     )
-    r = table[(best_t, best_scaled, best_floor)]
     log.info(
-        "calibrated at T=%.2f, mean scale %s, floor %.2f: PSNR %.2f dB (gray %.2f), seed ED %.1f (gray %.1f), "
-        "colourfulness %.1f (photos %.1f) -> %s",
+        "calibrated at T=%.2f, mean scale %s, floor %.2f (%s rule, colour %.0f %%): PSNR %.2f dB "
+        "(gray %.2f), seed ED %.1f (gray %.1f), colourfulness %.1f (photos %.1f) -> %s",
         best_t,
         "fitted" if best_scaled else "off",
         best_floor,
+        rule,
+        100 * metrics["calibration"]["colour_ratio"],
         r["psnr_db"],
-        gray["psnr_db"],
+        gray.pooled["psnr_db"],
         r["euclidean"],
-        gray["euclidean"],
+        gray.pooled["euclidean"],
         r["colorfulness"],
-        photos_colour,
+        photos.pooled["colorfulness"],
         path,
     )
     return metrics["calibration"]
 
 
-def _write_table(path: Path, table, plain, gray, photos_colour: float, chosen) -> None:
+def _write_table(path: Path, table, plain, gray: Scores, photos: dict, chosen) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         head = ["temperature", "mean_scale", "floor", *METRIC_KEYS, "photos_colorfulness"]
         w.writerow([*head, "chosen"])
-        colour = f"{photos_colour:.4f}"
-        for t, r in plain.items():
+        colour = f"{photos['colorfulness']:.4f}"
+        for t, sc in plain.items():
+            r = sc.pooled
             w.writerow([t, "-", "none", *(f"{r[k]:.4f}" for k in METRIC_KEYS), colour, 0])
-        for key, r in table.items():
+        for key, sc in table.items():
             t, scaled, floor = key
+            r = sc.pooled
             row = [t, int(scaled), floor, *(f"{r[k]:.4f}" for k in METRIC_KEYS), colour]
             w.writerow([*row, int(key == chosen)])
-        w.writerow(["gray", "-", "-", *(f"{gray[k]:.4f}" for k in METRIC_KEYS), colour, 0])
+        r = gray.pooled
+        w.writerow(["gray", "-", "-", *(f"{r[k]:.4f}" for k in METRIC_KEYS), colour, 0])
+
+
+def _write_sources(path: Path, table, gray: Scores, truth: Scores, chosen) -> None:
+    """Per setting and source: PSNR over gray and colourfulness against the photos'."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["temperature", "mean_scale", "floor", "source", "psnr_db", "gray_psnr_db",
+                    "colorfulness", "photos_colorfulness", "colour_ratio", "chosen"])  # fmt: skip
+        for key, sc in table.items():
+            for src, r in sc.sources.items():
+                c = truth.sources[src]["colorfulness"]
+                w.writerow([*key[:1], int(key[1]), key[2], src, f"{r['psnr_db']:.4f}",
+                            f"{gray.sources[src]['psnr_db']:.4f}", f"{r['colorfulness']:.4f}",
+                            f"{c:.4f}", f"{r['colorfulness'] / max(c, 1e-9):.4f}",
+                            int(key == chosen)])  # fmt: skip

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from colorizer.bins import ColorBins, Decoding, class_prior, rebalance_weights
+from colorizer.bins import ColorBins, Decoding, class_prior, output_to_ab, rebalance_weights
 from colorizer.hints import simulate_hints
 from colorizer.inference import decoding_at
 from colorizer.lab import ab_to_unit, rgb_to_lab
@@ -170,15 +170,15 @@ def photo_rarity(bins: ColorBins, images: torch.Tensor, weights: torch.Tensor) -
     return torch.cat([w[bins.encode_hard(ab)].mean((1, 2)) for ab in _small_ab(images)]).cpu()
 
 
-def train_sources(manifest: dict[str, Any], n: int) -> list[str]:
-    """The --images folder each of the first n training photos came from (manifest order)."""
+def train_sources(manifest: dict[str, Any], n: int, split: str = "train") -> list[str]:
+    """The --images folder each of the first n photos of ``split`` came from (manifest order)."""
     sources = {
         item["index"]: item["source"]
         for item in manifest["items"]
-        if item["split"] == "train" and item["index"] < n
+        if item["split"] == split and item["index"] < n
     }
     if len(sources) != n:
-        raise TrainingError(f"the manifest names {len(sources)} of the {n} training photos")
+        raise TrainingError(f"the manifest names {len(sources)} of the {n} {split} photos")
     return [sources[i] for i in range(n)]
 
 
@@ -313,16 +313,12 @@ def outputs_to_rgb(
     model: nn.Module, rgb8: torch.Tensor, out: torch.Tensor, temperature: float | None
 ) -> torch.Tensor:
     """Model output -> float RGB (B, 3, H, W) at the photos' size, through the library's own
-    decode and composition (colorizer.inference.output_to_ab, compose): what a user gets."""
-    from PIL import Image
-
-    from colorizer.imageio import to_tensor
-    from colorizer.inference import compose, output_to_ab
+    decode and composition (output_to_ab, compose_batch: compose's bytes, on tensors): what a
+    user gets."""
+    from colorizer.inference import compose_batch
 
     ab = output_to_ab(model, out, temperature)  # (B, 2, h, w)
-    photos = rgb8.permute(0, 2, 3, 1).cpu().numpy()
-    rgb = [to_tensor(compose(Image.fromarray(p), a)) for p, a in zip(photos, ab, strict=True)]
-    return torch.stack(rgb).to(rgb8.device)
+    return compose_batch(rgb8.cpu(), ab.cpu()).to(rgb8.device).float() / 255
 
 
 @torch.no_grad()
