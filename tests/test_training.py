@@ -295,12 +295,12 @@ def test_batch_crops_and_flips_per_photo():
 
 
 # ---------------------------------------------------------------------------- train
-@pytest.mark.parametrize("balance", [0.0, 1.0, '{"*img"=2.0}'])
+@pytest.mark.parametrize("balance", ["{}", '{"*img"=2.0}'])
 def test_train_resume_matches_unbroken_run(tiny_data, tmp_path, balance):
     from colorizer.models import load_checkpoint
 
-    # photo_balance, or source_weights (both draw epochs with replacement)
-    key = "source_weights" if isinstance(balance, str) else "photo_balance"
+    # a plain shuffle, or source_weights (epochs drawn with replacement)
+    key = "source_weights"
     whole = tmp_path / "whole"
     cfg = load_config(None, tiny_config(tiny_data, whole, **{key: balance}))
     metrics = train(cfg, command="test")
@@ -395,22 +395,8 @@ def test_validation_scores_what_the_library_colorizes(tiny_data):
         assert got[k] == pytest.approx(sums[k] / len(images), rel=1e-6), k
 
 
-def test_photo_rarity_ranks_scenes_and_balanced_order_follows_it():
-    from colorizer.bins import get_bins, rebalance_weights
-    from training.train import balanced_order, compute_prior, photo_rarity
-
-    bins = get_bins("zhang313")
-    rng = np.random.default_rng(0)
-    # As in real landscape sets: grey (overcast) pixels are the commonest colour, green/blue
-    # scenes come next, a saturated sunset is rare.
-    greens = [scene(rng, 64) for _ in range(10)]
-    greys = [np.full((64, 64, 3), 100 + 10 * i, np.uint8) for i in range(5)]
-    sunset = (np.array([250, 120, 20]) + rng.normal(0, 12, (64, 64, 3))).clip(0, 255)
-    images = torch.from_numpy(np.stack([*greens, *greys, sunset.astype(np.uint8)]))
-    weights = rebalance_weights(compute_prior(bins, images), lam=0.5, sigma=5.0, bins=bins)
-    r = photo_rarity(bins, images, weights)
-    assert r.shape == (16,)
-    assert r[15] > r[:10].max() and r[10:15].max() < r[:10].min()  # sunset > green > grey
+def test_balanced_order_draws_by_probability_and_resumes_exactly():
+    from training.train import balanced_order
 
     probs = torch.tensor([0.1, 0.1, 0.4, 0.4], dtype=torch.float64)
     a = balanced_order(probs, epoch=3, seed=1, rank=0, world=1, per_rank=20_000)
@@ -450,16 +436,8 @@ def test_regression_model_and_wrong_loss(tiny_data, tmp_path):
     )
     with pytest.raises(TrainingError, match="regression model: use loss = 'mse' or 'l1'"):
         train(bad)
-    balanced = load_config(
-        None,
-        tiny_config(
-            tiny_data, tmp_path / "r3", model='"streetside_tiny"', loss='"l1"', photo_balance=1
-        ),
-    )
-    with pytest.raises(TrainingError, match="photo_balance needs a classification model"):
-        train(balanced)
-    with pytest.raises(ConfigError, match="photo_balance must be >= 0"):
-        load_config(None, tiny_config(tiny_data, tmp_path / "r4", photo_balance=-1))
+    with pytest.raises(ConfigError, match="unknown config key 'photo_balance'"):  # removed
+        load_config(None, tiny_config(tiny_data, tmp_path / "r4", photo_balance=1))
 
 
 def test_fresh_start_after_an_early_kill_starts_its_logs_afresh(tiny_data, tmp_path):
@@ -629,10 +607,6 @@ def test_prior_and_evaluate_cli(tiny_data, tmp_path, capsys):
     names = photo_names(tiny_data, "train")
     run_rows = pp[pp["model"] == "run"]["photo"]
     assert list(run_rows) == names[:12] and names[0].startswith("img/p")
-    from training.experiments.stage7_by_rarity import split_rows
-
-    assert list(split_rows(str(tiny_data), "train", run_rows)) == list(range(12))
-    assert list(split_rows(str(tiny_data), "train", pd.Series([3, 1]))) == [3, 1]  # old tables
     grid = Image.open(ev / "grid.png")
     h = 2 * np.load(tiny_data / "train.npy").shape[1]  # small photos are shown at 2x
     assert grid.size == (3 * h + 4 * 4, 18 + 4 * (h + 4) + 4)  # truth, gray input, run; 4 rows

@@ -74,16 +74,11 @@ class TrainConfig:
     scale_min: float = 1.0
     flip: bool = True  # random horizontal flips
     max_train: int = 0  # use at most this many training photos (0: all)
-    # Photo-level rebalancing (class models): draw each epoch's photos with replacement, with
-    # probability ~ (the mean rebalancing weight of the photo's pixels) ** photo_balance, so
-    # scenes made of rare colours (sunsets, autumn) are seen more often as whole scenes, not
-    # only as up-weighted pixels. 0: every photo once per epoch (a plain shuffle).
-    photo_balance: float = 0.0
     # Source-level rebalancing: {pattern: weight}, each pattern an fnmatch over the --images
     # folder a photo came from (the manifest's "source", e.g. "*weather/dawn-fog"); a photo's
     # draw probability is multiplied by the weight of the first pattern it matches (1 if none),
     # so a small set of weak scenes (fog, sunsets) is seen as often as the big ones. Epochs then
-    # draw with replacement, as photo_balance does, and the two multiply. {}: off.
+    # draw with replacement. {}: off (every photo once per epoch, a plain shuffle).
     source_weights: dict[str, float] = field(default_factory=dict)
     # simulated user colour hints (models with hints=True; colorizer.hints.simulate_hints):
     # mean number of points per photo (0: no hints), share of photos given none, patch side
@@ -143,8 +138,6 @@ class TrainConfig:
         for key in ("max_steps", "save_every_steps"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0 (0: off), got {getattr(self, key)}")
-        if self.photo_balance < 0:
-            raise ConfigError(f"photo_balance must be >= 0, got {self.photo_balance}")
         bad_w = {
             k: w
             for k, w in self.source_weights.items()

@@ -150,8 +150,8 @@ def to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _small_ab(images: torch.Tensor, size: int = 64, batch: int = 256):
-    """a*b* (B, 2, size, size) of the photos in batches, from a downscaled copy: the prior and
-    photo rarity are histograms, resolution barely changes them, and 64x64 is 4-16x less work."""
+    """a*b* (B, 2, size, size) of the photos in batches, from a downscaled copy: the prior is a
+    histogram, resolution barely changes it, and 64x64 is 4-16x less work."""
     for i in range(0, len(images), batch):
         rgb = images[i : i + batch].permute(0, 3, 1, 2).float() / 255.0
         rgb = F.interpolate(rgb, size=(size, size), mode="area")
@@ -161,13 +161,6 @@ def _small_ab(images: torch.Tensor, size: int = 64, batch: int = 256):
 def compute_prior(bins: ColorBins, images: torch.Tensor) -> torch.Tensor:
     """Class prior of the training photos."""
     return class_prior(bins, _small_ab(images))
-
-
-def photo_rarity(bins: ColorBins, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """(N,) mean rebalancing weight of each photo's pixels: about 1 for a photo of typical
-    colours, well above 1 for one made of rare colours (a sunset), below 1 for a grey one."""
-    w = weights.to(images.device).float()
-    return torch.cat([w[bins.encode_hard(ab)].mean((1, 2)) for ab in _small_ab(images)]).cpu()
 
 
 def train_sources(manifest: dict[str, Any], n: int, split: str = "train") -> list[str]:
@@ -597,7 +590,7 @@ class Run:
     train_images: torch.Tensor
     val_images: torch.Tensor
     prior: torch.Tensor | None  # class prior of the training photos (class models)
-    photo_probs: torch.Tensor | None  # photo_balance, source_weights: each photo's draw probability
+    photo_probs: torch.Tensor | None  # source_weights: each photo's draw probability, or None
     sampler: DistributedSampler
     steps_per_epoch: int
     epochs: int  # cfg.epochs, or fewer once fitted to the time budget
@@ -693,27 +686,12 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
     if model.kind == "classification":
         prior = compute_prior(model.bins, train_images)
         weights = rebalance_weights(prior, lam=cfg.lam, sigma=cfg.prior_sigma, bins=model.bins)
-        if cfg.photo_balance:
-            rarity = photo_rarity(model.bins, train_images, weights)
-            photo_probs = rarity.double().pow(cfg.photo_balance)
-            photo_probs /= photo_probs.sum()
-            log.info(
-                "photo balance %.2g: the rarest photo is drawn %.1fx as often as the average, "
-                "%.0f of %d photos effectively in play",
-                cfg.photo_balance,
-                float(photo_probs.max() * len(photo_probs)),
-                float(1.0 / photo_probs.pow(2).sum()),
-                len(photo_probs),
-            )
-    elif cfg.photo_balance:
-        raise TrainingError("photo_balance needs a classification model (it uses the class prior)")
     if cfg.source_weights:
         sources = train_sources(manifest, len(train_images))
         factors = source_factors(sources, cfg.source_weights)
         if float(factors.sum()) <= 0:
             raise TrainingError("source_weights give every training photo weight 0")
-        photo_probs = factors if photo_probs is None else photo_probs * factors
-        photo_probs = photo_probs / photo_probs.sum()
+        photo_probs = factors / factors.sum()
         share = Counter()
         for src, p in zip(sources, photo_probs.tolist(), strict=True):
             share[src] += p
