@@ -63,6 +63,7 @@ from colorizer.inference import Colorizer, uncertainty_image
 from colorizer.models import (
     DEFAULT_MODEL,
     ModelError,
+    available_models,
     default_weights_dir,
     list_models,
     model_info,
@@ -75,10 +76,6 @@ log = logging.getLogger("demo")
 
 REPO = Path(__file__).resolve().parent
 EXAMPLES_DIR = REPO / "examples"
-# Loose checkpoints in the models dir (besides the registry's own files) are offered too, so a
-# freshly trained model shows up without registering it.
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
-
 # Slider range for the annealed-mean temperature T (Zhang's sense: T -> 0 picks the most likely
 # colour, T = 1 is the plain mean). A checkpoint's default outside it widens the range.
 T_MIN, T_MAX, T_STEP = 0.01, 1.5, 0.01
@@ -221,11 +218,9 @@ class LoadedModel:
 
 @dataclass
 class ModelZoo:
-    """The models available in ``models_dir``, loaded lazily, each exactly once.
-
-    Registry entries whose weights file is present come first (landscape, street, eccv16 when
-    its official file is there), then any other checkpoint file in the folder.
-    """
+    """The models available in ``models_dir`` (``colorizer.models.available_models``: registry
+    entries whose weights file is there, then any other checkpoint file, so a freshly trained
+    model shows up without registering it), loaded lazily, each exactly once."""
 
     models_dir: Path
     device: str | None = None
@@ -242,30 +237,16 @@ class ModelZoo:
     def scan(self) -> None:
         """(Re)read the models folder. Models whose file is gone or was replaced since they were
         loaded are dropped from the cache, so the next request loads the new weights."""
-        options: dict[str, ModelOption] = {}
-        missing: dict[str, dict[str, Any]] = {}
-        claimed: set[Path] = set()
-        for name in list_models():
-            info = model_info(name, weights_dir=self.models_dir)
-            if not info["weights"]:
-                continue  # an architecture without shipped weights (e.g. *_tiny): not servable
-            if info["weights_present"]:
-                path = Path(info["weights_path"])
-                options[name] = ModelOption(name, name, path, info["description"])
-                claimed.add(path.resolve())
-            else:
-                missing[name] = info
-        if self.models_dir.is_dir():
-            for path in sorted(self.models_dir.iterdir()):
-                # Hidden files include checkpoint.py's half-written ".name.pt.<pid>.tmp".
-                if path.name.startswith(".") or path.suffix not in CHECKPOINT_SUFFIXES:
-                    continue
-                if not path.is_file():
-                    continue
-                if path.resolve() in claimed:
-                    continue
-                label = path.stem if path.stem not in options else path.name
-                options[label] = ModelOption(label, path, path, f"Checkpoint file {path.name}.")
+        options = {
+            a.label: ModelOption(a.label, a.source, a.path, a.description)
+            for a in available_models(self.models_dir)
+        }
+        missing = {  # registry entries with a weights file that is not here (eccv16's release)
+            name: info
+            for name in list_models()
+            if (info := model_info(name, weights_dir=self.models_dir))["weights"]
+            and not info["weights_present"]
+        }
         for option in options.values():
             try:
                 st = option.path.stat()

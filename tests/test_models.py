@@ -491,3 +491,28 @@ def test_tiny_models_agree_on_cuda(name, tmp_path):
         if model.kind == "classification":
             ab = gpu_model.bins.decode(gpu, gpu_model.decoding)
             assert ab.device.type == "cuda" and ab.shape == (2, 2, *gpu.shape[-2:])
+
+
+def test_available_models_lists_registry_files_then_loose_checkpoints(tmp_path):
+    # what the demo's picker offers: entries whose file is here, in registry order, then any
+    # other checkpoint file; never an architecture without weights, a hidden half-written
+    # file or a folder
+    from colorizer.checkpoint import save_checkpoint
+    from colorizer.models import available_models
+
+    tiny = create_model("colornet_tiny").eval()
+    save_checkpoint(tmp_path / "street.pt", tiny)
+    save_checkpoint(tmp_path / "landscape.pt", tiny)
+    save_checkpoint(tmp_path / "mine.pth", tiny)
+    save_checkpoint(tmp_path / "street.pth", tiny)  # a loose file whose stem is taken
+    (tmp_path / ".default.pt.123.tmp").write_bytes(b"half")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "dir.pt").mkdir()
+    got = [(a.label, a.source) for a in available_models(tmp_path)]
+    assert got == [
+        ("landscape", "landscape"),
+        ("street", "street"),
+        ("mine", tmp_path / "mine.pth"),
+        ("street.pth", tmp_path / "street.pth"),
+    ]
+    assert available_models(tmp_path / "nowhere") == []

@@ -264,6 +264,44 @@ def model_info(name: str, weights_dir: str | os.PathLike | None = None) -> dict[
     }
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth")  # the loose files available_models offers
+
+
+@dataclass(frozen=True)
+class Available:
+    """A model that can be loaded from a weights folder: ``Colorizer(source)`` loads it."""
+
+    label: str  # a registry name, or a loose file's stem (its name where the stem is taken)
+    source: str | Path  # the registry name, or the loose file's path
+    path: Path  # the weights file
+    description: str
+
+
+def available_models(weights_dir: str | os.PathLike | None = None) -> list[Available]:
+    """What ``weights_dir`` (default: the shipped weights) can serve: registry entries whose
+    weights file is there first, in registry order, then every other checkpoint file in it
+    (hidden files, such as a half-written ``.name.pt.<pid>.tmp``, are not)."""
+    out: list[Available] = []
+    claimed: set[Path] = set()
+    for name in list_models():
+        found = find_weights(name, weights_dir) if _entry(name).weights else None
+        if found is not None:
+            out.append(Available(name, name, Path(found), _entry(name).description))
+            claimed.add(Path(found).resolve())
+    folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    taken = {a.label for a in out}
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or path.suffix not in CHECKPOINT_SUFFIXES:
+                continue
+            if not path.is_file() or path.resolve() in claimed:
+                continue
+            label = path.stem if path.stem not in taken else path.name
+            out.append(Available(label, path, path, f"Checkpoint file {path.name}."))
+            taken.add(label)
+    return out
+
+
 def create_model(
     name: str,
     *,
@@ -423,6 +461,8 @@ from colorizer.models import colornet, cunet, eccv16, effunet, streetside  # noq
 
 __all__ = [
     "DEFAULT_MODEL",
+    "Available",
+    "available_models",
     "ModelArgs",
     "ModelEntry",
     "ModelError",
