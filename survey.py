@@ -6,7 +6,7 @@
         [--host 0.0.0.0 --port 7861 --admin-password X --exposure-ms 0 --max-trials 0]
     python survey.py analyze results/votes.csv --out results/survey/
 
-The rules (tokens, which vote counts, durability) live in colorizer.survey; this file only
+The rules (tokens, which vote counts, durability) live in survey_core; this file only
 builds the web app over them. See docs/survey.md.
 """
 
@@ -316,7 +316,7 @@ def build_admin_blocks(session):
     (:func:`admin_markdown`). A wrong password waits in ``session.admin_async``."""
     import gradio as gr
 
-    from colorizer.survey import REAL
+    from survey_core import REAL
 
     with gr.Blocks(title="Survey admin") as blocks:
         gr.Markdown("## Survey admin: live counts")
@@ -454,7 +454,7 @@ def add_http_api(app, session) -> None:
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse, Response
 
-    from colorizer.survey import VoteStoreError
+    from survey_core import VoteStoreError
 
     pending: OrderedDict[str, dict] = OrderedDict()
     ops = {"start": session.start, "resume": session.resume, "vote": session.vote}
@@ -573,7 +573,7 @@ def create_app(session):
 def cmd_prepare(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from colorizer.survey.design import PrepareConfig, parse_system, prepare_survey
+    from survey_core.design import PrepareConfig, parse_system, prepare_survey
 
     cfg = PrepareConfig(
         photos=Path(args.photos),
@@ -595,7 +595,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from colorizer.survey import Manifest, SurveySession, VoteStore
+    from survey_core import Manifest, SurveySession, VoteStore
 
     manifest = Manifest.load(args.survey)
     store = VoteStore(args.votes)
@@ -646,7 +646,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
-    from colorizer.survey.analysis import AnalysisConfig, analyze_file
+    from survey_core.analysis import AnalysisConfig, analyze_file
 
     cfg = AnalysisConfig(
         min_response_ms=args.min_response_ms,
@@ -662,7 +662,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from colorizer.survey.session import MAX_LIVE_PARTICIPANTS, PARTICIPANT_TTL_S
+    from survey_core.session import MAX_LIVE_PARTICIPANTS, PARTICIPANT_TTL_S
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -757,11 +757,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from colorizer.survey import SurveyError, VoteStoreError
+    from survey_core import SurveyError, VoteStoreError
 
     errors: tuple[type[Exception], ...] = (SurveyError, VoteStoreError, OSError)
     if args.cmd == "analyze":
-        from colorizer.survey.analysis import AnalysisError
+        from survey_core.analysis import AnalysisError
 
         errors += (AnalysisError,)
     try:

@@ -53,8 +53,8 @@ import numpy as np
 from PIL import Image
 
 from colorizer.provenance import invocation, machine_string, utc_now
-from colorizer.survey import Manifest, PrepareConfig, VoteStore, prepare_survey
-from colorizer.survey.design import wrong_colors
+from survey_core import Manifest, PrepareConfig, VoteStore, prepare_survey
+from survey_core.design import wrong_colors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,7 +111,7 @@ def make_survey(folder: Path, cfg: BenchConfig) -> Manifest:
 
 
 def bench_store(folder: Path, n: int) -> dict:
-    from colorizer.survey import VOTE_FIELDS
+    from survey_core import VOTE_FIELDS
 
     lat = []
     with VoteStore(folder / "store_only.csv") as store:

@@ -4,7 +4,8 @@
     Colorizer("landscape").colorize("photo.jpg").save("colour.png")
 
 The pieces, one home each: ``lab`` (CIELAB), ``bins`` (colour classes, the one decode and its setting, ``Decoding``),
-``models`` (registry), ``checkpoint``, ``inference``, ``metrics``, ``evaluate``, ``survey``.
+``models`` (registry), ``checkpoint``, ``inference``, ``metrics``, ``evaluate``. The survey's
+rules live beside ``survey.py`` in ``survey_core``, outside the library.
 """
 
 from colorizer.bins import ColorBins, Decoding, get_bins

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from colorizer.survey import VOTE_FIELDS
-from colorizer.survey.analysis import (
+from survey_core import VOTE_FIELDS
+from survey_core.analysis import (
     AnalysisConfig,
     AnalysisError,
     analyze,

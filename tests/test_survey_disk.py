@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from test_survey_store import make_outputs, row
 
-from colorizer.survey import (
+from survey_core import (
     VOTE_FIELDS,
     PrepareConfig,
     SurveySession,
@@ -20,8 +20,8 @@ from colorizer.survey import (
     VoteStore,
     prepare_survey,
 )
-from colorizer.survey.session import NOT_SAVED
-from colorizer.survey.votes import _format_row
+from survey_core.session import NOT_SAVED
+from survey_core.votes import _format_row
 
 VERSION = "colorizer-survey/1.0"
 

@@ -35,8 +35,8 @@ for p in (REPO, REPO / "tests"):  # when run as a script
 
 from test_survey_server import Server, assert_blind, read_rows  # noqa: E402
 
-from colorizer.survey import Manifest, PrepareConfig, prepare_survey  # noqa: E402
-from colorizer.survey.design import QUESTIONS  # noqa: E402
+from survey_core import Manifest, PrepareConfig, prepare_survey  # noqa: E402
+from survey_core.design import QUESTIONS  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

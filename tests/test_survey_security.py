@@ -18,8 +18,8 @@ import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 from test_survey_server import Server
 
-from colorizer.survey import PrepareConfig, prepare_survey
-from colorizer.survey.design import wrong_colors
+from survey_core import PrepareConfig, prepare_survey
+from survey_core.design import wrong_colors
 
 from conftest import sample_photos
 

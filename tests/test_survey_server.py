@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from colorizer.survey import REAL, Manifest, PrepareConfig, prepare_survey
-from colorizer.survey.analysis import AnalysisConfig, analyze_file
-from colorizer.survey.design import wrong_colors
+from survey_core import REAL, Manifest, PrepareConfig, prepare_survey
+from survey_core.analysis import AnalysisConfig, analyze_file
+from survey_core.design import wrong_colors
 
 from conftest import free_port, sample_photos
 
@@ -464,7 +464,7 @@ def test_a_late_page_load_event_does_not_undo_start(tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 
     import survey
-    from colorizer.survey import SurveySession, VoteStore
+    from survey_core import SurveySession, VoteStore
 
     real_load = gr.Blocks.load
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from colorizer.survey import (
+from survey_core import (
     REAL,
     VOTE_FIELDS,
     DuplicateVote,
@@ -21,7 +21,7 @@ from colorizer.survey import (
     participant_order,
     prepare_survey,
 )
-from colorizer.survey.design import parse_system, wrong_colors
+from survey_core.design import parse_system, wrong_colors
 
 from conftest import sample_photos
 
