@@ -23,9 +23,10 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,38 @@ class EvalResult:
     missing: list[str] = field(default_factory=list)  # ground truth with no prediction
     grid: Image.Image | None = None  # ground truth and each model's output, side by side
     models: dict[str, dict[str, object]] = field(default_factory=dict)  # label -> spec, T
+
+
+Batch = tuple[torch.Tensor, ...]  # (rgb8 uint8 (B, 3, H, W) truth, ...what the settings read)
+
+
+@torch.no_grad()
+def score_batches(
+    batches: Iterable[Batch],
+    settings: dict[Any, Callable[[Batch], torch.Tensor]],
+    keys: Sequence[str],
+) -> dict[Any, dict[str, torch.Tensor]]:
+    """THE batch scorer on tensors (validation in training, calibration): for each setting,
+    each photo's ``keys`` metrics, (N,) per key, over one pass through ``batches``. A setting
+    maps a batch (its first item the uint8 truth) to float RGB (B, 3, H, W) in [0, 1], e.g.
+    the model's output decoded one way and composed (``colorizer.inference.compose_batch``).
+    Scores are ``colorizer.metrics.score``'s, so a batch gives each photo what the
+    photo-by-photo path gives it (tests/test_metrics.py)."""
+    parts: dict[Any, dict[str, list[torch.Tensor]]] = {
+        name: {k: [] for k in keys} for name in settings
+    }
+    for batch in batches:
+        truth = batch[0].float() / 255
+        for name, to_rgb in settings.items():
+            m = score(to_rgb(batch), truth, keys=keys)
+            for k in keys:
+                parts[name][k].append(m[k].double().cpu().reshape(-1))
+    return {
+        name: {
+            k: torch.cat(v) if v else torch.empty(0, dtype=torch.float64) for k, v in got.items()
+        }
+        for name, got in parts.items()
+    }
 
 
 def _to_height(img: Image.Image, height: int, resample: Image.Resampling) -> Image.Image:

@@ -237,3 +237,22 @@ def test_score_equals_the_single_functions_in_the_registry_units(pair):
         score(x, y, keys=["auc_rebal"])
     with pytest.raises(ValueError, match="unknown metrics"):
         score(x, y, keys=["seed_euclidean"])
+
+
+def test_the_batch_scorer_gives_each_photo_what_the_photo_by_photo_path_gives_it():
+    # validation and calibration score batches (colorizer.evaluate.score_batches), evaluate
+    # scores photo by photo: the same photo must get the same numbers either way
+    from colorizer.evaluate import score_batches
+    from colorizer.metrics import METRICS, score
+
+    g = torch.Generator().manual_seed(5)
+    truth = torch.randint(0, 256, (5, 3, 24, 32), generator=g, dtype=torch.uint8)
+    pred = (truth.float() / 255 + 0.1 * torch.randn(5, 3, 24, 32, generator=g)).clamp(0, 1)
+    keys = [k for k in METRICS if k != "auc_rebal"]
+    batches = [(truth[i : i + 2], pred[i : i + 2]) for i in range(0, 5, 2)]  # 2 + 2 + 1
+    got = score_batches(batches, {"model": lambda b: b[1], "gray": lambda b: b[0] * 0 + 0.5}, keys)
+    for i in range(5):
+        one = score(pred[i], truth[i].float() / 255, keys=keys)
+        for k in keys:
+            assert float(got["model"][k][i]) == pytest.approx(float(one[k]), rel=1e-5, abs=1e-6), k
+    assert got["gray"]["psnr_db"].shape == (5,) and got["gray"]["colorfulness"].max() == 0

@@ -25,8 +25,8 @@ One forward pass over the split (the logits are kept, in fp16), then:
    manages it, the one whose worst source is the most colourful. ``<out stem>_sources.csv``
    holds every setting's per-source PSNR and colour.
 
-Scores come from the functions validation uses during training (``outputs_to_rgb``, the library's
-composition, and ``colorizer.metrics.score``). The checkpoint is written with the chosen curve inside, plus a table of every
+Scores come from what validation uses during training (``outputs_to_rgb``, the library's
+decode and composition, and the evaluation core's batch scorer ``score_batches``). The checkpoint is written with the chosen curve inside, plus a table of every
 pair (``<out stem>.csv``).
 """
 
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,8 @@ import torch.nn.functional as F
 
 from colorizer.bins import ConfidenceFit, Decoding
 from colorizer.checkpoint import save_checkpoint
-from colorizer.metrics import colorfulness, score
+from colorizer.evaluate import score_batches
+from colorizer.metrics import colorfulness
 from colorizer.models import load_checkpoint
 from training.prepare import load_manifest
 from training.train import (
@@ -100,18 +100,6 @@ class Scores:
     sources: dict[str, dict[str, float]]
 
 
-@torch.no_grad()
-def photo_scores(cache: list, predict: Callable) -> dict[str, torch.Tensor]:
-    """Each photo's metrics, (N,) per key, over the cached batches; predict(rgb8, L, out) ->
-    float RGB."""
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in METRIC_KEYS}
-    for rgb8, L, out in cache:
-        m = score(predict(rgb8, L, out), rgb8.float() / 255, keys=METRIC_KEYS)
-        for k in METRIC_KEYS:
-            parts[k].append(m[k].double().cpu())
-    return {k: torch.cat(v) for k, v in parts.items()}
-
-
 def grouped(per_photo: dict[str, torch.Tensor], groups: dict[str, torch.Tensor]) -> Scores:
     """Pooled means and each group's (``groups``: source -> row indices)."""
     pooled = {k: float(v.mean()) for k, v in per_photo.items()}
@@ -127,8 +115,8 @@ def mean_scores(
 ) -> Scores:
     """Metrics of one decode setting over the cached logits."""
     model.decoding = decoding
-    to_rgb = lambda rgb8, _L, out: outputs_to_rgb(model, rgb8, out.float(), None)  # noqa: E731
-    return grouped(photo_scores(cache, to_rgb), groups)
+    to_rgb = lambda b: outputs_to_rgb(model, b[0], b[2].float(), None)  # noqa: E731
+    return grouped(score_batches(cache, {0: to_rgb}, METRIC_KEYS)[0], groups)
 
 
 def gray_scores(cache: list, groups: dict[str, torch.Tensor]) -> Scores:
@@ -136,8 +124,8 @@ def gray_scores(cache: list, groups: dict[str, torch.Tensor]) -> Scores:
     from colorizer.inference import GrayModel
 
     gray = GrayModel()
-    to_rgb = lambda rgb8, L, _out: outputs_to_rgb(gray, rgb8, gray(L), 1.0)  # noqa: E731
-    return grouped(photo_scores(cache, to_rgb), groups)
+    to_rgb = lambda b: outputs_to_rgb(gray, b[0], gray(b[1]), 1.0)  # noqa: E731
+    return grouped(score_batches(cache, {0: to_rgb}, METRIC_KEYS)[0], groups)
 
 
 def source_groups(data: str, split: str, n: int) -> dict[str, torch.Tensor]:

@@ -33,7 +33,7 @@ from colorizer.bins import ColorBins, Decoding, class_prior, output_to_ab, rebal
 from colorizer.hints import simulate_hints
 from colorizer.inference import decoding_at
 from colorizer.lab import ab_to_unit, rgb_to_lab
-from colorizer.metrics import RENAMED, colorfulness, score
+from colorizer.metrics import RENAMED, colorfulness
 from colorizer.provenance import hardware_string
 from training.config import TrainConfig, config_to_dict
 from training.prepare import load_manifest, load_split
@@ -327,22 +327,26 @@ def validate(
 ) -> dict[float, dict[str, float]]:
     """Mean metrics on the photos for each temperature (one forward pass per batch), with
     simulated hints when ``hint_points`` > 0."""
+    from colorizer.evaluate import score_batches
+
     was_training = model.training
     model.eval()
-    sums: dict[float, dict[str, float]] = {t: dict.fromkeys(METRIC_KEYS, 0.0) for t in temperatures}
-    gt_colorful, loss_sum, n = 0.0, 0.0, 0
-    for rgb8, _L, out in predict_outputs(model, images, device, batch, hint_points, hint_patch):
-        rgb = rgb8.float() / 255.0
-        if loss_fn is not None:
-            loss_sum += float(loss_fn(out, to_lab(rgb)[1])) * len(rgb)
-        gt_colorful += float(colorfulness(rgb).sum())
-        for t in temperatures:
-            m = score(outputs_to_rgb(model, rgb8, out, t), rgb, keys=METRIC_KEYS)
-            for k in METRIC_KEYS:
-                sums[t][k] += float(m[k].sum())
-        n += len(rgb)
+    gt_colorful, loss_sum = 0.0, 0.0
+
+    def batches() -> Any:  # the loss and the truth's colour on the way through
+        nonlocal gt_colorful, loss_sum
+        for rgb8, L, out in predict_outputs(model, images, device, batch, hint_points, hint_patch):
+            rgb = rgb8.float() / 255.0
+            if loss_fn is not None:
+                loss_sum += float(loss_fn(out, to_lab(rgb)[1])) * len(rgb)
+            gt_colorful += float(colorfulness(rgb).sum())
+            yield rgb8, L, out
+
+    settings = {t: (lambda b, t=t: outputs_to_rgb(model, b[0], b[2], t)) for t in temperatures}
+    scores = score_batches(batches(), settings, METRIC_KEYS)
     model.train(was_training)
-    res = {t: {k: v / n for k, v in s.items()} for t, s in sums.items()}
+    n = len(images)
+    res = {t: {k: float(v.mean()) for k, v in per.items()} for t, per in scores.items()}
     for t in res:
         res[t]["gt_colorfulness"] = gt_colorful / n
         res[t]["val_loss"] = loss_sum / n if loss_fn is not None else float("nan")
