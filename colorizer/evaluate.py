@@ -4,7 +4,7 @@
     python -m colorizer evaluate --predictions zhang_out/ --images photos/ --out results/eval_z
 
 ``python -m training evaluate`` is an adapter over ``evaluate_models`` (a prepared split's rows
-as the photos) and ``benchmarks.per_source`` calls it per source; the metrics, their names and
+as the photos) and ``reports.per_source`` calls it per source; the metrics, their names and
 units are ``colorizer.metrics.METRICS`` and ``score``, the same validation uses in training.
 
 Each ground-truth photo is resized to ``size`` x ``size`` (default 256, LANCZOS, as the first

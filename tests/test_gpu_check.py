@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py on a machine without a GPU: it refuses clearly, its arguments are
+"""tools/gpu_check.py on a machine without a GPU: it refuses clearly, its arguments are
 checked, and its DDP step really runs two processes (gloo on the CPU, torchrun)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import gpu_check
+from tools import gpu_check
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.gpu_check", *args],
+        [sys.executable, "-m", "tools.gpu_check", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -55,7 +55,7 @@ def test_dry_run_shows_every_step_and_the_ddp_fallback(capsys):
     for step in gpu_check.STEPS:
         assert f"# {step} (limit" in out
     assert "pytest -m cuda" in out and "--devices cuda" in out
-    ddp = [line for line in out.splitlines() if "benchmarks.ddp_step" in line]
+    ddp = [line for line in out.splitlines() if "tools.ddp_step" in line]
     if torch.cuda.device_count() < 2:  # NCCL first; gloo on the shared GPU if NCCL refuses
         assert ["--backend nccl" in ddp[0], "--backend gloo" in ddp[1]] == [True, True]
     assert gpu_check.main(["--dry-run", "--only", "ddp", "--device", "cpu"]) == 0

@@ -1,13 +1,13 @@
 """A few DistributedDataParallel training steps of a small colorizer, launched by torchrun.
 
-    torchrun --nproc_per_node 2 -m benchmarks.ddp_step --backend nccl --out OUT/ddp.json
-    torchrun --nproc_per_node 2 -m benchmarks.ddp_step --backend gloo --device cpu --out x.json
+    torchrun --nproc_per_node 2 -m tools.ddp_step --backend nccl --out OUT/ddp.json
+    torchrun --nproc_per_node 2 -m tools.ddp_step --backend gloo --device cpu --out x.json
 
 Each rank trains on different synthetic data (its own seed), bf16 autocast and channels-last
 on CUDA, so the ranks' weights stay equal after every step only if DDP really averaged their
 gradients: rank 0 checks that on a checksum of all weights gathered from every rank, and
 writes the backend, devices, step times and the check to ``--out`` (JSON). Exit code 1 when
-the weights diverge. benchmarks/gpu_check.py runs it on a GPU machine; tests/test_gpu_check.py
+the weights diverge. tools/gpu_check.py runs it on a GPU machine; tests/test_gpu_check.py
 runs it on the CPU with gloo.
 """
 

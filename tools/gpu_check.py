@@ -1,8 +1,8 @@
 """GPU readiness in one command: every CUDA path of the project, run and recorded.
 
-    python -m benchmarks.gpu_check                      # -> results/gpu/<date>_<gpu>/
-    python -m benchmarks.gpu_check --out results/gpu/h200 --only tests ddp
-    python -m benchmarks.gpu_check --dry-run            # the commands, without running them
+    python -m tools.gpu_check                      # -> results/gpu/<date>_<gpu>/
+    python -m tools.gpu_check --out results/gpu/h200 --only tests ddp
+    python -m tools.gpu_check --dry-run            # the commands, without running them
 
 On a machine with CUDA it runs, each step in its own process with its own time limit (the
 limits add up to under five minutes):
@@ -11,7 +11,7 @@ limits add up to under five minutes):
 2. train     a short training run on tiny synthetic photos, bf16 autocast and channels-last
              (python -m training prepare + train, device cuda), its metrics and loss curve;
 3. bench     the inference benchmark on CUDA (benchmarks.bench_inference --devices cuda);
-4. ddp       a two-process DDP step (torchrun, benchmarks.ddp_step): NCCL when there is a
+4. ddp       a two-process DDP step (torchrun, tools.ddp_step): NCCL when there is a
              GPU per rank; on one GPU NCCL refuses two ranks on the same device, which is
              recorded, and the two ranks then share the GPU over gloo.
 
@@ -53,7 +53,7 @@ class StepResult:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0]
+        prog="python -m tools.gpu_check", description=__doc__.splitlines()[0]
     )
     p.add_argument("--out", help="folder for every figure (default: results/gpu/<date>_<gpu>)")
     p.add_argument("--only", nargs="+", choices=STEPS, help="run these steps only")
@@ -122,7 +122,7 @@ def plan(a: argparse.Namespace, out: Path) -> dict[str, list[list[str]]]:
         ],
         "ddp": [
             [py, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-             "-m", "benchmarks.ddp_step", "--backend", backend, "--device", dev,
+             "-m", "tools.ddp_step", "--backend", backend, "--device", dev,
              "--out", str(out / f"ddp_{backend}.json")]
             for backend in _ddp_backends(a.ddp_backend, dev)
         ],

@@ -1,6 +1,6 @@
 """PSNR and colourfulness against the number of user hints, and a picture grid.
 
-    python -m benchmarks.hints_curve --model default --data data/all160 \
+    python -m reports.hints_curve --model default --data data/all160 \
         --checkset checkset/photos --out results/hints
 
 For each photo set and each N in --ns (0 = the automatic colorization), every photo goes

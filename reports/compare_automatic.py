@@ -2,7 +2,7 @@
 pipeline (``Colorizer.colorize`` at native size).
 
     git show HEAD~1:weights/default.pt > /tmp/default_before.pt
-    python -m benchmarks.compare_automatic --a /tmp/default_before.pt --b weights/default.pt \
+    python -m reports.compare_automatic --a /tmp/default_before.pt --b weights/default.pt \
         --images checkset/photos examples --out results/hints/automatic_unchanged.md
 
 For each photo: the largest and mean absolute difference of the two 8-bit RGB outputs and
@@ -16,7 +16,7 @@ before and after a change of code (the Decoding redesign of issue 20)::
     git worktree add /tmp/before <commit before>; git worktree add /tmp/after <commit after>
     (cd /tmp/before && python -m colorizer colorize DIR --model M --out /tmp/cmp/before/M/..)
     (cd /tmp/after && ...same, --out /tmp/cmp/after/M/..)
-    python -m benchmarks.compare_automatic --a-dir /tmp/cmp/before --b-dir /tmp/cmp/after \
+    python -m reports.compare_automatic --a-dir /tmp/cmp/before --b-dir /tmp/cmp/after \
         --out results/decoding/outputs_unchanged.md
 """
 

@@ -1,6 +1,6 @@
 """Every shipped model against the gray floor, per source of photos, as a user would run them.
 
-    python -m benchmarks.per_source --data data/outdoor160 --checkset checkset/photos \
+    python -m reports.per_source --data data/outdoor160 --checkset checkset/photos \
         --models default landscape street seed1_cunet seed2_cnn gray --out results/default_model
 
 Two kinds of sources:
