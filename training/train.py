@@ -1,6 +1,6 @@
 """Train any registered colorization model from a TrainConfig.
 
-    python -m training train --config training/configs/street.toml [--set key=value] [--resume]
+    python -m training train --config training/configs/street/street.toml [--set key=value] [--resume]
     torchrun --nproc_per_node 4 -m training train --config ...   (DDP, one process per GPU)
 
 The whole training split sits in memory as one uint8 tensor (on the GPU when there is one);
