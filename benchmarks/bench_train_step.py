@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from colorizer.models import create_model
 from colorizer.provenance import invocation, machine_string, utc_now
 from training.config import TrainConfig, load_config
-from training.train import ColorLoss, load_images, make_batch, to_lab
+from training.data import load_images, make_batch, to_lab
+from training.train import ColorLoss
 
 STAGES = {
     "frozen encoder (stage 1/3)": "training/configs/default/stage3_weather.toml",

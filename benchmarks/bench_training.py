@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from colorizer.lab import ab_to_unit
 from colorizer.models import create_model
 from colorizer.provenance import invocation, machine_string, utc_now
-from training.train import make_batch, to_lab
+from training.data import make_batch, to_lab
 
 
 class PerPhotoDataset(Dataset):

@@ -147,7 +147,8 @@ def test_confidence_fit_shrinks_a_mean_that_overshoots():
 def test_encoder_learns_at_its_own_rate():
     """encoder_lr_ratio puts the pretrained encoder in its own group at a fraction of the rate,
     and every parameter stays in exactly one group (a resumed optimizer state must match)."""
-    from training.train import TrainingError, param_groups
+    from training.config import TrainingError
+    from training.train import param_groups
 
     model = create_model("effunet_tiny")
     groups = param_groups(model, 0.1)

@@ -222,7 +222,8 @@ def test_only_the_named_new_modules_may_be_missing_from_a_file():
 def test_a_model_without_hints_fine_tunes_from_a_file_with_hint_branches(tmp_path):
     # the shipped default carries hint branches; stage configs (init_from = weights/default.pt)
     # build a model without them and must start from its base, the branches left behind
-    from training.train import TrainingError, left_behind, load_weights
+    from training.config import TrainingError
+    from training.train import left_behind, load_weights
 
     hinted = tiny_hint_model()
     save_checkpoint(tmp_path / "hinted.pt", hinted, decoding=Decoding(0.5))

@@ -16,18 +16,11 @@ from PIL import Image
 
 from colorizer.metrics import METRICS
 from training.__main__ import main as cli
-from training.config import ConfigError, load_config
+from training.config import ConfigError, TrainingError, load_config
+from training.data import balanced_order, make_batch, train_sources
 from training.prepare import PrepareConfig, load_split, photo_names, prepare, split_of
-from training.train import (
-    TrainingError,
-    balanced_order,
-    build,
-    lr_factor,
-    make_batch,
-    pick_temperature,
-    train,
-    train_sources,
-)
+from training.train import build, lr_factor, train
+from training.validate import pick_temperature
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 MIN_SIDE = {"effunet": 32}  # its encoder downsamples by 32
@@ -239,7 +232,7 @@ def test_config_extends_a_base_and_names_its_out_dir_after_the_run(tmp_path):
     with pytest.raises(ConfigError, match="extends 'nope.toml', but .*nope.toml is not a file"):
         load_config(tmp_path / "lost.toml")
     # the shipped chains say what each stage changes, over the house recipe
-    shipped = load_config(CONFIGS / "landscape_stage2.toml")
+    shipped = load_config(CONFIGS / "landscape" / "landscape_stage2.toml")
     assert shipped.val_limit == 256 and shipped.temperature_rule == "floor"  # from base.toml
     assert shipped.out_dir == "runs/landscape_stage2"
 
@@ -378,7 +371,8 @@ def test_validation_scores_what_the_library_colorizes(tiny_data):
     from colorizer.inference import Colorizer
     from colorizer.metrics import score
     from colorizer.models import create_model
-    from training.train import METRIC_KEYS, load_images, validate
+    from training.data import load_images
+    from training.validate import METRIC_KEYS, validate
 
     torch.manual_seed(0)
     model = create_model("colornet_tiny")  # works at 32x32, the size the photos are stored at
@@ -396,7 +390,6 @@ def test_validation_scores_what_the_library_colorizes(tiny_data):
 
 
 def test_balanced_order_draws_by_probability_and_resumes_exactly():
-    from training.train import balanced_order
 
     probs = torch.tensor([0.1, 0.1, 0.4, 0.4], dtype=torch.float64)
     a = balanced_order(probs, epoch=3, seed=1, rank=0, world=1, per_rank=20_000)

@@ -46,16 +46,9 @@ from colorizer.checkpoint import save_checkpoint
 from colorizer.evaluate import score_batches
 from colorizer.metrics import colorfulness
 from colorizer.models import load_checkpoint
+from training.data import load_images, to_lab, train_sources
 from training.prepare import load_manifest
-from training.train import (
-    METRIC_KEYS,
-    beating_gray,
-    load_images,
-    outputs_to_rgb,
-    predict_outputs,
-    to_lab,
-    train_sources,
-)
+from training.validate import METRIC_KEYS, beating_gray, outputs_to_rgb, predict_outputs
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,10 @@ TARGETS = ("soft", "hard")
 TEMPERATURE_RULES = ("psnr", "ed", "balanced", "floor")
 
 
+class TrainingError(RuntimeError):
+    """The run cannot go on (NaN loss, bad data, model/loss mismatch); the message says why."""
+
+
 class ConfigError(ValueError):
     """A config file or override that cannot be used (nothing has been trained yet)."""
 

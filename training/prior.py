@@ -47,7 +47,7 @@ def compute_prior(
     out: str = "results/training/prior",
 ) -> list[Path]:
     """Prior of the train split + weights (colorizer.bins), as CSV and heat-map PNG."""
-    from training.train import compute_prior as prior_of_images
+    from training.data import compute_prior as prior_of_images
 
     bins = get_bins(bins_name)
     images = torch.from_numpy(np.array(load_split(data, "train")))

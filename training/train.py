@@ -3,15 +3,15 @@
     python -m training train --config training/configs/street/street.toml [--set key=value] [--resume]
     torchrun --nproc_per_node 4 -m training train --config ...   (DDP, one process per GPU)
 
-The whole training split sits in memory as one uint8 tensor (on the GPU when there is one);
-each step gathers a batch by index, crops and flips it, converts it to Lab and encodes the
-targets on the training device in one go: no per-photo Python work, no DataLoader workers.
+The loop in reading order: ``build`` (model, data, optimiser: a ``Run``), ``restore`` (a
+resumed run), ``run_epoch`` (steps, checkpoints, the time budget), ``end_epoch`` (validation,
+metrics.csv, the loss curve), ``finish`` (the decode temperature, final.pt). The data side is
+``training.data``, validation ``training.validate``.
 """
 
 from __future__ import annotations
 
 import csv
-import fnmatch
 import logging
 import math
 import os
@@ -29,24 +29,26 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from colorizer.bins import ColorBins, Decoding, class_prior, output_to_ab, rebalance_weights
+from colorizer.bins import ColorBins, Decoding, rebalance_weights
 from colorizer.hints import simulate_hints
 from colorizer.inference import decoding_at
-from colorizer.lab import ab_to_unit, rgb_to_lab
-from colorizer.metrics import RENAMED, colorfulness
+from colorizer.lab import ab_to_unit
+from colorizer.metrics import RENAMED
 from colorizer.provenance import hardware_string
-from training.config import TrainConfig, config_to_dict
-from training.prepare import load_manifest, load_split
+from training.config import TrainConfig, TrainingError, config_to_dict
+from training.data import (
+    balanced_order,
+    compute_prior,
+    load_images,
+    make_batch,
+    source_factors,
+    to_lab,
+    train_sources,
+)
+from training.prepare import load_manifest
+from training.validate import METRIC_KEYS, pick_temperature, validate
 
 log = logging.getLogger(__name__)
-
-# What validation scores (names and units of colorizer.metrics.METRICS): the cheap ones, per
-# epoch and per temperature.
-METRIC_KEYS = ("euclidean", "psnr_seed", "psnr_db", "colorfulness")
-
-
-class TrainingError(RuntimeError):
-    """The run cannot go on (NaN loss, bad data, model/loss mismatch); the message says why."""
 
 
 # ---------------------------------------------------------------------------- environment
@@ -84,125 +86,6 @@ def pick_device(name: str, d: Dist) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise TrainingError(f"device {name!r} asked for, but torch sees no CUDA GPU")
     return torch.device(name)
-
-
-# ---------------------------------------------------------------------------- data
-def load_images(data: str, split: str, limit: int = 0, spread: bool = False) -> torch.Tensor:
-    """uint8 (N, H, W, 3) tensor of one split, read fully into memory: at most ``limit`` photos
-    (0: all), the first ones, or with ``spread`` evenly spaced rows, so that a subset of a split
-    packed folder by folder samples every source, not only the first."""
-    arr = load_split(data, split)
-    if limit and spread and limit < len(arr):
-        arr = arr[np.unique(np.linspace(0, len(arr) - 1, limit).round().astype(np.int64))]
-    elif limit:
-        arr = arr[:limit]
-    if len(arr) == 0:
-        raise TrainingError(f"{data}: the {split} split is empty")
-    return torch.from_numpy(np.array(arr))  # a writable copy in memory
-
-
-def make_batch(
-    images: torch.Tensor,
-    idx: torch.Tensor,
-    crop: int,
-    flip: bool,
-    gen: torch.Generator,
-    device: torch.device,
-    scale_min: float = 1.0,
-) -> torch.Tensor:
-    """Gather, randomly crop and flip a batch: uint8 (N, H, W, 3) -> float RGB (B, 3, c, c).
-
-    With scale_min < 1 the crop side is drawn once per batch from U(scale_min, 1) x the stored
-    short side and the crops are resized to ``crop`` (or the stored size): the net sees scenes
-    at several scales, as photos of any size reach it at inference.
-    The random numbers come from `gen` on the CPU, so a run is reproducible on any device.
-    """
-    B = len(idx)
-    _, H, W, _ = images.shape
-    x = images[idx.to(images.device)].to(device, non_blocking=True)  # (B, H, W, 3) uint8
-    out_side = crop or min(H, W)
-    side = crop
-    if scale_min < 1.0:
-        u = scale_min + (1.0 - scale_min) * float(torch.rand(1, generator=gen))
-        side = max(1, round(u * min(H, W)))
-    if side and (side < H or side < W):
-        ch, cw = min(side, H), min(side, W)
-        oy = torch.randint(0, H - ch + 1, (B,), generator=gen)
-        ox = torch.randint(0, W - cw + 1, (B,), generator=gen)
-        rows = (oy[:, None] + torch.arange(ch)).to(device)  # (B, ch)
-        cols = (ox[:, None] + torch.arange(cw)).to(device)  # (B, cw)
-        b = torch.arange(B, device=device)[:, None, None]
-        x = x[b, rows[:, :, None], cols[:, None, :]]  # (B, ch, cw, 3): one crop per photo
-    if flip:
-        f = (torch.rand(B, generator=gen) < 0.5).to(device)
-        x = torch.where(f[:, None, None, None], x.flip(2), x)
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, h, w)
-    if scale_min < 1.0 and x.shape[-1] != out_side:
-        x = F.interpolate(x, size=(out_side, out_side), mode="bilinear", antialias=True)
-        x = x.clamp_(0.0, 1.0)  # (B, 3, crop, crop)
-    return x
-
-
-def to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 3, H, W) RGB -> L (B, 1, H, W) in [0, 100], ab (B, 2, H, W) in Lab units (fp32)."""
-    lab = rgb_to_lab(rgb.float())
-    return lab[:, :1], lab[:, 1:]
-
-
-def _small_ab(images: torch.Tensor, size: int = 64, batch: int = 256):
-    """a*b* (B, 2, size, size) of the photos in batches, from a downscaled copy: the prior is a
-    histogram, resolution barely changes it, and 64x64 is 4-16x less work."""
-    for i in range(0, len(images), batch):
-        rgb = images[i : i + batch].permute(0, 3, 1, 2).float() / 255.0
-        rgb = F.interpolate(rgb, size=(size, size), mode="area")
-        yield to_lab(rgb)[1]
-
-
-def compute_prior(bins: ColorBins, images: torch.Tensor) -> torch.Tensor:
-    """Class prior of the training photos."""
-    return class_prior(bins, _small_ab(images))
-
-
-def train_sources(manifest: dict[str, Any], n: int, split: str = "train") -> list[str]:
-    """The --images folder each of the first n photos of ``split`` came from (manifest order)."""
-    sources = {
-        item["index"]: item["source"]
-        for item in manifest["items"]
-        if item["split"] == split and item["index"] < n
-    }
-    if len(sources) != n:
-        raise TrainingError(f"the manifest names {len(sources)} of the {n} {split} photos")
-    return [sources[i] for i in range(n)]
-
-
-def source_factors(sources: list[str], weights: dict[str, float]) -> torch.Tensor:
-    """(n,) each photo's source weight: that of the first ``weights`` pattern its source
-    matches (fnmatch), 1 where none does. A pattern that matches no source is an error: a typo
-    would otherwise train on the unweighted mix without a word."""
-    unused = [p for p in weights if not any(fnmatch.fnmatch(s, p) for s in set(sources))]
-    if unused:
-        raise TrainingError(
-            f"source_weights {unused} match no training source (sources: {sorted(set(sources))})"
-        )
-
-    def factor(source: str) -> float:
-        return next((float(w) for p, w in weights.items() if fnmatch.fnmatch(source, p)), 1.0)
-
-    cache = {src: factor(src) for src in set(sources)}
-    return torch.tensor([cache[src] for src in sources], dtype=torch.float64)
-
-
-def balanced_order(
-    probs: torch.Tensor, epoch: int, seed: int, rank: int, world: int, per_rank: int
-) -> torch.Tensor:
-    """This rank's photo indices for one epoch, drawn with replacement with `probs`.
-
-    A pure function of (seed, epoch): every rank draws the same list and takes its own share,
-    and a resumed run redraws exactly the list the killed one was walking through.
-    """
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    draw = torch.multinomial(probs, per_rank * world, replacement=True, generator=gen)
-    return draw[rank::world]
 
 
 # ---------------------------------------------------------------------------- loss
@@ -277,116 +160,6 @@ def lr_factor(
     progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
     progress = min(max(progress, 0.0), 1.0)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-# ---------------------------------------------------------------------------- validation
-@torch.no_grad()
-def predict_outputs(
-    model: nn.Module,
-    images: torch.Tensor,
-    device: torch.device,
-    batch: int = 32,
-    hint_points: float = 0.0,
-    hint_patch: int = 3,
-) -> Any:
-    """Yield (rgb8, L, out) per batch: the uint8 (B, 3, H, W) ground truth, its L and the raw
-    model output; with ``hint_points`` the model also gets simulated hints (the training's
-    simulation, every photo hinted, a fixed seed per batch: the same hints at every epoch)."""
-    for i in range(0, len(images), batch):
-        rgb8 = images[i : i + batch].to(device).permute(0, 3, 1, 2)
-        L, ab = to_lab(rgb8.float() / 255.0)
-        hints = ()
-        if hint_points:
-            gen = torch.Generator().manual_seed(i)
-            hints = (simulate_hints(ab, gen, hint_points, 0.0, hint_patch),)
-        yield rgb8, L, model(L, *hints).float()
-
-
-def outputs_to_rgb(
-    model: nn.Module, rgb8: torch.Tensor, out: torch.Tensor, temperature: float | None
-) -> torch.Tensor:
-    """Model output -> float RGB (B, 3, H, W) at the photos' size, through the library's own
-    decode and composition (output_to_ab, compose_batch: compose's bytes, on tensors): what a
-    user gets."""
-    from colorizer.inference import compose_batch
-
-    ab = output_to_ab(model, out, temperature)  # (B, 2, h, w)
-    return compose_batch(rgb8.cpu(), ab.cpu()).to(rgb8.device).float() / 255
-
-
-@torch.no_grad()
-def validate(
-    model: nn.Module,
-    images: torch.Tensor,
-    device: torch.device,
-    temperatures: list[float],
-    loss_fn: ColorLoss | None = None,
-    batch: int = 32,
-    hint_points: float = 0.0,
-    hint_patch: int = 3,
-) -> dict[float, dict[str, float]]:
-    """Mean metrics on the photos for each temperature (one forward pass per batch), with
-    simulated hints when ``hint_points`` > 0."""
-    from colorizer.evaluate import score_batches
-
-    was_training = model.training
-    model.eval()
-    gt_colorful, loss_sum = 0.0, 0.0
-
-    def batches() -> Any:  # the loss and the truth's colour on the way through
-        nonlocal gt_colorful, loss_sum
-        for rgb8, L, out in predict_outputs(model, images, device, batch, hint_points, hint_patch):
-            rgb = rgb8.float() / 255.0
-            if loss_fn is not None:
-                loss_sum += float(loss_fn(out, to_lab(rgb)[1])) * len(rgb)
-            gt_colorful += float(colorfulness(rgb).sum())
-            yield rgb8, L, out
-
-    settings = {t: (lambda b, t=t: outputs_to_rgb(model, b[0], b[2], t)) for t in temperatures}
-    scores = score_batches(batches(), settings, METRIC_KEYS)
-    model.train(was_training)
-    n = len(images)
-    res = {t: {k: float(v.mean()) for k, v in per.items()} for t, per in scores.items()}
-    for t in res:
-        res[t]["gt_colorfulness"] = gt_colorful / n
-        res[t]["val_loss"] = loss_sum / n if loss_fn is not None else float("nan")
-    return res
-
-
-def beating_gray(table: dict, gray: dict[str, float]) -> list:
-    """The settings (keys of ``table``) that beat the gray floor on PSNR and the seed's
-    Euclidean distance both."""
-    return [
-        k
-        for k, r in table.items()
-        if r["psnr_db"] > gray["psnr_db"] and r["euclidean"] < gray["euclidean"]
-    ]
-
-
-def pick_temperature(
-    table: dict[float, dict[str, float]], rule: str, gray: dict[str, float] | None = None
-) -> float:
-    """psnr: best PSNR (dB); ed: smallest seed Euclidean distance; balanced: among the
-    temperatures within 0.5 dB of the best PSNR, the one whose colourfulness is closest to the
-    ground truth's (PSNR alone favours the washed-out mean, T = 1); floor: among the
-    temperatures that beat the gray floor (`gray`) on both PSNR and the seed's Euclidean
-    distance, the one whose colourfulness is closest to the ground truth's (best PSNR when
-    none does)."""
-    if rule == "floor":
-        if gray is None:
-            raise ValueError("the floor rule needs the gray floor's metrics")
-        ok = beating_gray(table, gray)
-        if not ok:
-            log.warning("no temperature beats the gray floor on val: taking the best PSNR")
-            return max(table, key=lambda t: table[t]["psnr_db"])
-        return min(ok, key=lambda t: abs(table[t]["colorfulness"] - table[t]["gt_colorfulness"]))
-    if rule == "psnr":
-        return max(table, key=lambda t: table[t]["psnr_db"])
-    if rule == "ed":
-        return min(table, key=lambda t: table[t]["euclidean"])
-    best = max(v["psnr_db"] for v in table.values())
-    near = [t for t in table if table[t]["psnr_db"] >= best - 0.5]
-    return min(near, key=lambda t: abs(table[t]["colorfulness"] - table[t]["gt_colorfulness"]))
 
 
 # ---------------------------------------------------------------------------- plots and logs
