@@ -163,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.85,
         help="the default must be at least this share of the photos' colourfulness",
     )
-    q.add_argument("--limit", type=int, default=0, help="use the first N photos only")
+    q.add_argument(
+        "--limit", type=int, default=0, help="use N photos spread over the split (every source)"
+    )
     q.add_argument(
         "--rule",
         choices=["per_source", "pooled"],

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -46,8 +47,8 @@ from colorizer.checkpoint import save_checkpoint
 from colorizer.evaluate import score_batches
 from colorizer.metrics import colorfulness
 from colorizer.models import load_checkpoint
-from training.data import load_images, to_lab, train_sources
-from training.prepare import load_manifest
+from training.data import load_images, spread_rows, to_lab, train_sources
+from training.prepare import load_manifest, load_split
 from training.validate import METRIC_KEYS, beating_gray, outputs_to_rgb, predict_outputs
 
 log = logging.getLogger(__name__)
@@ -121,9 +122,10 @@ def gray_scores(cache: list, groups: dict[str, torch.Tensor]) -> Scores:
     return grouped(score_batches(cache, {0: to_rgb}, METRIC_KEYS)[0], groups)
 
 
-def source_groups(data: str, split: str, n: int) -> dict[str, torch.Tensor]:
-    """source -> the rows of the first n photos of ``split`` that came from it."""
-    sources = train_sources(load_manifest(data), n, split)
+def source_groups(data: str, split: str, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    """source -> the positions (in ``rows``, the split's rows calibrated on) of its photos."""
+    everyone = train_sources(load_manifest(data), len(load_split(data, split)), split)
+    sources = [everyone[r] for r in rows]
     return {
         src: torch.tensor([i for i, s in enumerate(sources) if s == src])
         for src in sorted(set(sources))
@@ -177,10 +179,11 @@ def calibrate(
     if model.kind != "classification":
         raise ValueError(f"{ckpt} is a regression model: there is no distribution to calibrate")
     grid = sorted(set(grid or [0.38, 0.5, 0.7]))
-    images = load_images(data, split, limit)
+    images = load_images(data, split, limit, spread=True)  # a limit keeps every source
+    rows = spread_rows(len(load_split(data, split)), limit)
     log.info("calibrating on %d %s photos", len(images), split)
     cache = cached_outputs(model, images)
-    groups = source_groups(data, split, len(images))
+    groups = source_groups(data, split, rows)
     truth = torch.cat([colorfulness(rgb.float() / 255).double().cpu() for rgb, _, _ in cache])
     held = {s: rows for s, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS}
     if rule == "per_source" and not held:

@@ -21,13 +21,21 @@ from training.config import TrainingError
 from training.prepare import load_split
 
 
+def spread_rows(n: int, limit: int) -> np.ndarray:
+    """About ``limit`` evenly spaced row numbers of a split of ``n`` (all of them when limit is
+    0 or not below n): a split is packed folder by folder, so these sample every source."""
+    if not limit or limit >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
 def load_images(data: str, split: str, limit: int = 0, spread: bool = False) -> torch.Tensor:
     """uint8 (N, H, W, 3) tensor of one split, read fully into memory: at most ``limit`` photos
     (0: all), the first ones, or with ``spread`` evenly spaced rows, so that a subset of a split
     packed folder by folder samples every source, not only the first."""
     arr = load_split(data, split)
     if limit and spread and limit < len(arr):
-        arr = arr[np.unique(np.linspace(0, len(arr) - 1, limit).round().astype(np.int64))]
+        arr = arr[spread_rows(len(arr), limit)]
     elif limit:
         arr = arr[:limit]
     if len(arr) == 0:
