@@ -40,6 +40,7 @@ from torch import nn
 
 from colorizer.atomic import atomic_write
 from colorizer.bins import Decoding, DecodingError
+from colorizer.card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -97,26 +98,20 @@ def checkpoint_dict(
 ) -> dict[str, Any]:
     """The dict ``save_checkpoint`` writes (tensors copied to CPU); ``decoding`` defaults to
     the model's own."""
-    for attr in ("arch_name", "arch_args", "kind"):
-        if not hasattr(model, attr):
-            raise TypeError(
-                f"model has no {attr!r}: only models from colorizer.models.create_model can be "
-                "checkpointed (the file must say how to rebuild the network)"
-            )
+    card = ModelCard.of(model)  # THE contract: TypeError for a module without it
+    if decoding is not None:
+        card = card.replace(decoding=decoding)
     state = {}
     for k, v in model.state_dict().items():
         v = v.detach().cpu()
         if half and v.dtype == torch.float32:
             v = v.half()  # ships at half the size; loading casts back to fp32
         state[k] = v.clone()
-    bins = getattr(model, "bins", None)
+    fields = card.to_dict()
     ckpt: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
-        "arch": model.arch_name,
-        "arch_args": dict(model.arch_args),
-        "bins": bins.to_dict() if bins is not None else None,
-        "decoding": (decoding or getattr(model, "decoding", None) or Decoding()).to_dict(),
+        **{k: fields[k] for k in ("arch", "arch_args", "bins", "decoding")},
         "state_dict": state,
         "half": bool(half),
         "train": dict(train or {}),

@@ -35,6 +35,7 @@ from torch import nn
 
 from colorizer.atomic import atomic_write
 from colorizer.bins import Decoding, output_to_ab
+from colorizer.card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -61,33 +62,19 @@ def _require_ort():
 
 
 def contract(model: nn.Module) -> dict[str, Any]:
-    """What decoding a network's output needs, as JSON-able values."""
-    bins = getattr(model, "bins", None)
-    decoding = getattr(model, "decoding", None) or Decoding()
-    return {
-        "kind": model.kind,
-        "input_size": [int(s) for s in model.input_size],
-        "decoding": _jsonable(decoding.to_dict()),
-        "bins": None
-        if bins is None
-        else {
-            "name": bins.name,
-            "centers": bins.centers.tolist(),
-            "null_index": bins.null_index,
-        },
-        "arch_name": str(getattr(model, "arch_name", type(model).__name__)),
-        "arch_args": _jsonable(getattr(model, "arch_args", {})),
-    }
+    """What decoding a network's output needs, as JSON: its ``ModelCard``."""
+    return ModelCard.of(model, rebuildable=False).to_dict(json=True)
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.tolist()
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    return x
+def card_of_meta(meta: dict[str, Any]) -> ModelCard:
+    """An ONNX file's card; files exported before 2026-12-03 named the architecture
+    ``arch_name`` and kept a temperature and a calibration side by side."""
+    meta = dict(meta)
+    if "arch" not in meta:
+        meta["arch"] = meta.get("arch_name", "onnx")
+    if "decoding" not in meta:
+        meta["decoding"] = Decoding(meta["default_temperature"], meta.get("calibration")).to_dict()
+    return ModelCard.from_dict(meta)
 
 
 def _session(data: bytes | str, threads: int | None = None):
@@ -106,19 +93,9 @@ class OnnxModel(nn.Module):
 
     def __init__(self, session, meta: dict[str, Any]) -> None:
         super().__init__()
-        from colorizer.bins import ColorBins
 
         self.session = session
-        self.kind = meta["kind"]
-        self.input_size = tuple(int(s) for s in meta["input_size"])
-        if "decoding" in meta:
-            self.decoding = Decoding.from_dict(meta["decoding"])
-        else:  # exported before 2026-12-03: a temperature and a calibration side by side
-            self.decoding = Decoding(meta["default_temperature"], meta.get("calibration"))
-        b = meta.get("bins")
-        self.bins = None if b is None else ColorBins.from_dict(b)
-        self.arch_name = meta.get("arch_name", "onnx")
-        self.arch_args = meta.get("arch_args", {})
+        card_of_meta(meta).apply(self)
         self.backend = "onnx"
         self._input = session.get_inputs()[0].name
 
@@ -231,7 +208,7 @@ def export_bytes(model: nn.Module, opset: int = OPSET) -> tuple[bytes, ExportRep
     raw = float((got - ref).abs().max())
     ab_diff = float((output_to_ab(model, got) - output_to_ab(model, ref)).abs().max())
     report = ExportReport(
-        meta["arch_name"],
+        meta["arch"],
         tuple(model.input_size),
         time.perf_counter() - start,
         len(data),

@@ -188,3 +188,28 @@ def test_cli_export_then_colorize_with_the_file_and_the_backend(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("error:") == 2 and "Traceback" not in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_checkpoint_and_onnx_write_one_card(tmp_path):
+    # the model contract is one record (colorizer.card.ModelCard): a checkpoint keeps its
+    # rebuild fields, an ONNX file the whole card; both read back to the model's own card
+    from colorizer.card import ModelCard
+    from colorizer.models import load_checkpoint
+    from colorizer.onnx import card_of_meta, contract
+
+    model = scrambled("colornet_tiny")
+    model.decoding = Decoding(0.3, {"entropy": [0.2, 0.6], "weight": [0.9, 0.1]})
+    card = ModelCard.of(model)
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model))
+    assert ModelCard.of(loaded).to_dict(json=True) == card.to_dict(json=True)
+    assert card_of_meta(contract(model)).to_dict(json=True) == card.to_dict(json=True)
+    # an ONNX file exported before the card: arch_name, a temperature and a calibration
+    old = {k: v for k, v in contract(model).items() if k not in ("arch", "decoding")}
+    old.update(
+        arch_name="colornet_tiny", default_temperature=0.3, calibration=model.decoding.calibration
+    )
+    assert card_of_meta(old) == ModelCard.from_dict(card.to_dict(json=True))
+    with pytest.raises(TypeError, match="model has no 'arch_name'"):
+        ModelCard.of(torch.nn.Conv2d(1, 2, 1))
+    with pytest.raises(ValueError, match="has no bins"):
+        card.replace(bins=None)
