@@ -168,9 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument(
         "--rule",
-        choices=["per_source", "pooled"],
-        default="per_source",
-        help="hold the colour on every source of the split (default) or on the whole",
+        choices=["pooled", "per_source"],
+        default="pooled",
+        help="hold the colour on the split as a whole (default) or on every source of it",
     )
     q.set_defaults(func=cmd_calibrate)
     q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")
