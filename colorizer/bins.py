@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import functools
 import math
+import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -294,14 +295,20 @@ class Decoding:
     1 is the plain mean). ``calibration``: the confidence curves of :class:`ConfidenceFit`
     ({"entropy": [...], "weight": [...], optional "mean_weight": [...]}, as
     ``training.calibrate`` writes them), or None for the plain annealed mean. Both are checked
-    here, once, whoever builds one (a checkpoint, a CLI flag, the demo's slider)."""
+    here, once, whoever builds one (a checkpoint, a CLI flag, the demo's slider). The curves
+    are a private copy (a caller's dict cannot change them); treat them as read-only. Frozen
+    but not hashable (the curves are a dict)."""
 
     temperature: float = 1.0
     calibration: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
+        if isinstance(t, torch.Tensor) and t.numel() == 1:
+            t = t.item()
+        if isinstance(t, bool | str | bytes) or not isinstance(t, numbers.Real):
+            raise DecodingError(f"temperature must be a positive finite number, got {t!r}")
+        if not math.isfinite(float(t)) or float(t) <= 0:
             raise DecodingError(f"temperature must be a positive finite number, got {t!r}")
         object.__setattr__(self, "temperature", float(t))
         if self.calibration is not None:

@@ -70,6 +70,9 @@ def card_of_meta(meta: dict[str, Any]) -> ModelCard:
     """An ONNX file's card; files exported before 2026-12-03 named the architecture
     ``arch_name`` and kept a temperature and a calibration side by side."""
     meta = dict(meta)
+    args = meta.get("arch_args")
+    if isinstance(args, dict) and "default_temperature" in args:  # as checkpoints' upgrade
+        meta["arch_args"] = {k: v for k, v in args.items() if k != "default_temperature"}
     if "arch" not in meta:
         meta["arch"] = meta.get("arch_name", "onnx")
     if "decoding" not in meta:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from colorizer.provenance import invocation, machine_info, utc_now
 
+FIELDS = ("temperature", "mean_scale", "floor")  # --compare, compared as numbers
+
 
 def setting(rows: list[dict], key: tuple[str, str, str] | None) -> dict[str, dict]:
     """source -> row, for the chosen setting (key None) or the named one."""
@@ -25,7 +27,7 @@ def setting(rows: list[dict], key: tuple[str, str, str] | None) -> dict[str, dic
         if (
             r["chosen"] == "1"
             if key is None
-            else (r["temperature"], r["mean_scale"], r["floor"]) == key
+            else all(float(r[k]) == float(v) for k, v in zip(FIELDS, key, strict=True))
         )
     ]
     if not pick:

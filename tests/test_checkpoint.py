@@ -7,6 +7,7 @@ import fractions
 import pickle
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 
@@ -330,7 +331,10 @@ def test_decoding_is_checked_once_and_cannot_change_behind_a_model():
         d.temperature = 0.1  # type: ignore[misc]
     assert d.at(0.3) == Decoding(0.3, d.calibration) and d.at(None) is d
     assert Decoding.from_dict(d.to_dict()) == d and d.describe() == "0.5 calibrated"
-    for t in (0, -1, float("nan"), float("inf"), True, "0.5"):
+    # a number of any kind is a number: numpy scalars and 0-d tensors (a slider, an array)
+    assert Decoding(np.float32(0.5)).temperature == 0.5 and Decoding(np.int64(1)).temperature == 1
+    assert Decoding(torch.tensor(0.25)).temperature == 0.25
+    for t in (0, -1, float("nan"), float("inf"), True, "0.5", torch.zeros(2)):
         with pytest.raises(DecodingError, match="temperature must be a positive finite"):
             Decoding(t)
     with pytest.raises(DecodingError, match="'mean_weight'"):

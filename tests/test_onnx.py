@@ -208,6 +208,7 @@ def test_checkpoint_and_onnx_write_one_card(tmp_path):
     old.update(
         arch_name="colornet_tiny", default_temperature=0.3, calibration=model.decoding.calibration
     )
+    old["arch_args"] = {**old["arch_args"], "default_temperature": 0.4}  # v1 kept one here too
     assert card_of_meta(old) == ModelCard.from_dict(card.to_dict(json=True))
     with pytest.raises(TypeError, match="model has no 'arch_name'"):
         ModelCard.of(torch.nn.Conv2d(1, 2, 1))

@@ -90,6 +90,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from training.calibrate import calibrate
 
@@ -164,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the default must be at least this share of the photos' colourfulness",
     )
     q.add_argument(
-        "--limit", type=int, default=0, help="use N photos spread over the split (every source)"
+        "--limit",
+        type=_non_negative,
+        default=0,
+        help="use N photos spread over the split (every source)",
     )
     q.add_argument(
         "--rule",

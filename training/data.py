@@ -24,6 +24,8 @@ from training.prepare import load_split
 def spread_rows(n: int, limit: int) -> np.ndarray:
     """About ``limit`` evenly spaced row numbers of a split of ``n`` (all of them when limit is
     0 or not below n): a split is packed folder by folder, so these sample every source."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0 (0: all), got {limit}")
     if not limit or limit >= n:
         return np.arange(n)
     return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))

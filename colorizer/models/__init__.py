@@ -244,7 +244,7 @@ def _download(entry: ModelEntry, dst: Path, timeout: float) -> str | None:
 
 def model_info(name: str, weights_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """What a registry entry is: name, family, default_args, weights, decoding (the entry's;
-    a shipped checkpoint's is in its file: ``shipped_decoding``), description, url, sha256, plus
+    None for a shipped checkpoint, whose decoding is in its file), description, url, sha256, plus
     weights_path (where found, or where expected) and weights_present."""
     entry = _entry(name)
     found = find_weights(name, weights_dir)
