@@ -20,7 +20,7 @@ from training.config import ConfigError, TrainingError, load_config
 from training.data import balanced_order, make_batch, train_sources
 from training.prepare import PrepareConfig, load_split, photo_names, prepare, split_of
 from training.train import build, lr_factor, train
-from training.validate import pick_temperature
+from training.validate import Scores, tune_decoding
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 MIN_SIDE = {"effunet": 32}  # its encoder downsamples by 32
@@ -644,12 +644,19 @@ def test_temperature_rules():
         0.5: dict(psnr_db=23.5, euclidean=250.0, colorfulness=22.0, gt_colorfulness=gt),
         1.0: dict(psnr_db=24.0, euclidean=240.0, colorfulness=12.0, gt_colorfulness=gt),
     }
-    assert pick_temperature(table, "psnr") == 1.0
-    assert pick_temperature(table, "ed") == 1.0
-    assert pick_temperature(table, "balanced") == 0.5  # within 0.5 dB, closest colourfulness
-    assert pick_temperature(table, "floor", dict(psnr_db=23.0, euclidean=260.0)) == 0.5
-    assert pick_temperature(table, "floor", dict(psnr_db=20.5, euclidean=400.0)) == 0.2
-    assert pick_temperature(table, "floor", dict(psnr_db=30.0, euclidean=100.0)) == 1.0
+    scores = {t: Scores(v) for t, v in table.items()}
+
+    def pick(rule, gray=None):
+        return tune_decoding(scores, None if gray is None else Scores(gray), rule)
+
+    assert pick("psnr") == 1.0
+    assert pick("ed") == 1.0
+    assert pick("balanced") == 0.5  # within 0.5 dB, closest colourfulness
+    assert pick("floor", dict(psnr_db=23.0, euclidean=260.0)) == 0.5
+    assert pick("floor", dict(psnr_db=20.5, euclidean=400.0)) == 0.2
+    assert pick("floor", dict(psnr_db=30.0, euclidean=100.0)) == 1.0
+    with pytest.raises(ValueError, match="needs the gray floor"):
+        pick("floor")
 
 
 def test_init_from_checkpoint(tiny_data, tmp_path):
@@ -805,7 +812,6 @@ def test_calibration_holds_the_colour_on_the_drabbest_source():
     # pooled, setting "mild" is 90 % as colourful as the photos, but one source (sunrises) gets
     # 60 % of its colour; "bold" gives every source >= 85 %: the per-source rule takes it, the
     # pooled rule the better-PSNR "mild" (the failure of issue 24)
-    from training.calibrate import Scores, choose
 
     def sc(psnr, colour, sunrise, fog):
         pooled = dict(psnr_db=psnr, euclidean=300.0, colorfulness=colour)
@@ -816,10 +822,10 @@ def test_calibration_holds_the_colour_on_the_drabbest_source():
     photos = Scores(dict(colorfulness=30.0), {"sunrise": dict(colorfulness=40.0), "fog": dict(colorfulness=10.0)})  # fmt: skip
     gray = Scores(dict(psnr_db=22.0, euclidean=320.0), {})
     table = {"mild": sc(24.0, 27.0, 24.0, 16.0), "bold": sc(23.5, 33.0, 35.0, 17.0)}
-    assert choose(table, gray, photos, 0.85, "pooled") == "mild"
-    assert choose(table, gray, photos, 0.85, "per_source") == "bold"
+    assert tune_decoding(table, gray, "pooled", photos, 0.85) == "mild"
+    assert tune_decoding(table, gray, "per_source", photos, 0.85) == "bold"
     # none holds every source: the one whose drabbest source is the most colourful
     table["bold"] = sc(23.5, 33.0, 30.0, 17.0)  # sunrise 75 %
-    assert choose(table, gray, photos, 0.85, "per_source") == "bold"
+    assert tune_decoding(table, gray, "per_source", photos, 0.85) == "bold"
     table["greyer"] = sc(22.5, 20.0, 20.0, 8.0)
-    assert choose(table, gray, photos, 0.85, "per_source") == "bold"
+    assert tune_decoding(table, gray, "per_source", photos, 0.85) == "bold"

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +52,20 @@ from colorizer.metrics import colorfulness
 from colorizer.models import load_checkpoint
 from training.data import load_images, spread_rows, to_lab, train_sources
 from training.prepare import load_manifest, load_split
-from training.validate import METRIC_KEYS, beating_gray, outputs_to_rgb, predict_outputs
+from training.validate import (
+    COLOUR_RULES,
+    METRIC_KEYS,
+    Scores,
+    colour_ratio,
+    outputs_to_rgb,
+    predict_outputs,
+    tune_decoding,
+)
 
 log = logging.getLogger(__name__)
 
 FLOORS = (0.0, 0.2, 0.35, 0.5, 0.7, 1.0)
-RULES = ("pooled", "per_source")
+RULES = COLOUR_RULES
 MIN_SOURCE_PHOTOS = 10  # a source with fewer val photos is too noisy to hold a setting back
 
 
@@ -88,14 +95,6 @@ def lifted(calibration: dict, floor: float) -> dict:
         if key in calibration:
             out[key] = [round(min(1.0, w + floor), 5) for w in calibration[key]]
     return out
-
-
-@dataclass
-class Scores:
-    """One decode setting's metrics on the split: pooled means and each source's."""
-
-    pooled: dict[str, float]
-    sources: dict[str, dict[str, float]]
 
 
 def grouped(per_photo: dict[str, torch.Tensor], groups: dict[str, torch.Tensor]) -> Scores:
@@ -157,34 +156,6 @@ def source_groups(data: str, split: str, rows: np.ndarray) -> dict[str, torch.Te
     }
 
 
-def colour_ratio(scores: Scores, photos: Scores, rule: str) -> float:
-    """How colourful a setting is against the photos: pooled, or on its drabbest source."""
-    if rule == "pooled":
-        return scores.pooled["colorfulness"] / max(photos.pooled["colorfulness"], 1e-9)
-    return min(
-        scores.sources[s]["colorfulness"] / max(c["colorfulness"], 1e-9)
-        for s, c in photos.sources.items()
-    )
-
-
-def choose(table: dict, gray: Scores, photos: Scores, min_colour: float, rule: str = "pooled"):
-    """The key of ``table`` (setting -> Scores) to ship: see the module's docstring, step 3.
-    ``photos``: the truth's colourfulness, pooled and per source (the sources to hold)."""
-    pooled = {k: v.pooled for k, v in table.items()}
-    beats = beating_gray(pooled, gray.pooled)
-    if not beats:
-        log.warning("no setting beats the gray floor on val: taking the best PSNR")
-        return max(table, key=lambda k: pooled[k]["psnr_db"])
-    ratio = {k: colour_ratio(table[k], photos, rule) for k in beats}
-    vivid = [k for k in beats if ratio[k] >= min_colour]
-    if vivid:
-        return max(vivid, key=lambda k: pooled[k]["psnr_db"])
-    log.warning(
-        "no setting beating gray is %.0f %% as colourful as the photos (%s)", 100 * min_colour, rule
-    )
-    return max(beats, key=lambda k: ratio[k])
-
-
 def calibrate(
     ckpt: str,
     data: str,
@@ -229,7 +200,7 @@ def calibrate(
         plain[t] = got.pop("plain")
         table.update(got)
     plain = {t: plain[t] for t in [*grid, 1.0]}  # the table's order: the grid, then T = 1
-    chosen = choose(table, gray, photos, min_colour, rule)
+    chosen = tune_decoding(table, gray, rule, photos, min_colour)
     best_t, best_scaled, best_floor = chosen
     model.decoding = Decoding(best_t, lifted(fits[(best_t, best_scaled)], best_floor))
     stem = Path(out).with_suffix("")

@@ -93,7 +93,7 @@ class TrainConfig:
     # decoding (classification)
     temperature: float = 0.0  # 0: tune on the val split over temperature_grid
     temperature_grid: list[float] = field(default_factory=lambda: [0.2, 0.3, 0.38, 0.5, 0.7, 1.0])
-    temperature_rule: str = "floor"  # psnr | ed | balanced | floor (see validate.pick_temperature)
+    temperature_rule: str = "floor"  # psnr | ed | balanced | floor (see validate.tune_decoding)
     # machinery
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N

@@ -46,7 +46,7 @@ from training.data import (
     train_sources,
 )
 from training.prepare import load_manifest
-from training.validate import METRIC_KEYS, pick_temperature, validate
+from training.validate import METRIC_KEYS, Scores, tune_decoding, validate
 
 log = logging.getLogger(__name__)
 
@@ -755,7 +755,8 @@ def finish(run: Run) -> dict[str, Any]:
         from colorizer.inference import GrayModel
 
         gray = validate(GrayModel(), val_images, device, [1.0])[1.0]
-        best_t = cfg.temperature or pick_temperature(table, cfg.temperature_rule, gray)
+        scores = {t: Scores(v) for t, v in table.items()}
+        best_t = cfg.temperature or tune_decoding(scores, Scores(gray), cfg.temperature_rule)
         with open(out_dir / "temperature.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["temperature", *METRIC_KEYS, "gt_colorfulness", "chosen"])

@@ -5,6 +5,7 @@ Used by the trainer at each epoch's end and its finish, and by ``training.calibr
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ import torch.nn as nn
 from colorizer.bins import output_to_ab
 from colorizer.hints import simulate_hints
 from colorizer.metrics import colorfulness
+from training.config import TEMPERATURE_RULES  # a run's finish, over temperatures
 from training.data import to_lab
 
 log = logging.getLogger(__name__)
@@ -105,27 +107,79 @@ def beating_gray(table: dict, gray: dict[str, float]) -> list:
     ]
 
 
-def pick_temperature(
-    table: dict[float, dict[str, float]], rule: str, gray: dict[str, float] | None = None
-) -> float:
-    """psnr: best PSNR (dB); ed: smallest seed Euclidean distance; balanced: among the
-    temperatures within 0.5 dB of the best PSNR, the one whose colourfulness is closest to the
-    ground truth's (PSNR alone favours the washed-out mean, T = 1); floor: among the
-    temperatures that beat the gray floor (`gray`) on both PSNR and the seed's Euclidean
-    distance, the one whose colourfulness is closest to the ground truth's (best PSNR when
-    none does)."""
-    if rule == "floor":
-        if gray is None:
-            raise ValueError("the floor rule needs the gray floor's metrics")
-        ok = beating_gray(table, gray)
-        if not ok:
-            log.warning("no temperature beats the gray floor on val: taking the best PSNR")
-            return max(table, key=lambda t: table[t]["psnr_db"])
-        return min(ok, key=lambda t: abs(table[t]["colorfulness"] - table[t]["gt_colorfulness"]))
+@dataclass
+class Scores:
+    """One decode setting's metrics on a split: pooled means and each source's."""
+
+    pooled: dict[str, float]
+    sources: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+COLOUR_RULES = ("pooled", "per_source")  # calibrate, over temperatures x curves
+
+
+def colour_ratio(scores: Scores, photos: Scores, rule: str) -> float:
+    """How colourful a setting is against the photos: pooled, or on its drabbest source."""
+    if rule == "pooled":
+        return scores.pooled["colorfulness"] / max(photos.pooled["colorfulness"], 1e-9)
+    return min(
+        scores.sources[s]["colorfulness"] / max(c["colorfulness"], 1e-9)
+        for s, c in photos.sources.items()
+    )
+
+
+def tune_decoding(
+    table: dict[Any, Scores],
+    gray: Scores | None,
+    rule: str,
+    photos: Scores | None = None,
+    min_colour: float = 0.85,
+) -> Any:
+    """THE choice of a decode setting (a key of ``table``) on validation scores: a run's
+    finish picks a temperature, ``training.calibrate`` a temperature and curves. Every rule
+    but psnr/ed/balanced first keeps the settings that beat the gray floor (``gray``) on PSNR
+    and the seed's distance (the best PSNR when none does); then
+
+    - floor: the colourfulness closest to the photos' (``gt_colorfulness`` in the pooled
+      scores);
+    - pooled / per_source: the best PSNR among those at least ``min_colour`` as colourful as
+      the photos (``photos``), pooled or on every source; the most colourful by that measure
+      when none is;
+    - psnr: best PSNR (dB); ed: smallest seed Euclidean distance; balanced: among the
+      settings within 0.5 dB of the best PSNR, the colourfulness closest to the photos'
+      (PSNR alone favours the washed-out mean, T = 1).
+    """
+    pooled = {k: v.pooled for k, v in table.items()}
+
+    def closest_colour(keys: list) -> Any:
+        return min(
+            keys, key=lambda k: abs(pooled[k]["colorfulness"] - pooled[k]["gt_colorfulness"])
+        )
+
     if rule == "psnr":
-        return max(table, key=lambda t: table[t]["psnr_db"])
+        return max(pooled, key=lambda k: pooled[k]["psnr_db"])
     if rule == "ed":
-        return min(table, key=lambda t: table[t]["euclidean"])
-    best = max(v["psnr_db"] for v in table.values())
-    near = [t for t in table if table[t]["psnr_db"] >= best - 0.5]
-    return min(near, key=lambda t: abs(table[t]["colorfulness"] - table[t]["gt_colorfulness"]))
+        return min(pooled, key=lambda k: pooled[k]["euclidean"])
+    if rule == "balanced":
+        best = max(v["psnr_db"] for v in pooled.values())
+        return closest_colour([k for k in pooled if pooled[k]["psnr_db"] >= best - 0.5])
+    if rule not in ("floor", *COLOUR_RULES):
+        raise ValueError(f"unknown rule {rule!r}: one of {TEMPERATURE_RULES + COLOUR_RULES}")
+    if gray is None:
+        raise ValueError(f"the {rule} rule needs the gray floor's scores")
+    beats = beating_gray(pooled, gray.pooled)
+    if not beats:
+        log.warning("no setting beats the gray floor on val: taking the best PSNR")
+        return max(pooled, key=lambda k: pooled[k]["psnr_db"])
+    if rule == "floor":
+        return closest_colour(beats)
+    if photos is None:
+        raise ValueError(f"the {rule} rule needs the photos' colourfulness")
+    ratio = {k: colour_ratio(table[k], photos, rule) for k in beats}
+    vivid = [k for k in beats if ratio[k] >= min_colour]
+    if vivid:
+        return max(vivid, key=lambda k: pooled[k]["psnr_db"])
+    log.warning(
+        "no setting beating gray is %.0f %% as colourful as the photos (%s)", 100 * min_colour, rule
+    )
+    return max(beats, key=lambda k: ratio[k])
