@@ -339,3 +339,16 @@ def test_decoding_is_checked_once_and_cannot_change_behind_a_model():
             Decoding(t)
     with pytest.raises(DecodingError, match="'mean_weight'"):
         Decoding(0.5, dict(d.calibration, mean_weight=[0.5]))
+
+
+def test_a_file_naming_a_shipped_checkpoint_as_its_architecture_is_refused(tmp_path):
+    # load_checkpoint builds architectures only (build_model): a file whose arch is a shipped
+    # name ("default") would otherwise load that file to build itself, and a file naming
+    # itself would never stop
+    with pytest.raises(CheckpointError, match="architecture 'default'"):
+        load_checkpoint(edited(tmp_path, arch="default"))
+    from colorizer.models import ModelError, build_model
+
+    with pytest.raises(ModelError, match="shipped checkpoint, not an architecture"):
+        build_model("landscape")
+    assert build_model("colornet_tiny").arch_name == "colornet_tiny"

@@ -302,6 +302,26 @@ def available_models(weights_dir: str | os.PathLike | None = None) -> list[Avail
     return out
 
 
+def build_model(arch: str, **overrides: Any) -> nn.Module:
+    """A fresh network of architecture ``arch`` (randomly initialised; no file is read), its
+    default args updated by ``overrides``. What ``create_model`` and ``load_checkpoint`` build
+    on: a shipped checkpoint's name is no architecture (``load_checkpoint`` reads its file)."""
+    entry = _entry(arch)
+    if entry.checkpoint:
+        raise ModelError(f"{arch!r} is a shipped checkpoint, not an architecture")
+    args = {**entry.default_args, **overrides}
+    try:
+        model = entry.builder(**args)  # type: ignore[misc]
+    except TypeError as e:  # an unknown or ill-typed override: say which model and which args
+        raise ModelError(f"cannot build {arch!r} with args {args}: {e}") from e
+    # Every model sets arch_name/arch_args in __init__; the registry name is more precise and
+    # build_model(arch_name, **arch_args) rebuilds the same network either way.
+    model.arch_name = arch
+    if entry.decoding is not None:  # the family's decode (its file's, once one is loaded)
+        model.decoding = entry.decoding
+    return model
+
+
 def create_model(
     name: str,
     *,
@@ -324,17 +344,7 @@ def create_model(
                 f"weights file; it takes no overrides (got {sorted(overrides)})"
             )
         return _load_shipped(entry, weights_dir)
-
-    args = {**entry.default_args, **overrides}
-    try:
-        model = entry.builder(**args)  # type: ignore[misc]
-    except TypeError as e:  # an unknown or ill-typed override: say which model and which args
-        raise ModelError(f"cannot build {name!r} with args {args}: {e}") from e
-    # Every model sets arch_name/arch_args in __init__; the registry name is more precise and
-    # create_model(arch_name, **arch_args) rebuilds the same network either way.
-    model.arch_name = name
-    if entry.decoding is not None:  # the family's decode (its file's, once one is loaded)
-        model.decoding = entry.decoding
+    model = build_model(name, **overrides)
 
     if pretrained:
         if entry.weights is None:
@@ -396,13 +406,13 @@ def load_checkpoint(
     path = Path(path)
     ckpt = read_checkpoint(path)
     arch, arch_args = ckpt["arch"], ckpt["arch_args"]
-    if arch not in list_models():
+    if arch not in list_models() or _entry(arch).checkpoint:
         raise CheckpointError(
             f"{path} was saved from architecture {arch!r}, which this code does not know "
             f"(known: {', '.join(list_models())})"
         )
     try:
-        model = create_model(arch, **arch_args)
+        model = build_model(arch, **arch_args)  # never a shipped name: no file reads a file
     except (ModelError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot rebuild {arch!r} from its arch_args: {e}") from e
     load_state(model, ckpt["state_dict"], str(path))
@@ -463,6 +473,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "Available",
     "available_models",
+    "build_model",
     "ModelArgs",
     "ModelEntry",
     "ModelError",
