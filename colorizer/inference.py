@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from colorizer.atomic import atomic_write, check_output_folder
 from colorizer.bins import Decoding, decoding_at, output_to_ab
+from colorizer.card import ModelCard
 from colorizer.hints import (
     Hint,
     HintError,
@@ -164,6 +165,12 @@ class Colorizer:
     @property
     def kind(self) -> str:
         return self.model.kind
+
+    @property
+    def card(self) -> ModelCard:
+        """The network's contract (colorizer.card), the same for either backend, with the
+        decoding this colorizer uses."""
+        return ModelCard.of(self.model, rebuildable=False).replace(decoding=self.decoding)
 
     @property
     def decoding(self) -> Decoding:

@@ -212,5 +212,11 @@ def test_checkpoint_and_onnx_write_one_card(tmp_path):
     assert card_of_meta(old) == ModelCard.from_dict(card.to_dict(json=True))
     with pytest.raises(TypeError, match="model has no 'arch_name'"):
         ModelCard.of(torch.nn.Conv2d(1, 2, 1))
+    # a Colorizer shows the same card whichever backend runs the network
+    torch_c, onnx_c = Colorizer(model, device="cpu"), Colorizer(model, device="cpu", backend="onnx")
+    assert (
+        torch_c.card.to_dict(json=True) == onnx_c.card.to_dict(json=True) == card.to_dict(json=True)
+    )
+    assert Colorizer(model, device="cpu", temperature=0.6).card.decoding.temperature == 0.6
     with pytest.raises(ValueError, match="has no bins"):
         card.replace(bins=None)
