@@ -498,7 +498,9 @@ def test_each_shipped_config_runs_end_to_end(name, tiny_data, tmp_path):
     orig = load_config(path)
     # what the config trains (hint inputs, what is frozen), without its sizes
     kept = {
-        k: v for k, v in orig.model_args.items() if k in ("hints", "hint_levels", "freeze_base")
+        k: v
+        for k, v in orig.model_args.items()
+        if k in ("hints", "hint_levels", "freeze_base", "freeze_encoder")
     }
     model_args = ", ".join(f"{k} = {json.dumps(v)}" for k, v in kept.items())
     cfg = load_config(
@@ -518,6 +520,7 @@ def test_each_shipped_config_runs_end_to_end(name, tiny_data, tmp_path):
             "save_every_steps=0",
             "temperature_grid=[0.4, 1.0]",
             "source_weights={}",  # the tiny data has none of the real sources
+            *([f'feature_cache="{tmp_path / "cache"}"'] if orig.feature_cache else []),
         ],
     )
     metrics = train(cfg)

@@ -77,6 +77,10 @@ class TrainConfig:
     # side at a random place and resizes it to `crop` (or the stored size); 1: plain crops
     scale_min: float = 1.0
     flip: bool = True  # random horizontal flips
+    # frozen-encoder runs: a folder for the encoder's features of cache_variants fixed crops
+    # per training photo, computed once (training/features.py); "": the live encoder each step
+    feature_cache: str = ""
+    cache_variants: int = 8
     max_train: int = 0  # use at most this many training photos (0: all)
     # Source-level rebalancing: {pattern: weight}, each pattern an fnmatch over the --images
     # folder a photo came from (the manifest's "source", e.g. "*weather/dawn-fog"); a photo's
@@ -126,6 +130,8 @@ class TrainConfig:
             raise ConfigError(f"lam must be in [0, 1], got {self.lam}")
         if self.hint_points < 0 or not 0.0 <= self.hint_none <= 1.0 or self.hint_patch < 1:
             raise ConfigError("hint_points must be >= 0, hint_none in [0, 1], hint_patch >= 1")
+        if self.feature_cache and (self.crop < 1 or self.cache_variants < 1):
+            raise ConfigError("feature_cache needs crop >= 1 and cache_variants >= 1")
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")

@@ -45,6 +45,7 @@ from training.data import (
     to_lab,
     train_sources,
 )
+from training.features import FeatureCache, forward_cached, open_cache
 from training.prepare import load_manifest
 from training.validate import METRIC_KEYS, Scores, tune_decoding, validate
 
@@ -322,13 +323,19 @@ FIT_AFTER_STEPS = 30
 
 
 def fit_epochs_to_budget(
-    cfg: TrainConfig, step: int, steps_per_epoch: int, elapsed: float, epochs: int
+    cfg: TrainConfig,
+    step: int,
+    steps_per_epoch: int,
+    elapsed: float,
+    epochs: int,
+    spent: float = 0.0,
 ) -> int:
     """With a wall-time budget, the epochs (at most ``epochs``) the run can finish, measured
     once, early: training fewer lets the LR schedule complete instead of being cut off at a high
-    LR. 20 % of the budget is kept for validation and temperature tuning."""
+    LR. 20 % of the budget is kept for validation and temperature tuning. ``elapsed``: the
+    seconds of the ``step`` steps so far; ``spent``: budget used before them (a cache build)."""
     rate = step / max(elapsed, 1e-6)  # steps per second so far
-    affordable = step + rate * (cfg.max_minutes * 60 * 0.8 - elapsed)
+    affordable = step + rate * (cfg.max_minutes * 60 * 0.8 - elapsed - spent)
     fit = max(1, int(affordable // steps_per_epoch))
     if fit < epochs:
         log.warning(
@@ -379,6 +386,7 @@ class Run:
     saved_epoch: int = 0  # the epoch the restored last.pt was written at
     seconds_before: float = 0.0  # training time of the runs it resumes
     t_start: float = 0.0
+    cache: FeatureCache | None = None  # cfg.feature_cache, opened once the weights are in
 
     @property
     def out_dir(self) -> Path:
@@ -600,7 +608,11 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
             g["lr"] = lr * g.get("lr_scale", 1.0)
         gen = _step_generator(cfg.seed * 1000 + d.rank, run.step)
         idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-        rgb = make_batch(run.train_images, idx, cfg.crop, cfg.flip, gen, device, cfg.scale_min)
+        if run.cache is None:
+            rgb = make_batch(run.train_images, idx, cfg.crop, cfg.flip, gen, device, cfg.scale_min)
+        else:  # one of the photo's stored crops, and the encoder's features of it
+            variant = torch.randint(0, cfg.cache_variants, (len(idx),), generator=gen)
+            rgb, taps, pooled = run.cache.batch(idx, variant, device)
         L, ab = to_lab(rgb)  # Lab of the whole batch on the training device
         if cfg.channels_last:
             L = L.contiguous(memory_format=torch.channels_last)
@@ -608,7 +620,10 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
         if cfg.hint_points:
             hints = (simulate_hints(ab, gen, cfg.hint_points, cfg.hint_none, cfg.hint_patch),)
         with autocast:
-            out = run.model(L, *hints)
+            if run.cache is None:
+                out = run.model(L, *hints)
+            else:
+                out = forward_cached(run.model, L, taps, pooled, *hints)
         loss = run.loss_fn(out, ab)
         loss_val = loss.detach()
         if d.world > 1:  # every rank must agree on NaN and on the logged value
@@ -650,8 +665,9 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
             end.stopped = "max_steps"  # as if killed right after that checkpoint
             break
         if cfg.max_minutes and not run.resumed and run.step == FIT_AFTER_STEPS and epoch == 0:
+            elapsed = time.time() - run.t_start
             fit = fit_epochs_to_budget(
-                cfg, run.step, run.steps_per_epoch, time.time() - run.t_start, run.epochs
+                cfg, run.step, run.steps_per_epoch, elapsed, run.epochs, run.seconds_before
             )
             run.epochs_fitted, run.epochs = fit < run.epochs, fit
         if cfg.max_minutes and run.seconds() > cfg.max_minutes * 60:
@@ -708,6 +724,12 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "") -> dict[str
     run = build(cfg, resume, command)
     if resume:
         restore(run)
+    if cfg.feature_cache:  # after restore: the cache is keyed by the encoder's weights
+        if run.dist.world > 1:
+            raise TrainingError("feature_cache runs in one process (it is a CPU speed-up)")
+        t0 = time.time()
+        run.cache = open_cache(cfg.feature_cache, cfg, run.model, run.train_images, run.device)
+        run.seconds_before += time.time() - t0  # a build is training time: it counts in budgets
     if run.dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 

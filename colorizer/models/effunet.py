@@ -318,12 +318,19 @@ class EffUNet(nn.Module):
             raise ValueError(f"EffUNet expects L of shape (B, 1, H, W); got {tuple(L.shape)}")
         if L.shape[-2] < 32 or L.shape[-1] < 32:
             raise ValueError(f"EffUNet needs H, W >= 32; got {tuple(L.shape[-2:])}")
+        f, pooled = self.features(L)
+        f[0] = L  # the input size, to check the hints against
+        return f, self.scene(pooled)  # (B, c32)
+
+    def features(self, L: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """L (B, 1, H, W) -> the pretrained encoder's ({stride: taps}, pooled head (B, 1280)):
+        everything before the first trained layer, which a frozen-encoder run can compute once
+        per crop and keep on disk (training/features.py)."""
         x = (L / 50.0 - 1.0).expand(-1, 3, -1, -1)  # gray RGB in [-1, 1], as Lite0 was trained
         frozen = self.freeze_encoder or self.freeze_base
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             f, head = self.encoder(x)
-        f[0] = L  # the input size, to check the hints against
-        return f, self.scene(head.mean((2, 3)))  # (B, c32)
+        return f, head.mean((2, 3))  # (B, 1280)
 
     def decode(
         self,
