@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from colorizer.hints import simulate_hints
 from colorizer.models import create_model
 from training.config import TrainingError, load_config
 from training.data import load_images, to_lab
@@ -61,24 +62,66 @@ def frozen_model(seed: int = 0):
 @pytest.mark.parametrize("amp", [False, True])
 def test_cached_features_are_what_the_encoder_gives(data, tmp_path, amp):
     cfg = config(data, tmp_path / "run", tmp_path / "cache", cpu_amp=str(amp).lower())
-    model = frozen_model()
+    torch.manual_seed(0)
+    model = create_model("effunet_tiny", freeze_encoder=True, hints=True, hint_sees_image=True)
+    model = model.train().to(memory_format=torch.channels_last)  # as the trainer holds it
     images = load_images(str(data), "train")
     cache = open_cache(cfg.feature_cache, cfg, model, images, CPU)
     assert cache.spec.dtype == ("bfloat16" if amp else "float32")
     idx, variant = torch.arange(len(images))[:12], torch.tensor([0, 1, 2] * 4)
     rgb, taps, pooled = cache.batch(idx, variant, CPU)
     assert rgb.shape == (12, 3, 32, 32) and 0.0 <= float(rgb.min()) and float(rgb.max()) <= 1.0
-    L, _ = to_lab(rgb)
+    L, ab = to_lab(rgb)
+    L = L.contiguous(memory_format=torch.channels_last)
+    hints = simulate_hints(ab, torch.Generator().manual_seed(1), 4.0, 0.0, 3)
+    # the hint branches are zero-initialised: give them weights so that they change the output
+    for p in model.hint_branches.parameters():
+        torch.nn.init.normal_(p, std=0.1)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
         live = model(L)
         cached = forward_cached(model, L, taps, pooled)
-    assert torch.equal(live, cached)
+        live_h = model(L, hints)
+        cached_h = forward_cached(model, L, taps, pooled, hints)
+    assert torch.equal(live, cached) and torch.equal(live_h, cached_h)
+    assert not torch.equal(live, live_h)
     # the variants of one photo are different crops of it
     rgb_all, _, _ = cache.batch(torch.zeros(3, dtype=torch.long), torch.arange(3), CPU)
     assert not torch.equal(rgb_all[0], rgb_all[1]) and not torch.equal(rgb_all[1], rgb_all[2])
 
 
-def test_a_cached_run_resumes_exactly(data, tmp_path):
+def test_plain_crops_are_crop_sized_windows_as_in_the_live_path(data, tmp_path):
+    """scale_min = 1: windows of `crop` pixels at random places, flipped or not, no resize."""
+    images = load_images(str(data), "train")
+    cfg = config(data, tmp_path / "r", tmp_path / "cache", scale_min="1.0")
+    cache = open_cache(cfg.feature_cache, cfg, frozen_model(), images, CPU)
+    places = set()
+    for i in range(6):
+        rgb, _, _ = cache.batch(torch.full((3,), i), torch.arange(3), CPU)
+        for crop in (rgb * 255).round().to(torch.uint8).permute(0, 2, 3, 1):
+            hits = [
+                (y, x)
+                for y in range(40 - 32 + 1)
+                for x in range(40 - 32 + 1)
+                if any(
+                    torch.equal(crop, w)
+                    for w in (
+                        images[i, y : y + 32, x : x + 32],
+                        images[i, y : y + 32, x : x + 32].flip(1),
+                    )
+                )
+            ]
+            assert hits, "a stored crop is not a window of its photo"
+            places.add(hits[0])
+    assert len(places) > 3  # at random places, not one corner
+
+
+def test_a_cached_run_resumes_exactly(data, tmp_path, monkeypatch):
+    import training.train as trainer
+
+    def live_path(*args, **kw):
+        raise AssertionError("a cached run cut a live batch")
+
+    monkeypatch.setattr(trainer, "make_batch", live_path)
     cache = tmp_path / "cache"
     whole = config(data, tmp_path / "whole", cache)
     train(whole)
@@ -141,15 +184,29 @@ def test_a_killed_build_leaves_no_cache(data, tmp_path, monkeypatch):
     images = load_images(str(data), "train")
     cfg = config(data, tmp_path / "r", cache)
 
-    def killed(*args, **kw):
-        raise KeyboardInterrupt
+    calls = []
+    lab_l = features._lab_l
+
+    def killed(*args, **kw):  # killed once the first batch is on disk
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return lab_l(*args, **kw)
 
     monkeypatch.setattr(features, "_lab_l", killed)
     with pytest.raises(KeyboardInterrupt):
         open_cache(cache, cfg, frozen_model(), images, CPU)
-    assert not cache.exists()  # only the .partial folder, which the next build replaces
+    assert not cache.exists() and (tmp_path / "cache.partial" / "rgb.npy").is_file()
     monkeypatch.undo()
     opened = open_cache(cache, cfg, frozen_model(), images, CPU)
     assert json.loads((cache / "meta.json").read_text())["variants"] == 3
     assert opened.spec.photos == len(images)
     assert not (tmp_path / "cache.partial").exists()
+    # a damaged or missing array is refused by name, never read as features
+    f8 = cache / "f8.npy"
+    f8.write_bytes(f8.read_bytes()[: f8.stat().st_size // 2])
+    with pytest.raises(CacheError, match="damaged feature cache"):
+        open_cache(cache, cfg, frozen_model(), images, CPU)
+    f8.unlink()
+    with pytest.raises(CacheError, match=r"incomplete feature cache \(f8\)"):
+        open_cache(cache, cfg, frozen_model(), images, CPU)

@@ -116,6 +116,11 @@ class TrainConfig:
         if not self.out_dir:  # a run's folder is named after the run
             self.out_dir = f"runs/{self.name}"
 
+    def autocast_on(self, device_type: str) -> bool:
+        """Whether steps run under bf16 autocast on this kind of device (amp on CUDA, cpu_amp
+        on the CPU)."""
+        return self.amp if device_type == "cuda" else device_type == "cpu" and self.cpu_amp
+
     def validate(self) -> None:
         """Raise ConfigError on values that would only fail later, mid-run."""
         if self.loss not in LOSSES:

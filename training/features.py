@@ -14,9 +14,12 @@ resized to ``crop``, flipped with p = 1/2), runs the encoder over them and keeps
 Features are kept in the dtype the run's autocast gives them (bf16, stored as its bits, or
 fp32), so a step from the cache runs the decoder on exactly what the live encoder would have
 given it for that crop. Each step picks one stored variant per photo with the step's own
-random generator, so a resumed run draws the same. What differs from the live path, and is
-measured in benchmarks/bench_train_step.py: K fixed crops per photo instead of a new one at
-every step, and the crop scale drawn per photo instead of per batch.
+random generator, so a resumed run draws the same. What differs from the live path: K fixed
+crops per photo instead of a new one at every step, the crop scale drawn per photo instead of
+per batch, and resized crops rounded to uint8 (the live path keeps them float). The speed is
+measured in benchmarks/bench_train_step.py; what the differences cost in quality is a
+training question, answered by runs at equal minutes (training/configs/experiments/
+size128.toml against size128_cached.toml, results/training/feature_cache/).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from colorizer.atomic import atomic_write
 from training.config import TrainConfig, TrainingError
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,8 @@ class CacheSpec:
     seed: int
     dtype: str  # the encoder output's dtype under the run's autocast
     encoder_sha256: str
+    manifest_sha256: str  # the prepared folder's manifest: re-preparing it makes a new cache
+    torch: str  # kernels (bf16 ones above all) may round differently in another version
 
     def to_json(self) -> dict:
         return dict(version=VERSION, **asdict(self))
@@ -95,7 +101,10 @@ def draw_crops(spec: CacheSpec) -> CropPlan:
     n = spec.photos * spec.variants
     H, W = spec.photo_shape
     u = spec.scale_min + (1.0 - spec.scale_min) * torch.rand(n, generator=gen)
-    side = (u * min(H, W)).round().clamp(1, min(H, W)).long()
+    if spec.scale_min < 1.0:  # as make_batch: U(scale_min, 1) x the short side, then resized
+        side = (u * min(H, W)).round().clamp(1, min(H, W)).long()
+    else:  # plain crops: a crop-sized window, no resize
+        side = torch.full((n,), spec.crop, dtype=torch.long)
     oy = (torch.rand(n, generator=gen) * (H - side + 1)).floor().long()
     ox = (torch.rand(n, generator=gen) * (W - side + 1)).floor().long()
     flip = torch.rand(n, generator=gen) < 0.5 if spec.flip else torch.zeros(n, dtype=torch.bool)
@@ -131,12 +140,25 @@ class FeatureCache:
 
     def __init__(self, folder: Path, spec: CacheSpec) -> None:
         self.folder, self.spec = folder, spec
-        self.arrays = {p.stem: np.load(p, mmap_mode="r") for p in sorted(folder.glob("*.npy"))}
         self._dtype = DTYPES[spec.dtype][0]
-        rows = spec.photos * spec.variants
-        bad = [k for k, a in self.arrays.items() if a.shape[0] != rows]
-        if "rgb" not in self.arrays or "pooled" not in self.arrays or bad:
-            raise CacheError(f"{folder}: incomplete feature cache (rebuild it: delete the folder)")
+        try:
+            self.arrays = {p.stem: np.load(p, mmap_mode="r") for p in sorted(folder.glob("*.npy"))}
+        except (OSError, ValueError) as e:
+            raise CacheError(f"{folder}: damaged feature cache ({e}); delete it to rebuild") from e
+        rows, disk = spec.photos * spec.variants, DTYPES[spec.dtype][1]
+        want = {"rgb": ((rows, spec.crop, spec.crop, 3), np.uint8), "pooled": (None, disk)}
+        want.update({f"f{s}": (None, disk) for s in (4, 8, 16, 32)})
+        bad = sorted(set(want) ^ set(self.arrays))
+        for key, (shape, dtype) in want.items():
+            a = self.arrays.get(key)
+            if a is not None and (
+                a.dtype != dtype or a.shape[0] != rows or shape not in (None, a.shape)
+            ):
+                bad.append(key)
+        if bad:
+            raise CacheError(
+                f"{folder}: incomplete feature cache ({', '.join(bad)}); delete it to rebuild"
+            )
 
     @property
     def strides(self) -> list[int]:
@@ -190,7 +212,7 @@ def spec_for(
     cfg: TrainConfig, model: nn.Module, images: torch.Tensor, device: torch.device
 ) -> CacheSpec:
     """The spec this run's cache must have (its encoder's dtype found by one tiny forward)."""
-    amp = device.type == "cpu" and cfg.cpu_amp or device.type == "cuda" and cfg.amp
+    amp = cfg.autocast_on(device.type)
     was_training = model.training
     model.eval()  # the probe must not touch the BN statistics
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -199,10 +221,14 @@ def spec_for(
     dtype = {torch.bfloat16: "bfloat16", torch.float32: "float32"}.get(pooled.dtype)
     if dtype is None:
         raise TrainingError(f"feature_cache: encoder output dtype {pooled.dtype} is not supported")
+    H, W = int(images.shape[1]), int(images.shape[2])
+    if cfg.scale_min >= 1.0 and cfg.crop > min(H, W):
+        raise CacheError(f"feature_cache: crop {cfg.crop} is larger than the stored {H}x{W}")
+    manifest = Path(cfg.data) / "manifest.json"
     return CacheSpec(
         data=str(Path(cfg.data).resolve()),
         photos=len(images),
-        photo_shape=(int(images.shape[1]), int(images.shape[2])),
+        photo_shape=(H, W),
         crop=cfg.crop,
         scale_min=float(cfg.scale_min),
         flip=bool(cfg.flip),
@@ -210,6 +236,8 @@ def spec_for(
         seed=cfg.seed,
         dtype=dtype,
         encoder_sha256=encoder_digest(model.encoder),
+        manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        torch=torch.__version__,
     )
 
 
@@ -256,8 +284,9 @@ def build_cache(
     finally:
         model.train(was_training)
     for a in arrays.values():
-        a.flush()
-    (part / "meta.json").write_text(json.dumps(spec.to_json(), indent=1))
+        a.flush()  # msync: the arrays are on disk before the meta that vouches for them
+    with atomic_write(part / "meta.json") as f:
+        f.write(json.dumps(spec.to_json(), indent=1).encode())
     shutil.rmtree(folder, ignore_errors=True)
     part.rename(folder)
 
@@ -284,7 +313,7 @@ def open_cache(
             spec.photos,
             spec.variants,
         )
-        amp = device.type == "cpu" and cfg.cpu_amp or device.type == "cuda" and cfg.amp
+        amp = cfg.autocast_on(device.type)
         build_cache(folder, model, images, spec, device, amp)
     try:
         found = json.loads(meta.read_text())

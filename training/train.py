@@ -581,11 +581,10 @@ class EpochEnd:
 def run_epoch(run: Run, epoch: int) -> EpochEnd:
     """The optimizer steps of one epoch (from the step a resumed run stopped at)."""
     cfg, d, device = run.cfg, run.dist, run.device
-    on_cuda = device.type == "cuda"
     autocast = torch.autocast(
         device.type,
         dtype=torch.bfloat16,
-        enabled=cfg.amp if on_cuda else device.type == "cpu" and cfg.cpu_amp,
+        enabled=cfg.autocast_on(device.type),
     )
     if run.photo_probs is None:
         run.sampler.set_epoch(epoch)
@@ -611,7 +610,7 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
         if run.cache is None:
             rgb = make_batch(run.train_images, idx, cfg.crop, cfg.flip, gen, device, cfg.scale_min)
         else:  # one of the photo's stored crops, and the encoder's features of it
-            variant = torch.randint(0, cfg.cache_variants, (len(idx),), generator=gen)
+            variant = torch.randint(0, run.cache.spec.variants, (len(idx),), generator=gen)
             rgb, taps, pooled = run.cache.batch(idx, variant, device)
         L, ab = to_lab(rgb)  # Lab of the whole batch on the training device
         if cfg.channels_last:
