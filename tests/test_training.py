@@ -23,7 +23,7 @@ from training.train import build, lr_factor, train
 from training.validate import Scores, tune_decoding
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
-MIN_SIDE = {"effunet": 32}  # its encoder downsamples by 32
+MIN_SIDE = {"effunet": 32, "effunet_lite2": 32}  # their encoders downsample by 32
 
 
 def scene(rng: np.random.Generator, size: int = 40) -> np.ndarray:

@@ -447,3 +447,13 @@ def effunet_lite2(**kwargs: Any) -> EffUNet:
 def effunet_tiny(**kwargs: Any) -> EffUNet:
     """EffUNet with a narrow decoder (random weights), for tests."""
     return EffUNet(**kwargs)
+
+
+@register_model(
+    "effunet_lite2_tiny",
+    decoding=Decoding(0.5),
+    default_args={"encoder": "lite2", "decoder": (8, 8, 8, 8), "input_size": (64, 64)},
+)
+def effunet_lite2_tiny(**kwargs: Any) -> EffUNet:
+    """EffUNet-Lite2 with a narrow decoder (random weights), for tests."""
+    return EffUNet(**kwargs)
