@@ -1,0 +1,56 @@
+"""The report generators that turn evaluation tables into the committed summaries."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from reports.ablation import main as ablation
+
+
+def per_source_table() -> pd.DataFrame:
+    """A reports.per_source table of SIMULATED figures (two arms, gray; a test source, two
+    check-set categories of which one is monochrome, where gray is exact)."""
+    rows = []
+    for source, gray_db, photos_c in [
+        ("test: fog", 30.0, 10.0),
+        ("checkset: sunset", 20.0, 40.0),
+        ("checkset: colourless", math.inf, 1.0),
+    ]:
+        for model, gain, colour in [("gray", 0.0, 0.0), ("a.pt", 1.0, 8.0), ("b.pt", -2.0, 30.0)]:
+            rows.append(
+                dict(
+                    source=source,
+                    model=model,
+                    photos=10,
+                    psnr_db=gray_db + gain,
+                    euclidean=1.0,
+                    auc=90.0,
+                    colorfulness=colour,
+                    photos_colorfulness=photos_c,
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+def test_ablation_summary_per_source_and_means(tmp_path):
+    table = tmp_path / "per_source.csv"
+    per_source_table().to_csv(table, index=False)
+    out = tmp_path / "summary.md"
+    assert ablation(["--table", str(table), "--arms", "a.pt=A", "b.pt", "--out", str(out)]) == 0
+    lines = {line.split(" | ")[0]: line for line in out.read_text().splitlines() if "|" in line}
+    assert lines["| test: fog"] == "| test: fog | **+1.00 / 80 %** | -2.00 / 300 % |"
+    assert lines["| checkset: sunset"] == "| checkset: sunset | **+1.00 / 20 %** | -2.00 / 75 % |"
+    assert lines["| checkset: colourless"] == "| checkset: colourless | - / 800 % | - / 3000 % |"
+    # the monochrome category stays out of the check-set mean
+    assert lines["| mean, check set (1)"].endswith("**+1.00 / 20 %** | -2.00 / 75 % |")
+    assert "| source | A | b.pt |" in out.read_text()
+
+
+def test_ablation_refuses_an_arm_the_table_lacks(tmp_path):
+    table = tmp_path / "per_source.csv"
+    per_source_table().to_csv(table, index=False)
+    with pytest.raises(SystemExit, match="not in the table: c.pt"):
+        ablation(["--table", str(table), "--arms", "c.pt", "--out", str(tmp_path / "s.md")])
