@@ -28,6 +28,8 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -128,11 +130,26 @@ def cut(
     return out
 
 
+def _float_rgb(rgb8: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Stored uint8 crops (B, c, c, 3) -> float RGB (B, 3, c, c) in [0, 1] on ``device``."""
+    return rgb8.to(device).permute(0, 3, 1, 2).float().div_(255.0)
+
+
 def _lab_l(rgb8: torch.Tensor, device: torch.device) -> torch.Tensor:
     from training.data import to_lab
 
-    rgb = rgb8.to(device).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, c, c)
-    return to_lab(rgb)[0]
+    return to_lab(_float_rgb(rgb8, device))[0]
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode (BN statistics untouched), put back as it was afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 class FeatureCache:
@@ -174,7 +191,7 @@ class FeatureCache:
         """Photo indices and variants (B,) -> float RGB (B, 3, c, c), {stride: taps (B, C, h, w),
         channels last}, pooled head (B, 1280)."""
         rows = (idx * self.spec.variants + variant).numpy()
-        rgb = self._tensor("rgb", rows).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        rgb = _float_rgb(self._tensor("rgb", rows), device)
         taps = {s: self._tensor(f"f{s}", rows).to(device).permute(0, 3, 1, 2) for s in self.strides}
         return rgb, taps, self._tensor("pooled", rows).to(device)
 
@@ -213,11 +230,12 @@ def spec_for(
 ) -> CacheSpec:
     """The spec this run's cache must have (its encoder's dtype found by one tiny forward)."""
     amp = cfg.autocast_on(device.type)
-    was_training = model.training
-    model.eval()  # the probe must not touch the BN statistics
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+    with (
+        _eval_mode(model),
+        torch.no_grad(),
+        torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp),
+    ):  # eval: the probe must not touch the BN statistics
         _, pooled = model.features(torch.zeros(1, 1, 32, 32, device=device))
-    model.train(was_training)
     dtype = {torch.bfloat16: "bfloat16", torch.float32: "float32"}.get(pooled.dtype)
     if dtype is None:
         raise TrainingError(f"feature_cache: encoder output dtype {pooled.dtype} is not supported")
@@ -258,9 +276,7 @@ def build_cache(
     part.mkdir(parents=True)
     plan, n = draw_crops(spec), spec.photos * spec.variants
     arrays: dict[str, np.memmap] = {}
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         for start in tqdm(range(0, n, batch), desc="feature cache", unit="batch", leave=False):
             rows = range(start, min(n, start + batch))
             rgb8 = cut(images, plan, rows, spec.variants, spec.crop)
@@ -281,8 +297,6 @@ def build_cache(
                         (n, *t.shape[1:]),
                     )
                 arrays[key][start : start + len(rows)] = t.numpy()
-    finally:
-        model.train(was_training)
     for a in arrays.values():
         a.flush()  # msync: the arrays are on disk before the meta that vouches for them
     with atomic_write(part / "meta.json") as f:
