@@ -59,8 +59,9 @@ def check_file(model: nn.Module, path) -> None:
 
 @pytest.fixture(scope="module")
 def effunet_file(tmp_path_factory):
-    """EffUNet (its encoder is the whole Lite0 at any decoder width) is the slow export: once."""
-    model = scrambled("effunet_tiny")
+    """EffUNet (its encoder is the whole Lite0 at any decoder width) is the slow export: once;
+    with a (scrambled, so active) gray tilt, which the graph must carry like the rest."""
+    model = scrambled("effunet_tiny", gray_tilt=True)
     path = tmp_path_factory.mktemp("onnx") / "effunet_tiny.onnx"
     return model, path, export_onnx(model, path)
 

@@ -1,4 +1,4 @@
-"""python -m training {prepare,prior,train,evaluate,calibrate,export,graft} ..."""
+"""python -m training {prepare,prior,train,evaluate,calibrate,fit-tilt,export,graft} ..."""
 
 from __future__ import annotations
 
@@ -118,6 +118,23 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit_tilt(args: argparse.Namespace) -> int:
+    from training.tilt import fit_tilt
+
+    fit_tilt(
+        args.ckpt,
+        args.data,
+        args.out,
+        limit=args.limit,
+        val_limit=args.val_limit,
+        min_colour=args.min_colour,
+        max_loss=args.max_loss,
+        command=_command(),
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -186,6 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="hold the colour on the split as a whole (default) or on every source of it",
     )
     q.set_defaults(func=cmd_calibrate)
+    q = sub.add_parser("fit-tilt", help="fit how grey each scene is (the model's gray tilt)")
+    q.add_argument("--ckpt", required=True, help="a (calibrated) class model's checkpoint")
+    q.add_argument("--data", required=True, help="a folder written by prepare")
+    q.add_argument("--out", required=True, help="the tilted checkpoint (+ a _tilt.csv table)")
+    q.add_argument(
+        "--limit", type=_non_negative, default=3000, help="train photos for the fit (0: all)"
+    )
+    q.add_argument(
+        "--val-limit", type=_non_negative, default=0, help="val photos for the choices (0: all)"
+    )
+    q.add_argument(
+        "--min-colour",
+        type=float,
+        default=0.8,
+        help="the tilted model must keep this share of the photos' colourfulness on val",
+    )
+    q.add_argument("--max-loss", type=float, default=0.1, help="dB of PSNR any val source may lose")
+    q.set_defaults(func=cmd_fit_tilt)
     q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")
     q.add_argument("--ckpt", required=True, help="a final.pt written by train")
     q.add_argument("--out", required=True, help="e.g. weights/landscape.pt")

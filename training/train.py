@@ -260,8 +260,11 @@ def param_groups(model: nn.Module, encoder_lr_ratio: float) -> list[dict[str, An
 
 def left_behind(model: nn.Module) -> tuple[str, ...]:
     """Modules a file to fine-tune from may carry that ``model`` was built without: a model
-    with hints=False starts from one with hint branches (the shipped default) without them."""
-    return () if getattr(model, "accepts_hints", False) else ("hint_branches.",)
+    with hints=False starts from one with hint branches (the shipped default) without them,
+    and a model without a gray tilt from one whose tilt was fitted (it is fitted again after
+    training: training.tilt)."""
+    hints = () if getattr(model, "accepts_hints", False) else ("hint_branches.",)
+    return (*hints, *(() if getattr(model, "gray_tilt", None) is not None else ("gray_tilt.",)))
 
 
 def load_weights(

@@ -255,6 +255,40 @@ class Up(nn.Module):
 
 
 HINT_LEVELS = (32, 16, 8, 4)
+TILT_SCALE = 100.0  # |ab|^2 in units of (10 Lab)^2: a strength of 1 halves a bin at |ab| ~8
+
+
+class GrayTilt(nn.Module):
+    """How grey the photo is, from its global scene vector: a per-photo strength beta >= 0
+    that tilts the colour distribution towards gray, p(c) -> p(c) exp(-beta |c|^2 / 100).
+
+    Why a separate head: the rebalanced loss weighs the common near-gray colours least, so the
+    decoder paints fog, rain and overcast scenes (truth: grey) with the vivid colours of clear
+    days, 4-11 dB under the gray floor, although its scene vector knows the weather (issue 24).
+    This head is fitted after training, on the unweighted a*b* error of the decoded output
+    (``python -m training fit-tilt``): a linear map of the scene vector, shifted so that the
+    ordinary photo gets beta = 0 and only the scenes the fit finds grey are pulled. Its
+    weights start at zero: a model with an unfitted head colours exactly as without one.
+    A tilt on the logits, not a scale on a*b*: a sure colour (a clear blue sky) survives a
+    mild pull, a hesitant one goes grey first; and it is part of the network, so every
+    backend (ONNX too) and the calibrated decode see the same distribution.
+    """
+
+    def __init__(self, c_in: int, bins_centers: torch.Tensor) -> None:
+        super().__init__()
+        self.strength = nn.Linear(c_in, 1)
+        nn.init.zeros_(self.strength.weight)
+        nn.init.zeros_(self.strength.bias)
+        c2 = (bins_centers.float() ** 2).sum(1) / TILT_SCALE  # (Q,)
+        self.register_buffer("basis", c2.view(1, -1, 1, 1), persistent=False)
+
+    def beta(self, g: torch.Tensor) -> torch.Tensor:
+        """scene vector (B, C) -> tilt strength (B,), >= 0."""
+        return F.relu(self.strength(g.float()))[:, 0]
+
+    def forward(self, logits: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        beta = self.beta(g).to(logits.dtype)
+        return logits - beta[:, None, None, None] * self.basis.to(logits.dtype)  # (B, Q, h, w)
 
 
 class HintBranch(nn.Module):
@@ -304,6 +338,7 @@ class EffUNetArgs(ModelArgs):
     hint_levels: tuple[int, ...] = HINT_LEVELS  # which strides of (32, 16, 8, 4) take them
     freeze_base: bool = False  # train the hint branches alone: the rest frozen, BN stats too
     hint_sees_image: bool = False  # each branch also reads the decoder's features (HintBranch)
+    gray_tilt: bool = False  # a per-photo pull of the colour distribution towards gray (GrayTilt)
 
 
 class EffUNet(nn.Module):
@@ -346,6 +381,10 @@ class EffUNet(nn.Module):
                     for s in levels
                 }
             )
+        # not trained with the network: fitted afterwards (training.tilt), zero until then
+        self.gray_tilt = GrayTilt(c32, self.bins.centers) if a.gray_tilt else None
+        if self.gray_tilt is not None:
+            self.gray_tilt.requires_grad_(False)
         if self.freeze_encoder or self.freeze_base:
             self.encoder.requires_grad_(False)
         if self.freeze_base:
@@ -415,7 +454,11 @@ class EffUNet(nn.Module):
         x = self._hinted(self.up16(x, f[16]), hints, 16)  # (B, c16, H/16, W/16)
         x = self._hinted(self.up8(x, f[8]), hints, 8)  # (B, c8, H/8, W/8)
         x = self._hinted(self.up4(x, f[4]), hints, 4)  # (B, c4, H/4, W/4)
-        return self.head(x)  # (B, Q, H/4, W/4)
+        logits = self.head(x)  # (B, Q, H/4, W/4)
+        # the user's colours overrule the scene's greyness: a hinted photo is not tilted
+        if self.gray_tilt is not None and hints is None:
+            logits = self.gray_tilt(logits, g)
+        return logits
 
 
 @register_model(

@@ -1,0 +1,129 @@
+"""The gray tilt (colorizer.models.effunet.GrayTilt, training.tilt): an unfitted head changes
+nothing, a fitted one pulls grey scenes towards gray and leaves hinted photos alone, and
+``python -m training fit-tilt`` learns from photos made here which scenes are grey."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorizer.bins import output_to_ab
+from colorizer.checkpoint import save_checkpoint
+from colorizer.inference import Colorizer
+from colorizer.models import create_model, load_checkpoint
+from training.__main__ import main as cli
+from training.prepare import PrepareConfig, prepare
+
+
+def tiny(**kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model("effunet_tiny", **kw).eval()
+
+
+def test_an_unfitted_tilt_changes_nothing_and_a_fitted_one_greys():
+    plain, tilted = tiny(), tiny(gray_tilt=True)
+    tilted.load_state_dict(plain.state_dict(), strict=False)  # the tilt head stays zero
+    L = torch.rand(2, 1, 64, 64) * 100
+    with torch.no_grad():
+        assert torch.equal(plain(L), tilted(L))
+        tilted.gray_tilt.strength.bias.fill_(0.5)  # beta 0.5 for every photo
+        ab_plain = output_to_ab(plain, plain(L))
+        ab_tilted = output_to_ab(tilted, tilted(L))
+    chroma = lambda ab: ab.norm(dim=1).mean()  # noqa: E731
+    assert chroma(ab_tilted) < 0.5 * chroma(ab_plain)
+    assert tilted.gray_tilt.beta(torch.zeros(3, 8)).tolist() == [0.5, 0.5, 0.5]
+    tilted.gray_tilt.strength.bias.fill_(-1.0)  # relu: never a push away from gray
+    assert tilted.gray_tilt.beta(torch.zeros(1, 8)).tolist() == [0.0]
+
+
+def test_hints_overrule_the_tilt():
+    model = tiny(gray_tilt=True, hints=True)
+    ref = tiny(hints=True)
+    ref.load_state_dict(model.state_dict(), strict=False)
+    with torch.no_grad():
+        model.gray_tilt.strength.bias.fill_(1.0)
+        L, hints = torch.rand(1, 1, 64, 64) * 100, torch.zeros(1, 3, 64, 64)
+        hints[0, :, 30:33, 30:33] = torch.tensor([0.5, -0.3, 1.0])[:, None, None]
+        assert torch.equal(model(L, hints), ref(L, hints))
+        assert not torch.equal(model(L), ref(L))
+
+
+def test_the_tilt_is_not_trained_with_the_network():
+    model = tiny(gray_tilt=True)
+    assert not any(p.requires_grad for p in model.gray_tilt.parameters())
+    assert any(p.requires_grad for p in model.head.parameters())
+
+
+def photos(folder: Path, n: int, seed: int, foggy: bool) -> None:
+    """Clear skies (blue, brighter towards the top) or fog (the same gradient, washed to a
+    pale, low-contrast near-gray with a trace of tint: the prepare step drops pure B&W)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        ramp = np.linspace(1.1, 0.8, 40)[:, None, None] * rng.uniform(0.85, 1.0)
+        base = [196, 198, 202] if foggy else [90, 150, 240]
+        a = np.broadcast_to(np.asarray(base, np.float32) * ramp, (40, 40, 3)).copy()
+        a += rng.normal(0, 4 if foggy else 10, a.shape)
+        Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+
+
+@pytest.fixture(scope="module")
+def weather(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("weather")
+    photos(root / "img" / "clear", 60, 0, foggy=False)
+    photos(root / "img" / "fog", 60, 1, foggy=True)
+    images = [str(root / "img" / "clear"), str(root / "img" / "fog")]
+    prepare(PrepareConfig(images=images, out=str(root / "data"), size=(32, 32), val_fraction=0.3))
+    return root / "data"
+
+
+def painter(path: Path) -> Path:
+    """A model that paints every photo sky-blue: right on a clear day, wrong in fog. The
+    ImageNet encoder (so the scene vector can tell fog from a clear day), a decoder whose head
+    prefers the blue bins; its working size is the prepared photos' (the fit's)."""
+    torch.manual_seed(0)
+    model = create_model("effunet_tiny", decoder=(32, 8, 8, 8), input_size=(32, 32)).eval()
+    model.load_pretrained_encoder()
+    with torch.no_grad():
+        centers = model.bins.centers  # (Q, 2)
+        model.head.bias.copy_(-((centers - torch.tensor([0.0, -30.0])) ** 2).sum(1) / 200)
+    save_checkpoint(path, model)
+    return path
+
+
+def test_fit_tilt_greys_the_fog_and_keeps_the_clear_sky(weather, tmp_path):
+    ckpt, out = painter(tmp_path / "painter.pt"), tmp_path / "tilted.pt"
+    args = ["fit-tilt", "--ckpt", str(ckpt), "--data", str(weather), "--out", str(out)]
+    assert cli([*args, "--limit", "0", "--min-colour", "0", "--max-loss", "5"]) == 0
+    model, meta = load_checkpoint(out)
+    record = meta["metrics"]["gray_tilt"]
+    assert model.arch_args["gray_tilt"] and record["quantile"] != "off"
+    assert record["psnr_db"]["tilted"] > record["psnr_db"]["untilted"]
+    rows = list(csv.DictReader((tmp_path / "tilted_tilt.csv").open()))
+    assert {r["source"].rsplit("/", 1)[-1] for r in rows} == {"clear", "fog"}
+    assert sum(r["chosen"] == "1" for r in rows) == 2  # one offset, both sources
+
+    def chroma(c: Colorizer, folder: str) -> float:
+        imgs = sorted((weather.parent / "img" / folder).glob("*.png"))[:8]
+        return float(
+            np.mean([np.asarray(c.colorize(p).convert("HSV"))[..., 1].mean() for p in imgs])
+        )
+
+    before, after = Colorizer(ckpt, device="cpu"), Colorizer(out, device="cpu")
+    fog_kept = chroma(after, "fog") / chroma(before, "fog")
+    clear_kept = chroma(after, "clear") / chroma(before, "clear")
+    assert fog_kept < 0.75 and clear_kept > 0.95  # measured: 0.61 and 1.0
+
+
+def test_fit_tilt_refuses_a_model_without_a_distribution(weather, tmp_path, caplog):
+    reg = create_model("streetside_tiny")
+    path = save_checkpoint(tmp_path / "reg.pt", reg)
+    out = tmp_path / "x.pt"
+    args = ["fit-tilt", "--ckpt", str(path), "--data", str(weather), "--out", str(out)]
+    assert cli(args) == 2
+    assert "effunet-family class model" in caplog.text and not out.exists()
