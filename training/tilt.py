@@ -15,7 +15,8 @@ rest of the model untouched, in four steps:
    strength chosen by R^2 on the validation photos;
 3. ``choose_offset``: the regression is shifted down by an offset (a quantile of its train
    predictions) so that the ordinary photo gets beta = 0 and only the scenes it finds clearly
-   grey are pulled; each offset is scored on the validation photos through the library's
+   grey are pulled, and scaled by a gain (a regression with a low R^2 answers near the mean:
+   the greyest scenes need more than it says); each (offset, gain) is scored on the validation photos through the library's
    decode, composition and batch scorer, per source, and the one with the best mean PSNR over
    the sources is kept among those that cost no source more than ``max_loss`` dB and keep the
    split at least ``min_colour`` as colourful as the photos (no tilt when none does);
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 BETAS = (0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)  # the per-photo target's grid
 ALPHAS = (1.0, 10.0, 100.0, 300.0, 1000.0, 3000.0)  # ridge strengths tried
 QUANTILES = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)  # offsets tried
+GAINS = (1.0, 2.0, 4.0)  # slopes tried: the regression's answers are shrunk towards the mean
 TILT_PREFIX = "gray_tilt."
 
 
@@ -91,10 +93,15 @@ def decode_tilted(model: torch.nn.Module, logits: torch.Tensor, beta: torch.Tens
 
 @torch.no_grad()
 def scene_outputs(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> Iterator:
-    """(rgb8 (B, 3, H, W), scene vectors (B, C), untilted logits fp16) per batch."""
+    """(rgb8 (B, 3, H, W), scene vectors (B, C), untilted logits fp16) per batch, the model
+    run at its working size as a user's photo is (the scene vector depends on it)."""
+    size = tuple(model.input_size)
     for i in range(0, len(images), batch):
         rgb8 = images[i : i + batch].permute(0, 3, 1, 2)
-        L, _ab = to_lab(rgb8.float() / 255)
+        rgb = rgb8.float() / 255
+        if tuple(rgb.shape[-2:]) != size:
+            rgb = F.interpolate(rgb, size=size, mode="bicubic", antialias=True).clamp(0, 1)
+        L, _ab = to_lab(rgb)
         encoded = model.encode(L)
         yield rgb8, encoded[1].float(), model.decode(encoded).half()
 
@@ -142,17 +149,20 @@ def offset_scores(
     model: torch.nn.Module,
     cache: list,
     beta_hat: np.ndarray,
-    offsets: dict[Any, float],
+    offsets: dict[Any, tuple[float, float]],
     groups: dict[str, torch.Tensor],
 ) -> dict[Any, Scores]:
-    """Every offset's scores on the cached validation photos (per photo beta = relu(beta_hat
-    - offset)), through the library's decode, composition and batch scorer."""
+    """Every (offset, gain)'s scores on the cached validation photos (per photo beta = gain *
+    relu(beta_hat - offset)), through the library's decode, composition and batch scorer."""
     starts = np.cumsum([0] + [len(b[1]) for b in cache])
 
-    def setting(offset: float) -> Any:
+    def setting(offset_gain: tuple[float, float]) -> Any:
+        offset, gain = offset_gain
+
         def to_rgb(b: tuple) -> torch.Tensor:
             i = b[3]
-            beta = torch.from_numpy(np.maximum(beta_hat[starts[i] : starts[i + 1]] - offset, 0))
+            beta = gain * np.maximum(beta_hat[starts[i] : starts[i + 1]] - offset, 0)
+            beta = torch.from_numpy(beta)
             return compose_batch(b[0], decode_tilted(model, b[2], beta)).float() / 255
 
         return to_rgb
@@ -168,7 +178,7 @@ def choose_offset(
     min_colour: float,
     max_loss: float,
 ) -> Any:
-    """The offset with the best mean over the sources of PSNR, among those that cost no source
+    """The setting with the best mean over the sources of PSNR, among those that cost no source
     more than ``max_loss`` dB against no tilt ("off") and keep the split at least
     ``min_colour`` of the photos' colourfulness; "off" when none does."""
     off = table["off"]
@@ -209,8 +219,9 @@ def fit_tilt(
     ridge = fit_ridge(g, y, g_val, y_val)
     log.info("ridge alpha %g: validation R^2 %.3f", ridge.alpha, ridge.r2)
     train_hat, val_hat = ridge(g), ridge(g_val)
-    offsets: dict[Any, float] = {"off": float("inf")}
-    offsets.update({q: float(np.quantile(train_hat, q)) for q in QUANTILES})
+    offsets: dict[Any, tuple[float, float]] = {"off": (float("inf"), 0.0)}
+    for q in QUANTILES:
+        offsets.update({(q, k): (float(np.quantile(train_hat, q)), k) for k in GAINS})
     groups = source_groups(data, "val", rows)
     table = offset_scores(model, cache, val_hat, offsets, groups)
     truth = torch.cat([colorfulness(rgb.float() / 255).double() for rgb, _, _ in cache])
@@ -218,12 +229,15 @@ def fit_tilt(
     chosen = choose_offset(table, photos, min_colour, max_loss)
     gray = gray_scores([(rgb8, to_lab(rgb8.float() / 255)[0]) for rgb8, _, _ in cache], groups)
     _write_table(Path(out).with_suffix("").as_posix() + "_tilt.csv", table, gray, photos, chosen)
+    offset, gain = offsets[chosen]
     head = model.gray_tilt.strength
-    with torch.no_grad():
-        w = torch.from_numpy(ridge.w / ridge.sd).float()
-        head.weight.copy_(w[None] if chosen != "off" else torch.zeros_like(head.weight))
-        bias = ridge.b - float((ridge.w / ridge.sd) @ ridge.mu) - offsets[chosen]
-        head.bias.fill_(bias if chosen != "off" else 0.0)
+    with torch.no_grad():  # beta = gain * relu(w . (g - mu) / sd + b - offset), in g's units
+        if chosen == "off":
+            head.weight.zero_()
+            head.bias.zero_()
+        else:
+            head.weight.copy_(torch.from_numpy(gain * ridge.w / ridge.sd).float()[None])
+            head.bias.fill_(gain * (ridge.b - float((ridge.w / ridge.sd) @ ridge.mu) - offset))
     metrics = dict(meta.get("metrics", {}))
     record = dict(
         data=str(data),
@@ -232,9 +246,10 @@ def fit_tilt(
         val_photos=len(g_val),
         alpha=ridge.alpha,
         r2=round(ridge.r2, 4),
-        quantile=chosen,
-        offset=None if chosen == "off" else round(offsets[chosen], 5),
-        tilted_share=round(float((val_hat > offsets[chosen]).mean()), 4),
+        quantile=None if chosen == "off" else chosen[0],
+        gain=gain,
+        offset=None if chosen == "off" else round(offset, 5),
+        tilted_share=round(float((val_hat > offset).mean()), 4),
         min_colour=min_colour,
         max_loss=max_loss,
         psnr_db=dict(
@@ -247,7 +262,7 @@ def fit_tilt(
         out, model, train=meta.get("train", {}), metrics=metrics, half=bool(meta.get("half"))
     )
     log.info(
-        "gray tilt: offset at quantile %s, %.0f %% of val photos tilted, PSNR %.2f -> %.2f dB -> %s",
+        "gray tilt: (quantile, gain) %s, %.0f %% of val photos tilted, PSNR %.2f -> %.2f dB -> %s",
         chosen,
         100 * record["tilted_share"],
         table["off"].pooled["psnr_db"],
@@ -262,11 +277,12 @@ def _write_table(path: str, table: dict, gray: Scores, photos: Scores, chosen: A
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["quantile", "source", "psnr_db", "gray_psnr_db", "colorfulness",
+        w.writerow(["quantile", "gain", "source", "psnr_db", "gray_psnr_db", "colorfulness",
                     "photos_colorfulness", "colour_ratio", "chosen"])  # fmt: skip
         for key, sc in table.items():
+            q, k = ("off", 0.0) if key == "off" else key
             for src, r in sc.sources.items():
                 c = photos.sources[src]["colorfulness"]
-                w.writerow([key, src, f"{r['psnr_db']:.4f}", f"{gray.sources[src]['psnr_db']:.4f}",
+                w.writerow([q, k, src, f"{r['psnr_db']:.4f}", f"{gray.sources[src]['psnr_db']:.4f}",
                             f"{r['colorfulness']:.4f}", f"{c:.4f}",
                             f"{r['colorfulness'] / max(c, 1e-9):.4f}", int(key == chosen)])  # fmt: skip
