@@ -41,16 +41,26 @@ def test_an_unfitted_tilt_changes_nothing_and_a_fitted_one_greys():
     assert tilted.gray_tilt.beta(torch.zeros(1, 8)).tolist() == [0.0]
 
 
-def test_hints_overrule_the_tilt():
+def test_hints_overrule_the_tilt_photo_by_photo():
     model = tiny(gray_tilt=True, hints=True)
     ref = tiny(hints=True)
     ref.load_state_dict(model.state_dict(), strict=False)
     with torch.no_grad():
         model.gray_tilt.strength.bias.fill_(1.0)
-        L, hints = torch.rand(1, 1, 64, 64) * 100, torch.zeros(1, 3, 64, 64)
+        L, hints = torch.rand(2, 1, 64, 64) * 100, torch.zeros(2, 3, 64, 64)
         hints[0, :, 30:33, 30:33] = torch.tensor([0.5, -0.3, 1.0])[:, None, None]
-        assert torch.equal(model(L, hints), ref(L, hints))
+        got, plain = model(L, hints), ref(L, hints)
+        assert torch.equal(got[0], plain[0])  # the hinted photo: the user's colours rule
+        assert not torch.equal(got[1], plain[1])  # its unhinted neighbour is still tilted
+        assert torch.allclose(got[1], model(L[1:])[0], atol=1e-3)  # as if it came alone
         assert not torch.equal(model(L), ref(L))
+
+
+def test_a_training_config_cannot_switch_the_tilt_on():
+    from training.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="fit-tilt"):
+        load_config(None, ['model="effunet_tiny"', "model_args.gray_tilt=true"])
 
 
 def test_the_tilt_is_not_trained_with_the_network():
@@ -85,9 +95,9 @@ def weather(tmp_path_factory) -> Path:
 def painter(path: Path) -> Path:
     """A model that paints every photo sky-blue: right on a clear day, wrong in fog. The
     ImageNet encoder (so the scene vector can tell fog from a clear day), a decoder whose head
-    prefers the blue bins; its working size is the prepared photos' (the fit's)."""
+    prefers the blue bins; its working size is not the prepared photos' (the fit resizes)."""
     torch.manual_seed(0)
-    model = create_model("effunet_tiny", decoder=(32, 8, 8, 8), input_size=(32, 32)).eval()
+    model = create_model("effunet_tiny", decoder=(32, 8, 8, 8), input_size=(48, 48)).eval()
     model.load_pretrained_encoder()
     with torch.no_grad():
         centers = model.bins.centers  # (Q, 2)
@@ -102,8 +112,18 @@ def test_fit_tilt_greys_the_fog_and_keeps_the_clear_sky(weather, tmp_path):
     assert cli([*args, "--limit", "0", "--min-colour", "0", "--max-loss", "5"]) == 0
     model, meta = load_checkpoint(out)
     record = meta["metrics"]["gray_tilt"]
-    assert model.arch_args["gray_tilt"] and record["quantile"] != "off"
+    assert model.arch_args["gray_tilt"] and record["quantile"] is not None
     assert record["psnr_db"]["tilted"] > record["psnr_db"]["untilted"]
+    assert record["working_size"] == [48, 48]
+    # the head written is the setting chosen: its mean beta on val is the fit's
+    from training.data import load_images
+    from training.tilt import scene_outputs
+
+    g = torch.cat([b[1] for b in scene_outputs(model, load_images(str(weather), "val"))])
+    with torch.no_grad():
+        assert float(model.gray_tilt.beta(g).mean()) == pytest.approx(
+            record["beta_mean_val"], abs=1e-4
+        )
     rows = list(csv.DictReader((tmp_path / "tilted_tilt.csv").open()))
     assert {r["source"].rsplit("/", 1)[-1] for r in rows} == {"clear", "fog"}
     assert sum(r["chosen"] == "1" for r in rows) == 2  # one offset, both sources

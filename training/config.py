@@ -133,6 +133,8 @@ class TrainConfig:
             raise ConfigError(f"temperature_rule must be one of {TEMPERATURE_RULES}")
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError(f"lam must be in [0, 1], got {self.lam}")
+        if self.model_args.get("gray_tilt"):  # a frozen head fitted to a decoder that moves
+            raise ConfigError("gray_tilt is fitted after training: python -m training fit-tilt")
         if self.hint_points < 0 or not 0.0 <= self.hint_none <= 1.0 or self.hint_patch < 1:
             raise ConfigError("hint_points must be >= 0, hint_none in [0, 1], hint_patch >= 1")
         if self.feature_cache and (self.crop < 1 or self.cache_variants < 1):

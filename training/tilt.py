@@ -42,18 +42,18 @@ from colorizer.evaluate import score_batches
 from colorizer.inference import compose_batch
 from colorizer.metrics import colorfulness
 from colorizer.models import build_model, load_checkpoint
-from training.calibrate import gray_scores, grouped, source_groups
+from colorizer.models.effunet import TILT_PREFIX, GrayTilt
+from training.calibrate import MIN_SOURCE_PHOTOS, gray_scores, grouped, source_groups
 from training.data import load_images, spread_rows, to_lab
 from training.prepare import load_split
-from training.validate import METRIC_KEYS, Scores
+from training.validate import METRIC_KEYS, Scores, colour_ratio
 
 log = logging.getLogger(__name__)
 
-BETAS = (0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)  # the per-photo target's grid
+BETAS = (0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)  # per-photo targets
 ALPHAS = (1.0, 10.0, 100.0, 300.0, 1000.0, 3000.0)  # ridge strengths tried
 QUANTILES = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)  # offsets tried
 GAINS = (1.0, 2.0, 4.0)  # slopes tried: the regression's answers are shrunk towards the mean
-TILT_PREFIX = "gray_tilt."
 
 
 @dataclass
@@ -87,7 +87,7 @@ def tiltable(ckpt: str) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 def decode_tilted(model: torch.nn.Module, logits: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """(B, Q, h, w) untilted logits, (B,) strengths -> a*b* as the model with that tilt decodes."""
-    tilted = logits.float() - beta.float()[:, None, None, None] * model.gray_tilt.basis
+    tilted = GrayTilt.tilt(logits.float(), beta.float(), model.bins.centers)
     return model.bins.decode(tilted, model.decoding)  # (B, 2, h, w)
 
 
@@ -177,17 +177,18 @@ def choose_offset(
     photos: Scores,
     min_colour: float,
     max_loss: float,
+    held: list[str],
 ) -> Any:
     """The setting with the best mean over the sources of PSNR, among those that cost no source
-    more than ``max_loss`` dB against no tilt ("off") and keep the split at least
+    in ``held`` (those with at least MIN_SOURCE_PHOTOS photos: a smaller one is too noisy to
+    veto, as in calibrate) more than ``max_loss`` dB against no tilt ("off") and keep the split at least
     ``min_colour`` of the photos' colourfulness; "off" when none does."""
     off = table["off"]
 
     def allowed(key: Any) -> bool:
         s = table[key]
-        worst = min(s.sources[k]["psnr_db"] - off.sources[k]["psnr_db"] for k in s.sources)
-        colour = s.pooled["colorfulness"] / max(photos.pooled["colorfulness"], 1e-9)
-        return worst >= -max_loss and colour >= min_colour
+        worst = min((s.sources[k]["psnr_db"] - off.sources[k]["psnr_db"] for k in held), default=0)
+        return worst >= -max_loss and colour_ratio(s, photos, "pooled") >= min_colour
 
     def mean_psnr(key: Any) -> float:
         return float(np.mean([v["psnr_db"] for v in table[key].sources.values()]))
@@ -226,7 +227,8 @@ def fit_tilt(
     table = offset_scores(model, cache, val_hat, offsets, groups)
     truth = torch.cat([colorfulness(rgb.float() / 255).double() for rgb, _, _ in cache])
     photos = grouped({"colorfulness": truth}, groups)
-    chosen = choose_offset(table, photos, min_colour, max_loss)
+    held = [k for k, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS]
+    chosen = choose_offset(table, photos, min_colour, max_loss, held)
     gray = gray_scores([(rgb8, to_lab(rgb8.float() / 255)[0]) for rgb8, _, _ in cache], groups)
     _write_table(Path(out).with_suffix("").as_posix() + "_tilt.csv", table, gray, photos, chosen)
     offset, gain = offsets[chosen]
@@ -247,7 +249,9 @@ def fit_tilt(
         alpha=ridge.alpha,
         r2=round(ridge.r2, 4),
         quantile=None if chosen == "off" else chosen[0],
-        gain=gain,
+        gain=None if chosen == "off" else gain,
+        working_size=list(model.input_size),  # the size the model ran at, as a user's photo
+        beta_mean_val=round(float(np.mean(gain * np.maximum(val_hat - offset, 0))), 6),
         offset=None if chosen == "off" else round(offset, 5),
         tilted_share=round(float((val_hat > offset).mean()), 4),
         min_colour=min_colour,

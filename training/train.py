@@ -34,6 +34,7 @@ from colorizer.hints import simulate_hints
 from colorizer.inference import decoding_at
 from colorizer.lab import ab_to_unit
 from colorizer.metrics import RENAMED
+from colorizer.models.effunet import TILT_PREFIX
 from colorizer.provenance import hardware_string
 from training.config import TrainConfig, TrainingError, config_to_dict
 from training.data import (
@@ -264,7 +265,8 @@ def left_behind(model: nn.Module) -> tuple[str, ...]:
     and a model without a gray tilt from one whose tilt was fitted (it is fitted again after
     training: training.tilt)."""
     hints = () if getattr(model, "accepts_hints", False) else ("hint_branches.",)
-    return (*hints, *(() if getattr(model, "gray_tilt", None) is not None else ("gray_tilt.",)))
+    tilt = () if getattr(model, "gray_tilt", None) is not None else (TILT_PREFIX,)
+    return (*hints, *tilt)
 
 
 def load_weights(

@@ -256,11 +256,14 @@ class Up(nn.Module):
 
 HINT_LEVELS = (32, 16, 8, 4)
 TILT_SCALE = 100.0  # |ab|^2 in units of (10 Lab)^2: a strength of 1 halves a bin at |ab| ~8
+TILT_PREFIX = "gray_tilt."  # its keys in a state dict
 
 
 class GrayTilt(nn.Module):
     """How grey the photo is, from its global scene vector: a per-photo strength beta >= 0
-    that tilts the colour distribution towards gray, p(c) -> p(c) exp(-beta |c|^2 / 100).
+    that tilts the colour distribution towards gray, logits(c) - beta |c|^2 / 100, i.e.
+    p(c) -> p(c) exp(-beta |c|^2 / 100) at T = 1 (at a decoding temperature T the annealed
+    distribution sees beta / T: a lower T pulls harder, as it sharpens everything else).
 
     Why a separate head: the rebalanced loss weighs the common near-gray colours least, so the
     decoder paints fog, rain and overcast scenes (truth: grey) with the vivid colours of clear
@@ -274,21 +277,28 @@ class GrayTilt(nn.Module):
     backend (ONNX too) and the calibrated decode see the same distribution.
     """
 
-    def __init__(self, c_in: int, bins_centers: torch.Tensor) -> None:
+    def __init__(self, c_in: int) -> None:
         super().__init__()
         self.strength = nn.Linear(c_in, 1)
         nn.init.zeros_(self.strength.weight)
         nn.init.zeros_(self.strength.bias)
-        c2 = (bins_centers.float() ** 2).sum(1) / TILT_SCALE  # (Q,)
-        self.register_buffer("basis", c2.view(1, -1, 1, 1), persistent=False)
 
     def beta(self, g: torch.Tensor) -> torch.Tensor:
         """scene vector (B, C) -> tilt strength (B,), >= 0."""
-        return F.relu(self.strength(g.float()))[:, 0]
+        return F.relu(self.strength(g))[:, 0]
 
-    def forward(self, logits: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        beta = self.beta(g).to(logits.dtype)
-        return logits - beta[:, None, None, None] * self.basis.to(logits.dtype)  # (B, Q, h, w)
+    @staticmethod
+    def tilt(logits: torch.Tensor, beta: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        """THE tilt: (B, Q, h, w) logits, (B,) strengths, the bins' (Q, 2) a*b* centres ->
+        the tilted logits (the bins are the model's own at call time, never a stale copy)."""
+        c2 = (centers.to(logits.device, logits.dtype) ** 2).sum(1) / TILT_SCALE  # (Q,)
+        return logits - beta.to(logits.dtype)[:, None, None, None] * c2[None, :, None, None]
+
+    def forward(
+        self, logits: torch.Tensor, g: torch.Tensor, centers: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
+        """``keep`` (B,): 1 for a photo to tilt, 0 for one to leave (it has user hints)."""
+        return self.tilt(logits, self.beta(g) * keep.to(g.dtype), centers)  # (B, Q, h, w)
 
 
 class HintBranch(nn.Module):
@@ -382,7 +392,7 @@ class EffUNet(nn.Module):
                 }
             )
         # not trained with the network: fitted afterwards (training.tilt), zero until then
-        self.gray_tilt = GrayTilt(c32, self.bins.centers) if a.gray_tilt else None
+        self.gray_tilt = GrayTilt(c32) if a.gray_tilt else None
         if self.gray_tilt is not None:
             self.gray_tilt.requires_grad_(False)
         if self.freeze_encoder or self.freeze_base:
@@ -455,9 +465,10 @@ class EffUNet(nn.Module):
         x = self._hinted(self.up8(x, f[8]), hints, 8)  # (B, c8, H/8, W/8)
         x = self._hinted(self.up4(x, f[4]), hints, 4)  # (B, c4, H/4, W/4)
         logits = self.head(x)  # (B, Q, H/4, W/4)
-        # the user's colours overrule the scene's greyness: a hinted photo is not tilted
-        if self.gray_tilt is not None and hints is None:
-            logits = self.gray_tilt(logits, g)
+        if self.gray_tilt is not None:
+            # the user's colours overrule the scene's greyness: a hinted photo is not tilted
+            keep = g.new_ones(len(g)) if hints is None else 1 - hints[:, 2].flatten(1).amax(1)
+            logits = self.gray_tilt(logits, g, self.bins.centers, keep)
         return logits
 
 
