@@ -147,3 +147,25 @@ def test_fit_tilt_refuses_a_model_without_a_distribution(weather, tmp_path, capl
     args = ["fit-tilt", "--ckpt", str(path), "--data", str(weather), "--out", str(out)]
     assert cli(args) == 2
     assert "effunet-family class model" in caplog.text and not out.exists()
+
+
+def test_the_choice_greys_fog_but_not_the_vivid_sources():
+    from training.tilt import choose_offset
+    from training.validate import Scores
+
+    def sc(fog, land, tiny):  # (PSNR, colourfulness) per source
+        srcs = {"fog": fog, "land": land, "tiny": tiny}
+        per = {k: dict(psnr_db=p, colorfulness=c) for k, (p, c) in srcs.items()}
+        pooled = dict(colorfulness=sum(c for _, c in srcs.values()) / 3)
+        return Scores(pooled, per)
+
+    photos = Scores(dict(colorfulness=30.0), {k: dict(colorfulness=30.0) for k in ("fog", "land", "tiny")})  # fmt: skip
+    table = {
+        "off": sc((20.0, 60.0), (25.0, 27.0), (22.0, 30.0)),
+        "mild": sc((22.0, 45.0), (25.0, 26.0), (21.0, 30.0)),
+        "strong": sc((24.0, 30.0), (25.05, 21.0), (22.0, 30.0)),  # land 70 % < 80 - 5
+    }
+    held = ["fog", "land"]  # "tiny" has too few photos to veto "mild"'s 1 dB loss
+    assert choose_offset(table, photos, 0.8, 0.1, held) == "mild"
+    assert choose_offset(table, photos, 0.8, 0.1, held, colour_slack=0.15) == "strong"
+    assert choose_offset(table, photos, 0.8, 0.1, [*held, "tiny"]) == "off"

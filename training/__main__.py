@@ -129,6 +129,7 @@ def cmd_fit_tilt(args: argparse.Namespace) -> int:
         val_limit=args.val_limit,
         min_colour=args.min_colour,
         max_loss=args.max_loss,
+        colour_slack=args.colour_slack,
         command=_command(),
     )
     print(f"wrote {args.out}")
@@ -220,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the tilted model must keep this share of the photos' colourfulness on val",
     )
     q.add_argument("--max-loss", type=float, default=0.1, help="dB of PSNR any val source may lose")
+    q.add_argument(
+        "--colour-slack",
+        type=float,
+        default=0.05,
+        help="how far under min(its colour, --min-colour) a val source's colour may go",
+    )
     q.set_defaults(func=cmd_fit_tilt)
     q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")
     q.add_argument("--ckpt", required=True, help="a final.pt written by train")

@@ -18,8 +18,9 @@ rest of the model untouched, in four steps:
    grey are pulled, and scaled by a gain (a regression with a low R^2 answers near the mean:
    the greyest scenes need more than it says); each (offset, gain) is scored on the validation photos through the library's
    decode, composition and batch scorer, per source, and the one with the best mean PSNR over
-   the sources is kept among those that cost no source more than ``max_loss`` dB and keep the
-   split at least ``min_colour`` as colourful as the photos (no tilt when none does);
+   the sources is kept among those that cost no source more than ``max_loss`` dB and take no
+   source under ``min_colour`` of its photos' colourfulness (or under what it had, if less)
+   by more than ``colour_slack`` (no tilt when none does);
 4. the head is written into a copy of the checkpoint (``gray_tilt = true``), with a record
    of the fit and the per-source table beside it (``<out stem>_tilt.csv``).
 """
@@ -178,17 +179,27 @@ def choose_offset(
     min_colour: float,
     max_loss: float,
     held: list[str],
+    colour_slack: float = 0.05,
 ) -> Any:
-    """The setting with the best mean over the sources of PSNR, among those that cost no source
-    in ``held`` (those with at least MIN_SOURCE_PHOTOS photos: a smaller one is too noisy to
-    veto, as in calibrate) more than ``max_loss`` dB against no tilt ("off") and keep the split at least
-    ``min_colour`` of the photos' colourfulness; "off" when none does."""
+    """The setting with the best mean over the sources of PSNR, among those that, against no
+    tilt ("off"), on every source in ``held`` (those with at least MIN_SOURCE_PHOTOS photos: a
+    smaller one is too noisy to veto, as in calibrate) cost no more than ``max_loss`` dB and
+    keep its colour: at least ``min_colour`` of the photos' where it had that much, no less
+    than it had where it had less, both within ``colour_slack`` (a grey scene read as vivid
+    may lose colour; a vivid one read as grey may not); "off" when none does."""
     off = table["off"]
+
+    def ratio(s: Scores, src: str) -> float:
+        return s.sources[src]["colorfulness"] / max(photos.sources[src]["colorfulness"], 1e-9)
 
     def allowed(key: Any) -> bool:
         s = table[key]
-        worst = min((s.sources[k]["psnr_db"] - off.sources[k]["psnr_db"] for k in held), default=0)
-        return worst >= -max_loss and colour_ratio(s, photos, "pooled") >= min_colour
+        for src in held:
+            if s.sources[src]["psnr_db"] - off.sources[src]["psnr_db"] < -max_loss:
+                return False
+            if ratio(s, src) < min(ratio(off, src), min_colour) - colour_slack:
+                return False
+        return colour_ratio(s, photos, "pooled") >= min_colour
 
     def mean_psnr(key: Any) -> float:
         return float(np.mean([v["psnr_db"] for v in table[key].sources.values()]))
@@ -204,6 +215,7 @@ def fit_tilt(
     val_limit: int = 0,
     min_colour: float = 0.8,
     max_loss: float = 0.1,
+    colour_slack: float = 0.05,
     command: str = "",
 ) -> dict[str, Any]:
     """Fit the gray tilt of ``ckpt`` on ``data`` (its train photos for the regression, its
@@ -228,7 +240,7 @@ def fit_tilt(
     truth = torch.cat([colorfulness(rgb.float() / 255).double() for rgb, _, _ in cache])
     photos = grouped({"colorfulness": truth}, groups)
     held = [k for k, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS]
-    chosen = choose_offset(table, photos, min_colour, max_loss, held)
+    chosen = choose_offset(table, photos, min_colour, max_loss, held, colour_slack)
     gray = gray_scores([(rgb8, to_lab(rgb8.float() / 255)[0]) for rgb8, _, _ in cache], groups)
     _write_table(Path(out).with_suffix("").as_posix() + "_tilt.csv", table, gray, photos, chosen)
     offset, gain = offsets[chosen]
@@ -256,6 +268,7 @@ def fit_tilt(
         tilted_share=round(float((val_hat > offset).mean()), 4),
         min_colour=min_colour,
         max_loss=max_loss,
+        colour_slack=colour_slack,
         psnr_db=dict(
             untilted=round(table["off"].pooled["psnr_db"], 4),
             tilted=round(table[chosen].pooled["psnr_db"], 4),
