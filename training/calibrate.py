@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,15 @@ def calibrate(
     stem = Path(out).with_suffix("")
     _write_table(stem.with_suffix(".csv"), table, plain, gray, photos.pooled, chosen)
     truth_by_source = grouped({"colorfulness": truth}, groups)
-    _write_sources(Path(f"{stem}_sources.csv"), table, gray, truth_by_source, chosen)
+    write_sources(
+        Path(f"{stem}_sources.csv"),
+        ["temperature", "mean_scale", "floor"],
+        lambda key: [key[0], int(key[1]), key[2]],
+        table,
+        gray,
+        truth_by_source,
+        chosen,
+    )
 
     r = table[chosen].pooled
     metrics = dict(meta.get("metrics", {}))
@@ -273,16 +282,26 @@ def _write_table(path: Path, table, plain, gray: Scores, photos: dict, chosen) -
         w.writerow(["gray", "-", "-", *(f"{r[k]:.4f}" for k in METRIC_KEYS), colour, 0])
 
 
-def _write_sources(path: Path, table, gray: Scores, truth: Scores, chosen) -> None:
-    """Per setting and source: PSNR over gray and colourfulness against the photos'."""
+def write_sources(
+    path: Path,
+    key_columns: list[str],
+    key_cells: Callable[[Any], list],
+    table: dict[Any, Scores],
+    gray: Scores,
+    truth: Scores,
+    chosen: Any,
+) -> None:
+    """Per setting and source: PSNR over gray and colour against the photos'; a setting's own
+    columns (``key_columns``) are ``key_cells(key)``. Calibrate's and fit-tilt's tables."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["temperature", "mean_scale", "floor", "source", "psnr_db", "gray_psnr_db",
-                    "colorfulness", "photos_colorfulness", "colour_ratio", "chosen"])  # fmt: skip
+        w.writerow([*key_columns, "source", "psnr_db", "gray_psnr_db", "colorfulness",
+                    "photos_colorfulness", "colour_ratio", "chosen"])  # fmt: skip
         for key, sc in table.items():
             for src, r in sc.sources.items():
                 c = truth.sources[src]["colorfulness"]
-                w.writerow([*key[:1], int(key[1]), key[2], src, f"{r['psnr_db']:.4f}",
+                w.writerow([*key_cells(key), src, f"{r['psnr_db']:.4f}",
                             f"{gray.sources[src]['psnr_db']:.4f}", f"{r['colorfulness']:.4f}",
                             f"{c:.4f}", f"{r['colorfulness'] / max(c, 1e-9):.4f}",
                             int(key == chosen)])  # fmt: skip

@@ -27,7 +27,6 @@ rest of the model untouched, in four steps:
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -44,7 +43,13 @@ from colorizer.inference import compose_batch
 from colorizer.metrics import colorfulness
 from colorizer.models import build_model, load_checkpoint
 from colorizer.models.effunet import TILT_PREFIX, GrayTilt
-from training.calibrate import MIN_SOURCE_PHOTOS, gray_scores, grouped, source_groups
+from training.calibrate import (
+    MIN_SOURCE_PHOTOS,
+    gray_scores,
+    grouped,
+    source_groups,
+    write_sources,
+)
 from training.data import load_images, spread_rows, to_lab
 from training.prepare import load_split
 from training.validate import METRIC_KEYS, Scores, colour_ratio
@@ -242,7 +247,15 @@ def fit_tilt(
     held = [k for k, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS]
     chosen = choose_offset(table, photos, min_colour, max_loss, held, colour_slack)
     gray = gray_scores([(rgb8, to_lab(rgb8.float() / 255)[0]) for rgb8, _, _ in cache], groups)
-    _write_table(Path(out).with_suffix("").as_posix() + "_tilt.csv", table, gray, photos, chosen)
+    write_sources(
+        Path(Path(out).with_suffix("").as_posix() + "_tilt.csv"),
+        ["quantile", "gain"],
+        lambda key: ["off", 0.0] if key == "off" else list(key),
+        table,
+        gray,
+        photos,
+        chosen,
+    )
     offset, gain = offsets[chosen]
     head = model.gray_tilt.strength
     with torch.no_grad():  # beta = gain * relu(w . (g - mu) / sd + b - offset), in g's units
@@ -287,19 +300,3 @@ def fit_tilt(
         out,
     )
     return record
-
-
-def _write_table(path: str, table: dict, gray: Scores, photos: Scores, chosen: Any) -> None:
-    """Per offset and source: PSNR, its gain over gray, colourfulness against the photos'."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["quantile", "gain", "source", "psnr_db", "gray_psnr_db", "colorfulness",
-                    "photos_colorfulness", "colour_ratio", "chosen"])  # fmt: skip
-        for key, sc in table.items():
-            q, k = ("off", 0.0) if key == "off" else key
-            for src, r in sc.sources.items():
-                c = photos.sources[src]["colorfulness"]
-                w.writerow([q, k, src, f"{r['psnr_db']:.4f}", f"{gray.sources[src]['psnr_db']:.4f}",
-                            f"{r['colorfulness']:.4f}", f"{c:.4f}",
-                            f"{r['colorfulness'] / max(c, 1e-9):.4f}", int(key == chosen)])  # fmt: skip
