@@ -109,7 +109,7 @@ def painter(path: Path) -> Path:
 def test_fit_tilt_greys_the_fog_and_keeps_the_clear_sky(weather, tmp_path):
     ckpt, out = painter(tmp_path / "painter.pt"), tmp_path / "tilted.pt"
     args = ["fit-tilt", "--ckpt", str(ckpt), "--data", str(weather), "--out", str(out)]
-    assert cli([*args, "--limit", "0", "--min-colour", "0", "--max-loss", "5"]) == 0
+    assert cli([*args, "--limit", "0", "--min-colour", "0"]) == 0
     model, meta = load_checkpoint(out)
     record = meta["metrics"]["gray_tilt"]
     assert model.arch_args["gray_tilt"] and record["quantile"] is not None
@@ -137,7 +137,7 @@ def test_fit_tilt_greys_the_fog_and_keeps_the_clear_sky(weather, tmp_path):
     before, after = Colorizer(ckpt, device="cpu"), Colorizer(out, device="cpu")
     fog_kept = chroma(after, "fog") / chroma(before, "fog")
     clear_kept = chroma(after, "clear") / chroma(before, "clear")
-    assert fog_kept < 0.75 and clear_kept > 0.95  # measured: 0.61 and 1.0
+    assert fog_kept < 0.3 and clear_kept > 0.9  # measured: 0.10 and 0.94 (ridge: 0.61, 1.0)
 
 
 def test_fit_tilt_refuses_a_model_without_a_distribution(weather, tmp_path, caplog):
@@ -169,3 +169,27 @@ def test_the_choice_greys_fog_but_not_the_vivid_sources():
     assert choose_offset(table, photos, 0.8, 0.1, held) == "mild"
     assert choose_offset(table, photos, 0.8, 0.1, held, colour_slack=0.15) == "strong"
     assert choose_offset(table, photos, 0.8, 0.1, [*held, "tiny"]) == "off"
+
+
+def test_where_gray_beats_the_model_only_the_psnr_guard_holds():
+    from training.tilt import choose_offset
+    from training.validate import Scores
+
+    def sc(fog, land):  # (PSNR, colourfulness) per source
+        per = {"fog": dict(psnr_db=fog[0], colorfulness=fog[1]), "land": dict(psnr_db=land[0], colorfulness=land[1])}  # fmt: skip
+        return Scores(dict(colorfulness=(fog[1] + land[1]) / 2), per)
+
+    photos = Scores(dict(colorfulness=30.0), {k: dict(colorfulness=30.0) for k in ("fog", "land")})
+    table = {
+        "off": sc((20.0, 36.0), (25.0, 30.0)),
+        "grey fog": sc((23.0, 12.0), (25.0, 30.0)),  # fog at 40 % of its photos' colour
+        "grey all": sc((23.0, 12.0), (25.2, 18.0)),  # and the landscapes at 60 %
+    }
+    held = ["fog", "land"]
+    assert choose_offset(table, photos, 0.7, 0.1, held) == "off"
+    gray = Scores({}, {"fog": dict(psnr_db=22.0), "land": dict(psnr_db=23.0)})
+    assert choose_offset(table, photos, 0.7, 0.1, held, gray=gray) == "grey fog"
+    # gray beats the landscapes too: their colour is free, but the pooled colour still binds
+    beaten = Scores({}, {"fog": dict(psnr_db=22.0), "land": dict(psnr_db=26.0)})
+    assert choose_offset(table, photos, 0.7, 0.1, held, gray=beaten) == "grey fog"
+    assert choose_offset(table, photos, 0.5, 0.1, held, gray=beaten) == "grey all"
