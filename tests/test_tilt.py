@@ -109,7 +109,7 @@ def painter(path: Path) -> Path:
 def test_fit_tilt_greys_the_fog_and_keeps_the_clear_sky(weather, tmp_path):
     ckpt, out = painter(tmp_path / "painter.pt"), tmp_path / "tilted.pt"
     args = ["fit-tilt", "--ckpt", str(ckpt), "--data", str(weather), "--out", str(out)]
-    assert cli([*args, "--limit", "0", "--min-colour", "0"]) == 0
+    assert cli([*args, "--limit", "0"]) == 0
     model, meta = load_checkpoint(out)
     record = meta["metrics"]["gray_tilt"]
     assert model.arch_args["gray_tilt"] and record["quantile"] is not None
@@ -137,7 +137,7 @@ def test_fit_tilt_greys_the_fog_and_keeps_the_clear_sky(weather, tmp_path):
     before, after = Colorizer(ckpt, device="cpu"), Colorizer(out, device="cpu")
     fog_kept = chroma(after, "fog") / chroma(before, "fog")
     clear_kept = chroma(after, "clear") / chroma(before, "clear")
-    assert fog_kept < 0.3 and clear_kept > 0.9  # measured: 0.10 and 0.94 (ridge: 0.61, 1.0)
+    assert fog_kept < 0.45 and clear_kept > 0.9  # measured: 0.29 and 0.97 (ridge: 0.61, 1.0)
 
 
 def test_fit_tilt_refuses_a_model_without_a_distribution(weather, tmp_path, caplog):

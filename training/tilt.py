@@ -172,8 +172,8 @@ def fit_head(
     mu, sd = g.mean(0), g.std(0) + 1e-6
     z = (g - mu) / sd  # (N, C)
     dims = max(1, min(dims, z.shape[1], len(z) // PHOTOS_PER_DIM))
-    _, s, v = torch.pca_lowrank(z, q=dims, center=False)
-    project = v[:, :dims] / s[:dims] * len(z) ** 0.5  # (C, dims): whitened components
+    _, s, vh = torch.linalg.svd(z, full_matrices=False)  # exact: the fit is reproducible
+    project = vh[:dims].T / s[:dims] * len(z) ** 0.5  # (C, dims): whitened components
     zp = z @ project  # (N, dims)
     w = torch.zeros(dims, requires_grad=True)
     b = torch.tensor(0.05, requires_grad=True)  # above zero: the relu passes a gradient
