@@ -96,6 +96,17 @@ def run(
     return pd.DataFrame(rows)
 
 
+def merge(kept: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """``kept``'s rows of the models ``new`` has not measured, then ``new``'s, grouped by
+    source in first-seen order. By the table's model names: a model given as a path is
+    named by its stem, so matching the command's arguments would keep a stale row beside
+    the new one."""
+    kept = kept[~kept["model"].isin(set(new["model"]))]
+    table = pd.concat([kept, new]).reset_index(drop=True)
+    order = {s: i for i, s in enumerate(dict.fromkeys(table["source"]))}
+    return table.sort_values("source", key=lambda c: c.map(order), kind="stable")
+
+
 def markdown(table: pd.DataFrame, command: str) -> str:
     lines = [
         "# Every model per source of photos, full-resolution pipeline",
@@ -159,11 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         table = run(args.models, groups, args.out, args.grid, args.limit)
     old = args.out / "per_source.csv"
     if args.append and old.is_file():
-        kept = pd.read_csv(old)
-        kept = kept[~kept["model"].isin(args.models)]
-        table = pd.concat([kept, table]).reset_index(drop=True)
-        order = {s: i for i, s in enumerate(dict.fromkeys(table["source"]))}
-        table = table.sort_values("source", key=lambda c: c.map(order), kind="stable")
+        table = merge(pd.read_csv(old), table)
     table.to_csv(old, index=False, float_format="%.4f")
     log_path = args.out / "commands.txt"  # every command whose rows are in the table
     previous = log_path.read_text() if args.append and log_path.is_file() else ""

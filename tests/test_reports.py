@@ -54,3 +54,16 @@ def test_ablation_refuses_an_arm_the_table_lacks(tmp_path):
     per_source_table().to_csv(table, index=False)
     with pytest.raises(SystemExit, match="not in the table: c.pt"):
         ablation(["--table", str(table), "--arms", "c.pt", "--out", str(tmp_path / "s.md")])
+
+
+def test_appending_a_remeasured_model_replaces_its_rows():
+    from reports.per_source import merge
+
+    old = per_source_table()
+    new = per_source_table()
+    new = new[new["model"] == "a.pt"].assign(psnr_db=lambda t: t["psnr_db"] + 5)
+    merged = merge(old, new)
+    assert len(merged) == len(old) and not merged.duplicated(["source", "model"]).any()
+    a = merged[merged["model"] == "a.pt"].set_index("source")["psnr_db"]
+    assert a["test: fog"] == 36.0  # the new figure, not the stale one
+    assert list(dict.fromkeys(merged["source"])) == list(dict.fromkeys(old["source"]))
