@@ -101,6 +101,9 @@ def merge(kept: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     source in first-seen order. By the table's model names: a model given as a path is
     named by its stem, so matching the command's arguments would keep a stale row beside
     the new one."""
+    replaced = sorted(set(kept["model"]) & set(new["model"]))
+    if replaced:  # two files with one stem also land here: the log says which rows went
+        log.warning("--append: replacing the rows of %s", ", ".join(replaced))
     kept = kept[~kept["model"].isin(set(new["model"]))]
     table = pd.concat([kept, new]).reset_index(drop=True)
     order = {s: i for i, s in enumerate(dict.fromkeys(table["source"]))}

@@ -193,3 +193,28 @@ def test_where_gray_beats_the_model_only_the_psnr_guard_holds():
     beaten = Scores({}, {"fog": dict(psnr_db=22.0), "land": dict(psnr_db=26.0)})
     assert choose_offset(table, photos, 0.7, 0.1, held, gray=beaten) == "grey fog"
     assert choose_offset(table, photos, 0.5, 0.1, held, gray=beaten) == "grey all"
+
+
+def test_the_written_head_is_the_fitted_one_in_the_scene_vectors_units():
+    """fit_head works in whitened principal components; write_head must put exactly
+    gain * relu(head(g) - offset) into the network's linear map of the raw vector."""
+    from training.tilt import balance, fit_head, write_head
+
+    torch.manual_seed(0)
+    model = tiny(gray_tilt=True)
+    c = model.gray_tilt.strength.in_features
+    g = torch.randn(400, c) * torch.linspace(0.1, 3.0, c) + 2.0  # (N, C), uneven scales
+    q = model.bins.centers.shape[0]
+    grey = torch.zeros(400, 2, 4, 1)
+    train = (g, torch.randn(400, q, 4, 1).half(), grey)
+    weights = balance({"a": torch.arange(0, 390), "b": torch.arange(390, 400)}, 400)
+    assert weights[395] / weights[0] == pytest.approx(39.0)  # each source's total alike
+    head = fit_head(model, train, weights, train, steps=20)
+    assert head.mse[1] < head.mse[0]  # truth is gray: any pull helps
+    write_head(model, head, offset=0.3, gain=2.0)
+    with torch.no_grad():
+        beta = model.gray_tilt.beta(g)
+    expected = 2.0 * np.maximum(head(g.numpy()) - 0.3, 0)
+    assert beta.numpy() == pytest.approx(expected, abs=1e-4)
+    write_head(model, None, 0.0, 1.0)
+    assert float(model.gray_tilt.beta(g).abs().max()) == 0.0

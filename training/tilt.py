@@ -142,10 +142,11 @@ def pixel_errors(
 def balance(groups: dict[str, torch.Tensor], n: int) -> torch.Tensor:
     """(n,) per-photo weights, mean 1, that give every source the same total: the choice
     scores the mean over the sources, so the fit weighs them so too (else the 3 % of fog
-    photos would barely count)."""
+    photos would barely count). A source counts as at least MIN_SOURCE_PHOTOS photos, so that
+    a handful cannot own the gradient."""
     weights = torch.zeros(n)
     for rows in groups.values():
-        weights[rows] = 1.0 / len(rows)
+        weights[rows] = 1.0 / max(len(rows), MIN_SOURCE_PHOTOS)
     return weights * n / weights.sum()
 
 
@@ -165,14 +166,15 @@ def fit_head(
     decoded as the model decodes, by gradient (Adam, one-cycle rate) on the sampled pixels
     of the training photos. Directly, because the best strength varies with the scene by
     orders of magnitude and a regression on per-photo grid targets could not say so (R^2
-    0.03). In the scene vector's ``dims`` leading principal components, whitened: the whole
-    vector (1280 numbers from 3000 photos) overfits (val error went up); the head is then
-    mapped back to a linear map of the vector itself."""
+    0.03). In the scene vector's leading principal components, whitened (``dims``, fewer for
+    fewer photos: one per PHOTOS_PER_DIM): the whole vector overfits (val error went up); the
+    head is then mapped back to a linear map of the vector itself."""
     g, logits, truth = train
-    mu, sd = g.mean(0), g.std(0) + 1e-6
+    mu, sd = g.mean(0), g.std(0, unbiased=False) + 1e-6
     z = (g - mu) / sd  # (N, C)
-    dims = max(1, min(dims, z.shape[1], len(z) // PHOTOS_PER_DIM))
     _, s, vh = torch.linalg.svd(z, full_matrices=False)  # exact: the fit is reproducible
+    rank = int((s > 1e-6 * s[0]).sum())  # whitening a null direction would divide by ~0
+    dims = max(1, min(dims, rank, len(z) // PHOTOS_PER_DIM))
     project = vh[:dims].T / s[:dims] * len(z) ** 0.5  # (C, dims): whitened components
     zp = z @ project  # (N, dims)
     w = torch.zeros(dims, requires_grad=True)
@@ -196,6 +198,19 @@ def fit_head(
         off, on = (pixel_errors(model, val[1], val[2], x).mean() for x in (beta * 0, beta))
     head.mse = (float(off), float(on))
     return head
+
+
+@torch.no_grad()
+def write_head(model: torch.nn.Module, head: Head | None, offset: float, gain: float) -> None:
+    """Put beta = gain * relu(head(g) - offset) into the model's GrayTilt as a linear map of
+    the raw scene vector g; ``head`` None zeroes it (no tilt)."""
+    weight, bias = model.gray_tilt.strength.weight, model.gray_tilt.strength.bias
+    if head is None:
+        weight.zero_()
+        bias.zero_()
+        return
+    weight.copy_(torch.from_numpy(gain * head.w / head.sd).float()[None])
+    bias.fill_(gain * (head.b - float((head.w / head.sd) @ head.mu) - offset))
 
 
 def offset_scores(
@@ -243,7 +258,7 @@ def choose_offset(
     The colour is kept only where the untilted model beats ``gray`` (the gray floor's scores,
     when given): where its colours are worse than none, as on fog, rain and snow (painted at
     106-129 % of the photos' colour, 2-4 dB under gray), losing colour is the repair, and the
-    PSNR guard alone judges it; a vivid scene read as grey may not lose its colour."""
+    PSNR guard and the pooled colour judge it; a vivid scene read as grey may not lose its colour."""
     off = table["off"]
     beaten = (
         set()
@@ -282,7 +297,7 @@ def fit_tilt(
     colour_slack: float = 0.05,
     command: str = "",
 ) -> dict[str, Any]:
-    """Fit the gray tilt of ``ckpt`` on ``data`` (its train photos for the regression, its
+    """Fit the gray tilt of ``ckpt`` on ``data`` (its train photos for the head, its
     val photos for the choices); write the tilted checkpoint and its per-source table."""
     model, meta = tiltable(ckpt)
     train_images = load_images(data, "train", limit, spread=True)
@@ -320,14 +335,7 @@ def fit_tilt(
         chosen,
     )
     offset, gain = offsets[chosen]
-    weight, bias = model.gray_tilt.strength.weight, model.gray_tilt.strength.bias
-    with torch.no_grad():  # beta = gain * relu(w . (g - mu) / sd + b - offset), in g's units
-        if chosen == "off":
-            weight.zero_()
-            bias.zero_()
-        else:
-            weight.copy_(torch.from_numpy(gain * head.w / head.sd).float()[None])
-            bias.fill_(gain * (head.b - float((head.w / head.sd) @ head.mu) - offset))
+    write_head(model, None if chosen == "off" else head, offset, gain)
     metrics = dict(meta.get("metrics", {}))
     record = dict(
         data=str(data),
