@@ -1401,11 +1401,15 @@ def build_demo(
             app.rescan()
             return model_lists(current, current_b)
 
+        # The page's load event and a rescan write the same four outputs: one queue, in order,
+        # so a load answered late (a busy server) cannot overwrite a newer rescan's list.
+        lists = {"concurrency_id": "model_lists", "concurrency_limit": 1}
         rescan_btn.click(
             _to_gradio(on_rescan),
             [model_in, b_model],
             [status, missing, model_in, b_model],
             api_name="rescan",
+            **lists,
         )
 
         def on_load() -> tuple[Any, ...]:
@@ -1419,6 +1423,7 @@ def build_demo(
             None,
             [status, missing, model_in, b_model],
             api_visibility="private",
+            **lists,
         )
         gr.api(on_models, api_name="models")
     return demo
