@@ -311,9 +311,10 @@ def fit_tilt(
     val_images = load_images(data, "val", val_limit, spread=True)
     rows = spread_rows(len(load_split(data, "val")), val_limit)
     cache = list(scene_outputs(model, val_images))  # scored once per setting
-    head = fit_head(model, train, weights, sample_pixels(cache, seed=1))
+    val = sample_pixels(cache, seed=1)  # its scene vectors are the cache's, in order
+    head = fit_head(model, train, weights, val)
     log.info("fitted head: val a*b* MSE %.1f -> %.1f", *head.mse)
-    train_hat, val_hat = head(train[0].numpy()), head(torch.cat([b[1] for b in cache]).numpy())
+    train_hat, val_hat = head(train[0].numpy()), head(val[0].numpy())
     offsets: dict[Any, tuple[float, float]] = {"off": (float("inf"), 0.0)}
     for q in QUANTILES:  # a shift down only: the fit's own zero is offset 0
         offset = max(float(np.quantile(train_hat, q)), 0.0) if q else 0.0
