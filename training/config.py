@@ -59,6 +59,13 @@ class TrainConfig:
     # (T = 1) and the photo's, in units of 10 Lab: keeps the safe mean accurate while the
     # rebalanced cross-entropy keeps the distribution vivid. 0: plain cross-entropy.
     reg_weight: float = 0.0
+    # classification models: + adv_weight * a patch critic's hinge term on the decoded a*b*
+    # (training/adversarial.py), a vividness term; the critic learns at adv_lr and the term
+    # joins the loss from step adv_start_step (the critic learns alone before). 0: off.
+    adv_weight: float = 0.0
+    adv_lr: float = 2e-4
+    adv_start_step: int = 100
+    adv_temperature: float = 0.5  # the annealed mean the critic judges
     # optimisation
     epochs: int = 10
     batch_size: int = 32
@@ -171,6 +178,14 @@ class TrainConfig:
             raise ConfigError(f"scale_min must be in (0, 1], got {self.scale_min}")
         if not math.isfinite(self.reg_weight) or self.reg_weight < 0:
             raise ConfigError(f"reg_weight must be >= 0, got {self.reg_weight}")
+        for key in ("adv_weight", "adv_lr", "adv_temperature"):
+            v = getattr(self, key)
+            if not math.isfinite(v) or v < 0 or (key != "adv_weight" and v == 0):
+                raise ConfigError(
+                    f"{key} must be a finite number {'>=' if key == 'adv_weight' else '>'} 0, got {v}"
+                )
+        if self.adv_start_step < 0:
+            raise ConfigError(f"adv_start_step must be >= 0, got {self.adv_start_step}")
         if not math.isfinite(self.temperature) or self.temperature < 0:
             raise ConfigError(
                 f"temperature must be a finite number > 0 (0: tune it on val), got "

@@ -36,6 +36,7 @@ from colorizer.lab import ab_to_unit
 from colorizer.metrics import RENAMED
 from colorizer.models.effunet import TILT_PREFIX
 from colorizer.provenance import hardware_string
+from training.adversarial import Adversary
 from training.config import TrainConfig, TrainingError, config_to_dict
 from training.data import (
     balanced_order,
@@ -392,6 +393,7 @@ class Run:
     seconds_before: float = 0.0  # training time of the runs it resumes
     t_start: float = 0.0
     cache: FeatureCache | None = None  # cfg.feature_cache, opened once the weights are in
+    adversary: Adversary | None = None  # cfg.adv_weight: the vividness critic (training only)
 
     @property
     def out_dir(self) -> Path:
@@ -489,6 +491,13 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
             "draw share per source: %s", ", ".join(f"{k} {v:.1%}" for k, v in sorted(share.items()))
         )
     loss_fn = ColorLoss(cfg, model, weights).to(device)
+    adversary = None
+    if cfg.adv_weight:
+        if model.kind != "classification":
+            raise TrainingError("adv_weight judges a class model's decoded colours")
+        if d.world > 1:
+            raise TrainingError("adv_weight runs in one process (its critic is not synchronised)")
+        adversary = Adversary(model.bins, cfg.adv_temperature, cfg.adv_lr, device)
     model.to(device)
     if cfg.channels_last:  # NHWC: faster convolutions on CUDA and on CPU (oneDNN) alike
         model = model.to(memory_format=torch.channels_last)
@@ -530,6 +539,7 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
         epochs=cfg.epochs,
         val_temperature=cfg.temperature or decoding_at(model).temperature,
         hardware=hardware_string(device, d.world),
+        adversary=adversary,
     )
 
 
@@ -538,6 +548,10 @@ def restore(run: Run) -> None:
     budget fitted and the RNG; drop the log rows written after it."""
     state = load_weights(run.unwrap(), run.last_path, "--resume")
     run.opt.load_state_dict(state["optimizer"])
+    if run.adversary is not None:
+        if "adversary" not in state:
+            raise TrainingError(f"--resume: {run.last_path} has no critic for adv_weight")
+        run.adversary.load_state_dict(state["adversary"])
     run.resumed = True
     run.step = int(state["step"])
     run.saved_epoch = int(state["epoch"])
@@ -558,6 +572,7 @@ def restore(run: Run) -> None:
 def save_resume(run: Run, epoch: int) -> None:
     """last.pt: everything restore() needs (rank 0 writes it)."""
     if run.dist.main:
+        critic = {} if run.adversary is None else {"adversary": run.adversary.state_dict()}
         _save(
             run.last_path,
             run.model,
@@ -569,6 +584,7 @@ def save_resume(run: Run, epoch: int) -> None:
             epoch=epoch,
             step=run.step,
             rng=_rng_state(),
+            **critic,
         )
 
 
@@ -629,7 +645,10 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
             else:
                 out = forward_cached(run.model, L, taps, pooled, *hints)
         loss = run.loss_fn(out, ab)
-        loss_val = loss.detach()
+        loss_val = loss.detach()  # the colour loss alone: curves compare with runs without a critic
+        adv = run.adversary
+        if adv is not None and run.step >= cfg.adv_start_step:
+            loss = loss + cfg.adv_weight * adv.generator_loss(L, out)
         if d.world > 1:  # every rank must agree on NaN and on the logged value
             import torch.distributed as dist
 
@@ -647,6 +666,8 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
         run.opt.step()
+        if adv is not None:
+            adv.critic_step(L, out.detach(), ab)
         run.step += 1
         seen += len(idx) * d.world
         rate = seen / max(1e-9, time.time() - t_epoch)
@@ -661,6 +682,7 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
                     loss=f"{loss_f:.6f}",
                     lr=f"{lr:.6g}",
                     photos_s=f"{rate:.1f}",
+                    **({} if adv is None else adv.stats.row()),
                 ),
             )
         if cfg.save_every_steps and run.step % cfg.save_every_steps == 0:

@@ -1,0 +1,129 @@
+"""A small adversarial term for vividness (issue 24, item 4).
+
+The rebalanced cross-entropy learns a distribution per pixel; where the scene is ambiguous
+(autumn leaves green or orange, a sky at dusk blue or red) the decode's annealed mean lands
+between the modes, which looks muted. A patch critic that sees the decoded a*b* beside the
+lightness, and has learnt what real photos' colours look like there, pushes the decoder to
+commit to one plausible colour (Isola et al. 2017, pix2pix; Vitoria et al. 2020, ChromaGAN,
+for colorization).
+
+Kept small on purpose: the critic works on the model's output grid (1/4 of the input side),
+three spectrally normalised convolutions, so it adds about a tenth to a frozen-encoder step
+on CPU. Hinge losses (Miyato et al. 2018). It lives only in training: the critic and its
+optimizer travel in last.pt so a resumed run continues exactly, and never reach a shipped
+checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from colorizer.bins import ColorBins
+
+
+def _sn_conv(cin: int, cout: int, k: int, stride: int) -> nn.Module:
+    return spectral_norm(nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2 - (stride == 2)))
+
+
+class PatchCritic(nn.Module):
+    """(B, 1, h, w) L and (B, 2, h, w) a*b* at the model's output grid -> (B, 1, h/4, w/4)
+    realness logits, one per patch (a receptive field of about a third of a 40-cell grid)."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _sn_conv(3, width, 3, 1),  # (B, w, h, w)
+            nn.LeakyReLU(0.2),
+            _sn_conv(width, 2 * width, 4, 2),  # (B, 2w, h/2, w/2)
+            nn.LeakyReLU(0.2),
+            _sn_conv(2 * width, 2 * width, 4, 2),  # (B, 2w, h/4, w/4)
+            nn.LeakyReLU(0.2),
+            _sn_conv(2 * width, 1, 3, 1),  # (B, 1, h/4, w/4)
+        )
+
+    def forward(self, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([L / 50.0 - 1.0, ab / 110.0], dim=1)  # (B, 3, h, w), about [-1, 1]
+        return self.body(x)
+
+
+@dataclass
+class AdversaryStats:
+    """The last step's critic outputs (for the log): real and fake means, and the G term."""
+
+    real: float = 0.0
+    fake: float = 0.0
+    g_loss: float = 0.0
+
+    def row(self) -> dict[str, str]:
+        return dict(d_real=f"{self.real:.4f}", d_fake=f"{self.fake:.4f}", g=f"{self.g_loss:.4f}")
+
+
+class Adversary:
+    """The critic, its optimizer and the two hinge losses, at one decode temperature."""
+
+    def __init__(
+        self,
+        bins: ColorBins,
+        temperature: float,
+        lr: float,
+        device: torch.device,
+        width: int = 32,
+    ) -> None:
+        self.bins = bins
+        self.temperature = temperature
+        self.critic = PatchCritic(width).to(device)
+        self.opt = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=(0.5, 0.999))
+        self.stats = AdversaryStats()
+
+    def fake_ab(self, logits: torch.Tensor) -> torch.Tensor:
+        """THE decode's annealed mean at the term's T, differentiable: (B, 2, h, w)."""
+        return self.bins.expectation(self.bins.probabilities(logits.float(), self.temperature))
+
+    @staticmethod
+    def on_grid(L: torch.Tensor, ab: torch.Tensor, size: tuple[int, int]) -> tuple:
+        """The photo's L and a*b*, area-averaged to the output grid (what the loss sees)."""
+        if L.shape[-2:] == size:
+            return L, ab
+        return F.interpolate(L.float(), size=size, mode="area"), F.interpolate(
+            ab, size=size, mode="area"
+        )
+
+    def generator_loss(self, L: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """-D(L, decoded): lower when the critic takes the decoded colours for real. The
+        critic's own weights get no gradient from it (they are stepped apart)."""
+        fake = self.fake_ab(logits)
+        L_small = F.interpolate(L.float(), size=fake.shape[-2:], mode="area")
+        self.critic.requires_grad_(False)
+        try:
+            g = -self.critic(L_small, fake).mean()
+        finally:
+            self.critic.requires_grad_(True)
+        self.stats.g_loss = float(g.detach())
+        return g
+
+    def critic_step(self, L: torch.Tensor, logits: torch.Tensor, ab: torch.Tensor) -> None:
+        """One hinge step of the critic: the photo's colours real, the decoded ones fake."""
+        with torch.no_grad():
+            fake = self.fake_ab(logits)
+        L_small, real = self.on_grid(L, ab, fake.shape[-2:])
+        d_real = self.critic(L_small, real)
+        d_fake = self.critic(L_small, fake)
+        loss = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.stats.real = float(d_real.detach().mean())
+        self.stats.fake = float(d_fake.detach().mean())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"critic": self.critic.state_dict(), "optimizer": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.opt.load_state_dict(state["optimizer"])
