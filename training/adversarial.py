@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from colorizer.bins import ColorBins
+from training.data import on_grid
 
 
 def _sn_conv(cin: int, cout: int, k: int, stride: int) -> nn.Module:
@@ -85,20 +86,11 @@ class Adversary:
         """THE decode's annealed mean at the term's T, differentiable: (B, 2, h, w)."""
         return self.bins.expectation(self.bins.probabilities(logits.float(), self.temperature))
 
-    @staticmethod
-    def on_grid(L: torch.Tensor, ab: torch.Tensor, size: tuple[int, int]) -> tuple:
-        """The photo's L and a*b*, area-averaged to the output grid (what the loss sees)."""
-        if L.shape[-2:] == size:
-            return L, ab
-        return F.interpolate(L.float(), size=size, mode="area"), F.interpolate(
-            ab, size=size, mode="area"
-        )
-
     def generator_loss(self, L: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """-D(L, decoded): lower when the critic takes the decoded colours for real. The
         critic's own weights get no gradient from it (they are stepped apart)."""
         fake = self.fake_ab(logits)
-        L_small = F.interpolate(L.float(), size=fake.shape[-2:], mode="area")
+        L_small = on_grid(L, fake.shape[-2:])
         self.critic.requires_grad_(False)
         try:
             g = -self.critic(L_small, fake).mean()
@@ -111,7 +103,7 @@ class Adversary:
         """One hinge step of the critic: the photo's colours real, the decoded ones fake."""
         with torch.no_grad():
             fake = self.fake_ab(logits)
-        L_small, real = self.on_grid(L, ab, fake.shape[-2:])
+        L_small, real = on_grid(L, fake.shape[-2:]), on_grid(ab, fake.shape[-2:])
         d_real = self.critic(L_small, real)
         d_fake = self.critic(L_small, fake)
         loss = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()

@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from colorizer.bins import ConfidenceFit, Decoding, blend
 from colorizer.checkpoint import save_checkpoint
@@ -51,7 +50,7 @@ from colorizer.evaluate import score_batches
 from colorizer.inference import compose_batch
 from colorizer.metrics import colorfulness
 from colorizer.models import load_checkpoint
-from training.data import load_images, spread_rows, to_lab, train_sources
+from training.data import load_images, on_grid, spread_rows, to_lab, train_sources
 from training.prepare import load_manifest, load_split
 from training.validate import (
     COLOUR_RULES,
@@ -84,7 +83,7 @@ def fit_calibration(
 ) -> dict:
     fit = ConfidenceFit(model.bins, temperature, fit_mean=fit_mean)
     for rgb, _L, out in cache:
-        ab = F.interpolate(to_lab(rgb.float() / 255)[1], size=out.shape[-2:], mode="area")
+        ab = on_grid(to_lab(rgb.float() / 255)[1], out.shape[-2:])
         fit.add(out.float(), ab)
     return fit.result()
 

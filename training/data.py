@@ -93,6 +93,15 @@ def to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lab[:, :1], lab[:, 1:]
 
 
+def on_grid(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, *size), area-averaged: the photo's L or a*b* as the model's output
+    grid sees it (eccv16 and effunet predict at 1/4 of the input side). The one place the
+    loss, the calibration, the tilt and the critic take their truth from."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x.float(), size=tuple(size), mode="area")
+
+
 def _small_ab(images: torch.Tensor, size: int = 64, batch: int = 256):
     """a*b* (B, 2, size, size) of the photos in batches, from a downscaled copy: the prior is a
     histogram, resolution barely changes it, and 64x64 is 4-16x less work."""

@@ -52,7 +52,7 @@ from training.calibrate import (
     source_groups,
     write_sources,
 )
-from training.data import load_images, spread_rows, to_lab
+from training.data import load_images, on_grid, spread_rows, to_lab
 from training.prepare import load_split
 from training.validate import METRIC_KEYS, Scores, colour_ratio
 
@@ -123,7 +123,7 @@ def sample_pixels(cache: Iterable, k: int = PIXELS, seed: int = 0) -> tuple[torc
     gen = torch.Generator().manual_seed(seed)
     gs, picked, truths = [], [], []
     for rgb8, g, logits in cache:
-        truth = F.interpolate(to_lab(rgb8.float() / 255)[1], size=logits.shape[-2:], mode="area")
+        truth = on_grid(to_lab(rgb8.float() / 255)[1], logits.shape[-2:])
         B, Q, h, w = logits.shape
         idx = torch.randint(0, h * w, (B, 1, k), generator=gen)
         picked.append(logits.flatten(2).gather(2, idx.expand(B, Q, k))[..., None])  # (B,Q,k,1)

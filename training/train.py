@@ -43,6 +43,7 @@ from training.data import (
     compute_prior,
     load_images,
     make_batch,
+    on_grid,
     source_factors,
     to_lab,
     train_sources,
@@ -115,10 +116,9 @@ class ColorLoss(nn.Module):
             )
 
     def forward(self, out: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        if ab.shape[-2:] != out.shape[-2:]:
-            # Models that predict at a lower resolution (eccv16: 1/4) learn the area-averaged
-            # colour of each output cell.
-            ab = F.interpolate(ab, size=out.shape[-2:], mode="area")
+        # Models that predict at a lower resolution (eccv16: 1/4) learn the area-averaged
+        # colour of each output cell.
+        ab = on_grid(ab, out.shape[-2:])
         out = out.float()  # the loss in fp32 even under bf16 autocast
         if self.kind == "regression":
             target = ab_to_unit(ab)
