@@ -26,6 +26,11 @@ fine-tune (stage 2/4):
   ``--loss-steps`` steps; the mean training loss of the last half of each, measured by the
   same (fp32) loss function, must match for "same loss per step".
 
+"Partly frozen" (full fine-tune only, ``--freeze-blocks N``) is the trainer now with the
+encoder's stem and first N blocks frozen (``freeze_blocks``, colorizer/models/effunet.py): the
+layers at 1/2 and 1/4 of the input side, the dearest to back-propagate through. It changes the
+recipe, so its loss per step is the one to watch, and quality is judged by training runs.
+
 The batches are the cache's own crops for every path, so all of them see the same pixels.
 
 Writes results/bench_train_step.csv and .md with the command and the machine.
@@ -155,27 +160,41 @@ def stage_init(cfg: TrainConfig) -> str:
     return SHIPPED
 
 
-def stage_model(cfg: TrainConfig) -> torch.nn.Module:
+def stage_model(cfg: TrainConfig, **model_args) -> torch.nn.Module:
     from training.train import left_behind, load_weights
 
     torch.manual_seed(0)
-    model = create_model(cfg.model, **cfg.model_args)
+    model = create_model(cfg.model, **{**cfg.model_args, **model_args})
     load_weights(model, stage_init(cfg), "init_from", drop=left_behind(model))
     return model.train()
 
 
 def bench_stage(
-    name: str, config: str, cache: FeatureCache, build_s: float, steps: int, loss_steps: int
+    name: str,
+    config: str,
+    cache: FeatureCache,
+    build_s: float,
+    steps: int,
+    loss_steps: int,
+    freeze_blocks: int = 0,
 ) -> dict:
     cfg = load_config(config)
     frozen = bool(cfg.model_args.get("freeze_encoder"))
     model = stage_model(cfg)
     paths = {"before": (False, False), "now": (True, False)}
+    models = dict.fromkeys(paths, model)
     if frozen:
-        paths["cached"] = (True, True)
+        paths["cached"], models["cached"] = (True, True), model
+    elif freeze_blocks:  # the same weights, the stem and first blocks frozen
+        paths["partial"] = (True, False)
+        models["partial"] = stage_model(cfg, freeze_blocks=freeze_blocks)
     weights = torch.ones(model.bins.num_classes)
+
+    def fresh() -> dict[str, Stepper]:
+        return {k: Stepper(cfg, models[k], weights, now) for k, (now, _) in paths.items()}
+
     # speed: alternate, after 2 warm-up steps each
-    steppers = {k: Stepper(cfg, model, weights, now) for k, (now, _) in paths.items()}
+    steppers = fresh()
     secs = dict.fromkeys(paths, 0.0)
     order = list(paths.items())
     for i, batch in enumerate(batches(cache, cfg, steps + 2, seed=1)):
@@ -186,7 +205,7 @@ def bench_stage(
             if i >= 2:
                 secs[key] += time.perf_counter() - t0
     # loss per step: fresh copies from the same weights, the same batches
-    steppers = {k: Stepper(cfg, model, weights, now) for k, (now, _) in paths.items()}
+    steppers = fresh()
     curves: dict[str, list[float]] = {k: [] for k in paths}
     for batch in batches(cache, cfg, loss_steps, seed=2):
         for key, (_, cached) in paths.items():
@@ -203,6 +222,9 @@ def bench_stage(
         row[f"ms_step_{key}"] = 1000 * secs[key] / steps
         row[f"loss_{key}"] = sum(curves[key][half:]) / (loss_steps - half)
     row["ratio"] = secs["before"] / secs["now"]
+    if "partial" in paths:
+        row["freeze_blocks"] = freeze_blocks
+        row["ratio_partial"] = secs["before"] / secs["partial"]
     if frozen:
         row["build_ms_per_crop"] = 1000 * build_s / (cache.spec.photos * cache.spec.variants)
         row["ratio_cached"] = secs["before"] / secs["cached"]
@@ -210,6 +232,7 @@ def bench_stage(
         f"{name}: " + ", ".join(f"{k} {row[f'ms_step_{k}']:.0f}" for k in paths) + " ms/step; "
         f"now {row['ratio']:.2f}x"
         + (f", cached {row['ratio_cached']:.2f}x" if frozen else "")
+        + (f", partly frozen {row['ratio_partial']:.2f}x" if "partial" in paths else "")
         + "; loss "
         + ", ".join(f"{k} {row[f'loss_{k}']:.4f}" for k in paths),
         flush=True,
@@ -232,6 +255,9 @@ def main() -> None:
     p.add_argument("--loss-steps", type=int, default=60, help="steps of the loss comparison")
     p.add_argument("--variants", type=int, default=8, help="cached crops per photo")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--freeze-blocks", type=int, default=3, help="the partly frozen path's frozen blocks"
+    )
     p.add_argument("--out", default="results/bench_train_step")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -240,7 +266,7 @@ def main() -> None:
     try:
         cache, build_s = make_cache(FROZEN, images, tmp / "cache", args.variants)
         rows = [
-            bench_stage(n, c, cache, build_s, args.steps, args.loss_steps)
+            bench_stage(n, c, cache, build_s, args.steps, args.loss_steps, args.freeze_blocks)
             for n, c in STAGES.items()
         ]
     finally:
@@ -254,16 +280,18 @@ def main() -> None:
         w.writerows(rows)
     batch = load_config(FROZEN).batch_size
     lines = [
-        "# Training steps per CPU-second: the trainer before (2026-12-02), now, and cached",
+        "# Training steps per CPU-second: the trainer before (2026-12-02), now, cached, and "
+        "partly frozen",
         "",
         f"Command: `{invocation()}`  ",
         f"Machine: {machine_string()}, {args.threads} torch thread(s); {utc_now()}  ",
         f"Data: {args.data}, {len(images)} train photos; batch of each stage's config; "
         f"cache of {args.variants} crops per photo.",
         "",
-        "| stage | bf16 (cpu_amp) | ms/step before | now | cached | now vs before | "
-        "cached vs before | train loss before | now | cached |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| stage | bf16 (cpu_amp) | ms/step before | now | cached | partly frozen | "
+        "now vs before | cached vs before | partly frozen vs before | train loss before | now | "
+        "cached | partly frozen |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def cell(r: dict, key: str, fmt: str, wrap: str = "{}") -> str:
@@ -273,8 +301,11 @@ def main() -> None:
         lines.append(
             f"| {r['stage']} | {'on' if r['cpu_amp'] else 'off'} | {r['ms_step_before']:.0f} | "
             f"{r['ms_step_now']:.0f} | {cell(r, 'ms_step_cached', '.0f')} | "
+            f"{cell(r, 'ms_step_partial', '.0f')} | "
             f"**{r['ratio']:.2f}x** | {cell(r, 'ratio_cached', '.2f', '**{}x**')} | "
-            f"{r['loss_before']:.4f} | {r['loss_now']:.4f} | {cell(r, 'loss_cached', '.4f')} |"
+            f"{cell(r, 'ratio_partial', '.2f', '**{}x**')} | "
+            f"{r['loss_before']:.4f} | {r['loss_now']:.4f} | {cell(r, 'loss_cached', '.4f')} | "
+            f"{cell(r, 'loss_partial', '.4f')} |"
         )
     frozen = rows[0]
     lines += [
@@ -284,6 +315,8 @@ def main() -> None:
         "measured by the fp32 loss as it was. Every path is fed the same stored crops, so "
         "cached and now agree by construction here: what fixed crops cost in quality is "
         "measured by training runs at equal minutes, not by this benchmark.",
+        f"Partly frozen: the encoder's stem and first {args.freeze_blocks} blocks frozen "
+        "(`freeze_blocks`), everything else as now.",
         "Initial weights: " + ", ".join(f"{r['stage']}: {r['init']}" for r in rows) + ".",
         "",
         f"The cache's build: {frozen['build_ms_per_crop']:.1f} ms per crop, "

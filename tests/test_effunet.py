@@ -76,6 +76,35 @@ def test_shapes_any_size_and_frozen_encoder():
         model(torch.zeros(1, 1, 16, 16))
 
 
+def test_freeze_blocks_freezes_the_stem_and_early_blocks_only():
+    n = 3
+    model = create_model("effunet_tiny", freeze_blocks=n)
+    model.load_pretrained_encoder()
+    enc = model.encoder
+    frozen = enc.frozen_modules(n)
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    model.train()
+    assert all(not m.training for m in frozen) and enc._blocks[n].training
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    out = model(torch.rand(2, 1, 64, 64) * 100)
+    out.logsumexp(1).mean().backward()
+    opt.step()
+    frozen_keys = {k for k, v in enc.state_dict().items() if k.startswith(("_conv_stem", "_bn0"))}
+    frozen_keys |= {k for k in before if k.startswith(tuple(f"_blocks.{i}." for i in range(n)))}
+    for k, v in enc.state_dict().items():
+        same = torch.equal(v, before[k])
+        assert same == (k in frozen_keys) or "num_batches" in k, k  # BN statistics frozen too
+    assert all(p.grad is None for m in frozen for p in m.parameters())
+    assert enc._blocks[n]._depthwise_conv.weight.grad is not None
+    # the output is the unfrozen model's when the weights are the same (eval mode)
+    plain = create_model("effunet_tiny").eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.rand(1, 1, 64, 64) * 100
+    assert torch.equal(plain(x), model.eval()(x))
+    with pytest.raises(ValueError, match="freeze_blocks"):
+        create_model("effunet_tiny", freeze_blocks=99)
+
+
 def test_checkpoint_round_trip_keeps_calibration(tmp_path):
     model = create_model("effunet_tiny").eval()
     model.decoding = Decoding(0.5, {"entropy": [0.2, 0.6], "weight": [0.9, 0.1]})

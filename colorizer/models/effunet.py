@@ -21,6 +21,10 @@ one error that names it.
 
 ``freeze_encoder=True`` keeps the encoder in eval mode and out of autograd (the decoder-only
 first stage); the flag is an architecture argument so a resumed run freezes the same way.
+``freeze_blocks=N`` freezes only the encoder's stem and first N blocks (weights and BN
+statistics, run without autograd) for the whole-network fine-tune: those layers work at 1/2
+and 1/4 of the input side, so back-propagating through them is the dearest part of a step,
+and their features are the most generic (benchmarks/bench_train_step).
 
 User colour hints (``hints=True``; Zhang et al. 2017, "Real-Time User-Guided Image Colorization
 with Learned Deep Priors", whose network takes them at its input): a (B, 3, H, W) map of a*b*/110
@@ -191,16 +195,28 @@ class EfficientNetLite(nn.Module):
         if classifier:
             self._fc = nn.Linear(self.HEAD, 1000)
 
-    def forward(self, x: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """RGB in [-1, 1] (B, 3, H, W) -> ({stride: features}, head features (B, 1280, H/32, W/32))."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))  # (B, 32, H/2, W/2)
+    def forward(
+        self, x: torch.Tensor, frozen_blocks: int = 0
+    ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """RGB in [-1, 1] (B, 3, H, W) -> ({stride: features}, head features (B, 1280, H/32, W/32)).
+        With ``frozen_blocks`` N > 0 the stem and the first N blocks run without autograd."""
+        grad = torch.is_grad_enabled()
+        with torch.set_grad_enabled(grad and frozen_blocks == 0):
+            x = F.relu6(self._bn0(self._conv_stem(x)))  # (B, 32, H/2, W/2)
         taps = {}
         for i, block in enumerate(self._blocks):
-            x = block(x)
+            with torch.set_grad_enabled(grad and i >= frozen_blocks):
+                x = block(x)
             if i in self.taps:
                 taps[self.taps[i]] = x  # (B, channels[s], H/s, W/s)
         head = F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, H/32, W/32)
         return taps, head
+
+    def frozen_modules(self, frozen_blocks: int) -> list[nn.Module]:
+        """The stem and the first ``frozen_blocks`` blocks (none when 0)."""
+        if frozen_blocks == 0:
+            return []
+        return [self._conv_stem, self._bn0, *self._blocks[:frozen_blocks]]
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (B, 1000), as the package's ``EfficientNet.forward`` in eval mode."""
@@ -343,6 +359,7 @@ class EffUNetArgs(ModelArgs):
     bins: str = "zhang313"
     input_size: tuple[int, int] = (128, 128)
     freeze_encoder: bool = False
+    freeze_blocks: int = 0  # the encoder's stem and first N blocks frozen (the full fine-tune)
     encoder: str = "lite0"  # which EfficientNet-Lite (LITE): lite0 (shipped) or lite2
     hints: bool = False  # user colour hints enter the decoder (HintBranch at each level)
     hint_levels: tuple[int, ...] = HINT_LEVELS  # which strides of (32, 16, 8, 4) take them
@@ -366,6 +383,11 @@ class EffUNet(nn.Module):
         c32, c16, c8, c4 = a.decoder
         self.encoder_name = a.encoder
         self.encoder = EfficientNetLite(a.encoder)
+        self.freeze_blocks = int(a.freeze_blocks)
+        if not 0 <= self.freeze_blocks <= len(self.encoder._blocks):
+            raise ValueError(
+                f"freeze_blocks must be in [0, {len(self.encoder._blocks)}]; got {a.freeze_blocks}"
+            )
         ch = self.encoder.channels
         self.scene = nn.Linear(EfficientNetLite.HEAD, c32)  # global scene vector
         self.bottleneck = conv_bn_relu(ch[32], c32, k=1)
@@ -397,6 +419,8 @@ class EffUNet(nn.Module):
             self.gray_tilt.requires_grad_(False)
         if self.freeze_encoder or self.freeze_base:
             self.encoder.requires_grad_(False)
+        for m in self.encoder.frozen_modules(self.freeze_blocks):
+            m.requires_grad_(False)
         if self.freeze_base:
             for name, p in self.named_parameters():
                 p.requires_grad_(name.startswith("hint_branches."))
@@ -413,6 +437,8 @@ class EffUNet(nn.Module):
                     m.eval()
         elif self.freeze_encoder:
             self.encoder.eval()  # frozen BN statistics too, not only frozen weights
+        for m in self.encoder.frozen_modules(self.freeze_blocks):
+            m.eval()
         return self
 
     def _hinted(self, x: torch.Tensor, hints: torch.Tensor | None, stride: int) -> torch.Tensor:
@@ -441,7 +467,7 @@ class EffUNet(nn.Module):
         x = (L / 50.0 - 1.0).expand(-1, 3, -1, -1)  # gray RGB in [-1, 1], as Lite0 was trained
         frozen = self.freeze_encoder or self.freeze_base
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            f, head = self.encoder(x)
+            f, head = self.encoder(x, self.freeze_blocks)
         return f, head.mean((2, 3))  # (B, 1280)
 
     def decode(
