@@ -48,6 +48,10 @@ _LUT_MIN = -128.0
 _LUT_SIZE = 256
 
 
+# At or below this temperature the decode is the one-hot mode (no gradient, no blend).
+MODE_T = 1e-4
+
+
 class ColorBins:
     """A set of a*b* bin centres, optionally with a "no class" bucket.
 
@@ -215,7 +219,7 @@ class ColorBins:
         if self.null_index is not None:  # (a full pass over the logits: only where needed)
             mask = self._on(x.device)["mask"].view(1, -1, 1, 1)
             x = x.masked_fill(~mask, float("-inf"))
-        if temperature <= 1e-4:
+        if temperature <= MODE_T:
             idx = x.argmax(dim=1, keepdim=True)
             return torch.zeros_like(x).scatter_(1, idx, 1.0)
         return torch.softmax(x / temperature, dim=1)

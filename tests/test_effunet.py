@@ -101,8 +101,9 @@ def test_freeze_blocks_freezes_the_stem_and_early_blocks_only():
     plain.load_state_dict(model.state_dict())
     x = torch.rand(1, 1, 64, 64) * 100
     assert torch.equal(plain(x), model.eval()(x))
-    with pytest.raises(ValueError, match="freeze_blocks"):
-        create_model("effunet_tiny", freeze_blocks=99)
+    for bad in (99, -1, True, 2.5):
+        with pytest.raises(ValueError, match="freeze_blocks"):
+            create_model("effunet_tiny", freeze_blocks=bad)
 
 
 def test_checkpoint_round_trip_keeps_calibration(tmp_path):

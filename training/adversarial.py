@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from colorizer.bins import ColorBins
+from training.config import TrainingError
 from training.data import on_grid
 
 
@@ -59,10 +60,11 @@ class AdversaryStats:
 
     real: float = 0.0
     fake: float = 0.0
-    g_loss: float = 0.0
+    g_loss: float | None = None  # None until the term joins the loss (adv_start_step)
 
     def row(self) -> dict[str, str]:
-        return dict(d_real=f"{self.real:.4f}", d_fake=f"{self.fake:.4f}", g=f"{self.g_loss:.4f}")
+        g = "" if self.g_loss is None else f"{self.g_loss:.4f}"
+        return dict(d_real=f"{self.real:.4f}", d_fake=f"{self.fake:.4f}", g=g)
 
 
 class Adversary:
@@ -107,6 +109,10 @@ class Adversary:
         d_real = self.critic(L_small, real)
         d_fake = self.critic(L_small, fake)
         loss = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the critic's loss is {float(loss)}: training stopped; lower adv_lr"
+            )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -116,6 +122,10 @@ class Adversary:
     def state_dict(self) -> dict[str, Any]:
         return {"critic": self.critic.state_dict(), "optimizer": self.opt.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], lr: float | None = None) -> None:
+        """The critic and its Adam state; ``lr`` (the config's adv_lr) overrides the saved one."""
         self.critic.load_state_dict(state["critic"])
         self.opt.load_state_dict(state["optimizer"])
+        if lr is not None:
+            for group in self.opt.param_groups:
+                group["lr"] = lr

@@ -178,12 +178,17 @@ class TrainConfig:
             raise ConfigError(f"scale_min must be in (0, 1], got {self.scale_min}")
         if not math.isfinite(self.reg_weight) or self.reg_weight < 0:
             raise ConfigError(f"reg_weight must be >= 0, got {self.reg_weight}")
-        for key in ("adv_weight", "adv_lr", "adv_temperature"):
-            v = getattr(self, key)
-            if not math.isfinite(v) or v < 0 or (key != "adv_weight" and v == 0):
-                raise ConfigError(
-                    f"{key} must be a finite number {'>=' if key == 'adv_weight' else '>'} 0, got {v}"
-                )
+        if not math.isfinite(self.adv_weight) or self.adv_weight < 0:
+            raise ConfigError(f"adv_weight must be a finite number >= 0, got {self.adv_weight}")
+        if not math.isfinite(self.adv_lr) or self.adv_lr <= 0:
+            raise ConfigError(f"adv_lr must be a finite number > 0, got {self.adv_lr}")
+        from colorizer.bins import MODE_T
+
+        if not math.isfinite(self.adv_temperature) or self.adv_temperature <= MODE_T:
+            raise ConfigError(
+                f"adv_temperature must be > {MODE_T} (at or below it the decode is the mode, "
+                f"which passes no gradient), got {self.adv_temperature}"
+            )
         if self.adv_start_step < 0:
             raise ConfigError(f"adv_start_step must be >= 0, got {self.adv_start_step}")
         if not math.isfinite(self.temperature) or self.temperature < 0:

@@ -97,9 +97,10 @@ def on_grid(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor
     """(B, C, H, W) -> (B, C, *size), area-averaged: the photo's L or a*b* as the model's output
     grid sees it (eccv16 and effunet predict at 1/4 of the input side). The one place the
     loss, the calibration, the tilt and the critic take their truth from."""
+    x = x.float()
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x.float(), size=tuple(size), mode="area")
+    return F.interpolate(x, size=tuple(size), mode="area")
 
 
 def _small_ab(images: torch.Tensor, size: int = 64, batch: int = 256):

@@ -457,6 +457,8 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = create_model(cfg.model, **cfg.model_args)
+    if cfg.adv_weight and model.kind != "classification":
+        raise TrainingError("adv_weight judges a class model's decoded colours")
     if cfg.hint_points and not getattr(model, "accepts_hints", False):
         raise TrainingError(f"hint_points needs a model built with hints=True; {cfg.model} is not")
     if cfg.init_from and not resume:
@@ -493,8 +495,6 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
     loss_fn = ColorLoss(cfg, model, weights).to(device)
     adversary = None
     if cfg.adv_weight:
-        if model.kind != "classification":
-            raise TrainingError("adv_weight judges a class model's decoded colours")
         if d.world > 1:
             raise TrainingError("adv_weight runs in one process (its critic is not synchronised)")
         adversary = Adversary(model.bins, cfg.adv_temperature, cfg.adv_lr, device)
@@ -551,7 +551,9 @@ def restore(run: Run) -> None:
     if run.adversary is not None:
         if "adversary" not in state:
             raise TrainingError(f"--resume: {run.last_path} has no critic for adv_weight")
-        run.adversary.load_state_dict(state["adversary"])
+        run.adversary.load_state_dict(state["adversary"], lr=run.cfg.adv_lr)
+    elif "adversary" in state:
+        log.warning("--resume: adv_weight is 0, so %s's critic is left behind", run.last_path)
     run.resumed = True
     run.step = int(state["step"])
     run.saved_epoch = int(state["epoch"])
@@ -648,7 +650,13 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
         loss_val = loss.detach()  # the colour loss alone: curves compare with runs without a critic
         adv = run.adversary
         if adv is not None and run.step >= cfg.adv_start_step:
-            loss = loss + cfg.adv_weight * adv.generator_loss(L, out)
+            g = adv.generator_loss(L, out)
+            if not torch.isfinite(g):  # a diverged critic must not step the model
+                raise TrainingError(
+                    f"the critic's term is {float(g)} at step {run.step + 1}: training stopped. "
+                    f"Lower adv_weight or adv_lr; the last good checkpoint is {run.last_path}"
+                )
+            loss = loss + cfg.adv_weight * g
         if d.world > 1:  # every rank must agree on NaN and on the logged value
             import torch.distributed as dist
 
