@@ -8,8 +8,8 @@ commit to one plausible colour (Isola et al. 2017, pix2pix; Vitoria et al. 2020,
 for colorization).
 
 Kept small on purpose: the critic works on the model's output grid (1/4 of the input side),
-three spectrally normalised convolutions, so it adds about a tenth to a frozen-encoder step
-on CPU. Hinge losses (Miyato et al. 2018). It lives only in training: the critic and its
+four spectrally normalised convolutions of width 32 (its cost was not timed apart from the
+step's). Hinge losses (Miyato et al. 2018). It lives only in training: the critic and its
 optimizer travel in last.pt so a resumed run continues exactly, and never reach a shipped
 checkpoint.
 """
