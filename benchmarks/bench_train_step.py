@@ -58,10 +58,7 @@ from training.features import FeatureCache, forward_cached, open_cache
 from training.train import ColorLoss
 
 FROZEN = "training/configs/default/stage3_weather.toml"
-STAGES = {
-    "frozen encoder (stage 1/3)": FROZEN,
-    "full fine-tune (stage 2/4)": "training/configs/default/stage4_weather_finetune.toml",
-}
+FULL = "training/configs/default/stage4_weather_finetune.toml"
 
 
 def loss_before(loss: ColorLoss, out: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
@@ -256,6 +253,10 @@ def main() -> None:
     p.add_argument("--variants", type=int, default=8, help="cached crops per photo")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
+        "--frozen", default=FROZEN, help="the frozen stage's config (its crop feeds all)"
+    )
+    p.add_argument("--full", default=FULL, help="the whole-network stage's config")
+    p.add_argument(
         "--freeze-blocks", type=int, default=3, help="the partly frozen path's frozen blocks"
     )
     p.add_argument("--out", default="results/bench_train_step")
@@ -264,10 +265,14 @@ def main() -> None:
     images = load_images(args.data, "train", limit=args.photos, spread=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_cache_"))
     try:
-        cache, build_s = make_cache(FROZEN, images, tmp / "cache", args.variants)
+        cache, build_s = make_cache(args.frozen, images, tmp / "cache", args.variants)
+        stages = {
+            "frozen encoder (stage 1/3)": args.frozen,
+            "full fine-tune (stage 2/4)": args.full,
+        }
         rows = [
             bench_stage(n, c, cache, build_s, args.steps, args.loss_steps, args.freeze_blocks)
-            for n, c in STAGES.items()
+            for n, c in stages.items()
         ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -278,7 +283,7 @@ def main() -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    batch = load_config(FROZEN).batch_size
+    batch = load_config(args.frozen).batch_size
     lines = [
         "# Training steps per CPU-second: the trainer before (2026-12-02), now, cached, and "
         "partly frozen",
@@ -286,7 +291,8 @@ def main() -> None:
         f"Command: `{invocation()}`  ",
         f"Machine: {machine_string()}, {args.threads} torch thread(s); {utc_now()}  ",
         f"Data: {args.data}, {len(images)} train photos; batch of each stage's config; "
-        f"cache of {args.variants} crops per photo.",
+        f"cache of {args.variants} crops per photo.  ",
+        f"Configs: frozen stage `{args.frozen}`, whole-network stage `{args.full}`.",
         "",
         "| stage | bf16 (cpu_amp) | ms/step before | now | cached | partly frozen | "
         "now vs before | cached vs before | partly frozen vs before | train loss before | now | "
