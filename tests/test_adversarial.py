@@ -44,14 +44,15 @@ def test_the_critic_learns_real_colours_and_its_term_prefers_them():
     L, ab = _scene_batch(8)
     gray_logits = _logits_for(bins, torch.zeros_like(ab))
     for _ in range(60):  # the decoder paints everything gray; the photos are coloured
-        adv.critic_step(L, gray_logits, ab)
+        adv.critic_step(L, adv.decoded(gray_logits), ab)
     assert adv.stats.real > adv.stats.fake + 0.5
     true_logits = _logits_for(bins, ab)
-    assert adv.generator_loss(L, true_logits) < adv.generator_loss(L, gray_logits) - 0.5
+    true_g = adv.generator_loss(L, adv.decoded(true_logits))
+    assert true_g < adv.generator_loss(L, adv.decoded(gray_logits)) - 0.5
     # The term's gradient reaches the logits and leaves the critic's weights alone.
     g = gray_logits.clone().requires_grad_(True)
     adv.critic.zero_grad(set_to_none=True)
-    adv.generator_loss(L, g).backward()
+    adv.generator_loss(L, adv.decoded(g)).backward()
     assert g.grad is not None and g.grad.abs().sum() > 0
     assert all(p.grad is None for p in adv.critic.parameters())
 

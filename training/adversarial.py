@@ -84,14 +84,15 @@ class Adversary:
         self.opt = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=(0.5, 0.999))
         self.stats = AdversaryStats()
 
-    def fake_ab(self, logits: torch.Tensor) -> torch.Tensor:
-        """THE decode's annealed mean at the term's T, differentiable: (B, 2, h, w)."""
-        return self.bins.expectation(self.bins.probabilities(logits.float(), self.temperature))
+    def decoded(self, logits: torch.Tensor) -> torch.Tensor:
+        """THE decode (the annealed mean at the term's T, uncalibrated), differentiable:
+        (B, Q, h, w) logits -> (B, 2, h, w) a*b*. Computed once a step, for both losses."""
+        return self.bins.decode(logits.float(), self.temperature)
 
-    def generator_loss(self, L: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """-D(L, decoded): lower when the critic takes the decoded colours for real. The
-        critic's own weights get no gradient from it (they are stepped apart)."""
-        fake = self.fake_ab(logits)
+    def generator_loss(self, L: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """-D(L, decoded): lower when the critic takes the decoded colours ``fake`` (from
+        :meth:`decoded`) for real. The critic's own weights get no gradient from it (they are
+        stepped apart)."""
         L_small = on_grid(L, fake.shape[-2:])
         self.critic.requires_grad_(False)
         try:
@@ -101,10 +102,10 @@ class Adversary:
         self.stats.g_loss = float(g.detach())
         return g
 
-    def critic_step(self, L: torch.Tensor, logits: torch.Tensor, ab: torch.Tensor) -> None:
-        """One hinge step of the critic: the photo's colours real, the decoded ones fake."""
-        with torch.no_grad():
-            fake = self.fake_ab(logits)
+    def critic_step(self, L: torch.Tensor, fake: torch.Tensor, ab: torch.Tensor) -> None:
+        """One hinge step of the critic: the photo's colours ``ab`` real, the decoded ones
+        ``fake`` (from :meth:`decoded`; no gradient reaches the model through them) fake."""
+        fake = fake.detach()
         L_small, real = on_grid(L, fake.shape[-2:]), on_grid(ab, fake.shape[-2:])
         d_real = self.critic(L_small, real)
         d_fake = self.critic(L_small, fake)

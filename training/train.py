@@ -648,9 +648,13 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
                 out = forward_cached(run.model, L, taps, pooled, *hints)
         loss = run.loss_fn(out, ab)
         loss_val = loss.detach()  # the colour loss alone: curves compare with runs without a critic
-        adv = run.adversary
-        if adv is not None and run.step >= cfg.adv_start_step:
-            g = adv.generator_loss(L, out)
+        adv, fake = run.adversary, None
+        term_on = adv is not None and run.step >= cfg.adv_start_step
+        if adv is not None:  # before the term joins, only the critic's step reads it
+            with torch.set_grad_enabled(term_on):
+                fake = adv.decoded(out)
+        if term_on:
+            g = adv.generator_loss(L, fake)
             if not torch.isfinite(g):  # a diverged critic must not step the model
                 raise TrainingError(
                     f"the critic's term is {float(g)} at step {run.step + 1}: training stopped. "
@@ -675,7 +679,7 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
             nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
         run.opt.step()
         if adv is not None:
-            adv.critic_step(L, out.detach(), ab)
+            adv.critic_step(L, fake, ab)
         run.step += 1
         seen += len(idx) * d.world
         rate = seen / max(1e-9, time.time() - t_epoch)

@@ -383,12 +383,12 @@ class EffUNet(nn.Module):
         c32, c16, c8, c4 = a.decoder
         self.encoder_name = a.encoder
         self.encoder = EfficientNetLite(a.encoder)
-        self.freeze_blocks = a.freeze_blocks
         n_blocks = len(self.encoder._blocks)
         if not isinstance(a.freeze_blocks, int) or isinstance(a.freeze_blocks, bool):
             raise ValueError(f"freeze_blocks must be a whole number; got {a.freeze_blocks!r}")
-        if not 0 <= self.freeze_blocks <= n_blocks:
+        if not 0 <= a.freeze_blocks <= n_blocks:
             raise ValueError(f"freeze_blocks must be in [0, {n_blocks}]; got {a.freeze_blocks}")
+        self.freeze_blocks = a.freeze_blocks
         ch = self.encoder.channels
         self.scene = nn.Linear(EfficientNetLite.HEAD, c32)  # global scene vector
         self.bottleneck = conv_bn_relu(ch[32], c32, k=1)
