@@ -106,6 +106,23 @@ def test_freeze_blocks_freezes_the_stem_and_early_blocks_only():
             create_model("effunet_tiny", freeze_blocks=bad)
 
 
+def test_freeze_encoder_bn_keeps_the_encoder_statistics_while_its_weights_train():
+    model = create_model("effunet_tiny", freeze_encoder_bn=True)
+    model.load_pretrained_encoder()
+    enc_bn = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    dec_bn = [m for m in model.up4.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    stats = {id(m): m.running_mean.clone() for m in enc_bn + dec_bn}
+    weight = model.encoder._blocks[-1]._depthwise_conv.weight.clone()
+    model.train()
+    assert not any(m.training for m in enc_bn) and all(m.training for m in dec_bn)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model(torch.rand(2, 1, 64, 64) * 100).logsumexp(1).mean().backward()
+    opt.step()
+    assert all(torch.equal(m.running_mean, stats[id(m)]) for m in enc_bn)
+    assert not any(torch.equal(m.running_mean, stats[id(m)]) for m in dec_bn)
+    assert not torch.equal(model.encoder._blocks[-1]._depthwise_conv.weight, weight)
+
+
 def test_checkpoint_round_trip_keeps_calibration(tmp_path):
     model = create_model("effunet_tiny").eval()
     model.decoding = Decoding(0.5, {"entropy": [0.2, 0.6], "weight": [0.9, 0.1]})

@@ -135,7 +135,7 @@ def test_shipped_checkpoints_rebuild_from_the_arch_args_they_store(path):
     # named, so that a new one is a decision, not an accident: encoder (Lite2, issue 24),
     # gray_tilt (off: a file written before it has no tilt head, issue 24) and freeze_blocks
     # (0: a training flag that changes nothing at inference, issue 24)
-    assert set(added) <= {"encoder", "gray_tilt", "freeze_blocks"}
+    assert set(added) <= {"encoder", "gray_tilt", "freeze_blocks", "freeze_encoder_bn"}
     if raw["version"] == 1 and model.kind == "classification":  # the top one wins, as it did
         top = raw["default_temperature"]
         t = top if top is not None else raw["arch_args"].get("default_temperature", 1.0)

@@ -67,3 +67,22 @@ def test_appending_a_remeasured_model_replaces_its_rows():
     a = merged[merged["model"] == "a.pt"].set_index("source")["psnr_db"]
     assert a["test: fog"] == 36.0  # the new figure, not the stale one
     assert list(dict.fromkeys(merged["source"])) == list(dict.fromkeys(old["source"]))
+
+
+def test_bn_drift_moves_only_the_unfrozen_encoder_statistics():
+    import torch
+
+    from colorizer.models import create_model
+    from reports.bn_drift import drift_statistics
+
+    model = create_model("effunet_tiny", freeze_encoder=True, freeze_blocks=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    photos = torch.randint(0, 256, (6, 48, 48, 3), dtype=torch.uint8)  # SIMULATED photos
+    n_bn = drift_statistics(model, photos, batches=2, batch=3, crop=40, seed=0)
+    assert n_bn > 0 and not model.training
+    for k, v in model.state_dict().items():
+        moved = not torch.equal(v, before[k])
+        stat = k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        early = k.startswith(("encoder._bn0", "encoder._blocks.0.", "encoder._blocks.1."))
+        unfrozen = k.startswith("encoder.") and not early  # later blocks and the head
+        assert moved == (stat and unfrozen and "num_batches" not in k) or "num_batches" in k, k
