@@ -685,6 +685,28 @@ def test_init_from_checkpoint(tiny_data, tmp_path):
     assert not (tmp_path / "wide" / "last.pt").exists()
 
 
+def test_init_only_takes_the_named_prefixes_and_leaves_the_rest_fresh(tiny_data, tmp_path):
+    first = tmp_path / "first"
+    train(load_config(None, tiny_config(tiny_data, first, epochs=1, temperature=0.5)))
+    a = torch.load(first / "final.pt", weights_only=True)["state_dict"]
+    prefix = next(iter(a)).split(".")[0] + "."  # the network's first module
+    cfg = tiny_config(tiny_data, tmp_path / "part", epochs=1, temperature=0.5, lr=1e-9)
+    extra = [f'init_from="{first / "final.pt"}"', f'init_only=["{prefix}"]']
+    train(load_config(None, [*cfg, *extra]))
+    b = torch.load(tmp_path / "part" / "final.pt", weights_only=True)["state_dict"]
+    convs = [k for k in a if k.endswith("weight") and a[k].dim() == 4]
+    taken = [k for k in convs if k.startswith(prefix)]
+    rest = [k for k in convs if not k.startswith(prefix)]
+    assert taken and rest
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in taken)
+    assert not any(torch.allclose(a[k], b[k], atol=1e-6) for k in rest)
+    cfg = tiny_config(tiny_data, tmp_path / "none", epochs=1, temperature=0.5)
+    with pytest.raises(TrainingError, match="holds nothing under nowhere."):
+        train(load_config(None, [*cfg, extra[0], 'init_only=["nowhere."]']))
+    with pytest.raises(ConfigError, match="set init_from"):
+        load_config(None, [*cfg, 'init_only=["x."]'])
+
+
 def test_resume_from_a_damaged_or_foreign_last_pt_is_a_clear_error(tiny_data, tmp_path):
     out = tmp_path / "run"
     train(load_config(None, tiny_config(tiny_data, out, epochs=1, temperature=0.5)))

@@ -42,6 +42,9 @@ class TrainConfig:
     # parameter-name prefixes that init_from may lack (modules new to the architecture, e.g.
     # "hint_branches." when hints are added to a trained model); they keep their own init
     init_new: list[str] = field(default_factory=list)
+    # parameter-name prefixes to take from init_from, the rest keeping their fresh init (e.g.
+    # ["encoder."]: a fine-tuned encoder under a decoder trained from scratch); []: all of it
+    init_only: list[str] = field(default_factory=list)
     # models with a pretrained part (effunet's ImageNet encoder): load it before step 1 unless
     # init_from or --resume brings weights
     pretrained_encoder: bool = False
@@ -138,6 +141,8 @@ class TrainConfig:
             raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.temperature_rule not in TEMPERATURE_RULES:
             raise ConfigError(f"temperature_rule must be one of {TEMPERATURE_RULES}")
+        if self.init_only and not self.init_from:
+            raise ConfigError("init_only names what to take from init_from: set init_from")
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError(f"lam must be in [0, 1], got {self.lam}")
         if self.model_args.get("gray_tilt"):  # a frozen head fitted to a decoder that moves

@@ -276,12 +276,15 @@ def load_weights(
     what: str,
     new: tuple[str, ...] = (),
     drop: tuple[str, ...] = (),
+    only: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Put the weights of the checkpoint at ``path`` (a final.pt to fine-tune from, a last.pt to
     resume) into ``model`` through the validated reader and loader; returns the checkpoint. A
     file that is damaged, foreign, of another architecture or of other shapes stops the run
     before anything is written, with a message that names ``what`` it was for. The file's
-    tensors under the prefixes ``drop`` that the model lacks are left behind (logged)."""
+    tensors under the prefixes ``drop`` that the model lacks are left behind (logged). With
+    ``only``, the file's tensors under those prefixes are taken and every other tensor keeps the
+    model's own init (the file must still fit the model under them)."""
     from colorizer.checkpoint import CheckpointError, load_state, read_checkpoint
 
     try:
@@ -294,6 +297,13 @@ def load_weights(
             state = {k: v for k, v in state.items() if k not in gone}
             if gone:
                 log.info("%s: left %d tensors of %s behind", what, len(gone), ", ".join(drop))
+        if only:
+            taken = {k: v for k, v in state.items() if k.startswith(only)}
+            if not taken:
+                raise CheckpointError(f"{path} holds nothing under {', '.join(only)}")
+            kept = {k: v for k, v in own.items() if not k.startswith(only)}
+            log.info("%s: took %d tensors under %s", what, len(taken), ", ".join(only))
+            state = {**kept, **taken}
         load_state(model, state, str(path), new)
     except CheckpointError as e:
         raise TrainingError(f"{what}: {e}") from e
@@ -462,7 +472,14 @@ def build(cfg: TrainConfig, resume: bool = False, command: str = "") -> Run:
     if cfg.hint_points and not getattr(model, "accepts_hints", False):
         raise TrainingError(f"hint_points needs a model built with hints=True; {cfg.model} is not")
     if cfg.init_from and not resume:
-        load_weights(model, cfg.init_from, "init_from", tuple(cfg.init_new), left_behind(model))
+        load_weights(
+            model,
+            cfg.init_from,
+            "init_from",
+            tuple(cfg.init_new),
+            left_behind(model),
+            tuple(cfg.init_only),
+        )
         log.info("initialised from %s", cfg.init_from)
     elif cfg.pretrained_encoder and not resume:
         if not hasattr(model, "load_pretrained_encoder"):
