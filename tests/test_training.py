@@ -705,6 +705,8 @@ def test_init_only_takes_the_named_prefixes_and_leaves_the_rest_fresh(tiny_data,
         train(load_config(None, [*cfg, extra[0], 'init_only=["nowhere."]']))
     with pytest.raises(ConfigError, match="set init_from"):
         load_config(None, [*cfg, 'init_only=["x."]'])
+    with pytest.raises(ConfigError, match="pretrained_encoder is not loaded"):  # not a random one
+        load_config(None, [*cfg, extra[0], 'init_only=["x."]', "pretrained_encoder=true"])
 
 
 def test_resume_from_a_damaged_or_foreign_last_pt_is_a_clear_error(tiny_data, tmp_path):

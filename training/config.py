@@ -143,6 +143,12 @@ class TrainConfig:
             raise ConfigError(f"temperature_rule must be one of {TEMPERATURE_RULES}")
         if self.init_only and not self.init_from:
             raise ConfigError("init_only names what to take from init_from: set init_from")
+        if self.init_only and self.pretrained_encoder:  # init_from wins: it would stay random
+            raise ConfigError(
+                "pretrained_encoder is not loaded when init_from brings weights; with init_only, "
+                "take the encoder from the file (init_only = ['encoder.', ...]) and set "
+                "pretrained_encoder = false"
+            )
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError(f"lam must be in [0, 1], got {self.lam}")
         if self.model_args.get("gray_tilt"):  # a frozen head fitted to a decoder that moves
