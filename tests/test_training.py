@@ -511,6 +511,7 @@ def test_each_shipped_config_runs_end_to_end(name, tiny_data, tmp_path):
             f'model="{orig.model}_tiny"',  # the tiny variant of its family
             f"model_args={{{model_args}}}",
             'init_from=""',
+            "init_only=[]",  # what to take from init_from, which the tiny run has none of
             "epochs=1",
             "batch_size=8",
             "max_train=24",
