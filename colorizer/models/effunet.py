@@ -361,8 +361,8 @@ class EffUNetArgs(ModelArgs):
     freeze_encoder: bool = False
     freeze_blocks: int = 0  # the encoder's stem and first N blocks frozen (the full fine-tune)
     # the encoder's BN layers keep normalising with their stored statistics while its weights
-    # train: fine-tuning a decoder grown on a frozen encoder through batch statistics cost
-    # 0.6 dB val in its first epoch (issue 24, results/training/ft_bnfrozen/)
+    # train: under a decoder grown on a frozen encoder, those statistics drifting to the new
+    # photos' cost 0.65 dB val (issue 24, results/training/ft_bnfrozen/)
     freeze_encoder_bn: bool = False
     encoder: str = "lite0"  # which EfficientNet-Lite (LITE): lite0 (shipped) or lite2
     hints: bool = False  # user colour hints enter the decoder (HintBranch at each level)
