@@ -133,8 +133,8 @@ def test_shipped_checkpoints_rebuild_from_the_arch_args_they_store(path):
     added = {k: v for k, v in model.arch_args.items() if k not in stored}
     assert added == {k: defaults[k] for k in added}
     # named, so that a new one is a decision, not an accident: encoder (Lite2, issue 24),
-    # gray_tilt (off: a file written before it has no tilt head, issue 24) and freeze_blocks
-    # (0: a training flag that changes nothing at inference, issue 24)
+    # gray_tilt (off: a file written before it has no tilt head, issue 24), freeze_blocks and
+    # freeze_encoder_bn (0 / off: training flags that change nothing at inference, issue 24)
     assert set(added) <= {"encoder", "gray_tilt", "freeze_blocks", "freeze_encoder_bn"}
     if raw["version"] == 1 and model.kind == "classification":  # the top one wins, as it did
         top = raw["default_temperature"]
