@@ -133,9 +133,11 @@ def test_shipped_checkpoints_rebuild_from_the_arch_args_they_store(path):
     added = {k: v for k, v in model.arch_args.items() if k not in stored}
     assert added == {k: defaults[k] for k in added}
     # named, so that a new one is a decision, not an accident: encoder (Lite2, issue 24),
-    # gray_tilt (off: a file written before it has no tilt head, issue 24), freeze_blocks and
-    # freeze_encoder_bn (0 / off: training flags that change nothing at inference, issue 24)
-    assert set(added) <= {"encoder", "gray_tilt", "freeze_blocks", "freeze_encoder_bn"}
+    # gray_tilt and expert (off: a file written before them has no tilt head and one decoder,
+    # issue 24), freeze_blocks and freeze_encoder_bn (0 / off: training flags that change
+    # nothing at inference, issue 24)
+    allowed = {"encoder", "gray_tilt", "expert", "freeze_blocks", "freeze_encoder_bn"}
+    assert set(added) <= allowed
     if raw["version"] == 1 and model.kind == "classification":  # the top one wins, as it did
         top = raw["default_temperature"]
         t = top if top is not None else raw["arch_args"].get("default_temperature", 1.0)

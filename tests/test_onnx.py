@@ -60,13 +60,17 @@ def check_file(model: nn.Module, path) -> None:
 @pytest.fixture(scope="module")
 def effunet_file(tmp_path_factory):
     """EffUNet (its encoder is the whole Lite0 at any decoder width) is the slow export: once;
-    with an active gray tilt (a scrambled one is all zero after its relu), which the graph
-    must carry like the rest."""
-    model = scrambled("effunet_tiny", gray_tilt=True)
+    with an active gray tilt (a scrambled one is all zero after its relu) and an expert decoder
+    half mixed in, which the graph must carry like the rest."""
+    model = scrambled("effunet_tiny", gray_tilt=True, expert=True)
     with torch.no_grad():
         model.gray_tilt.strength.weight.mul_(0.01)
         model.gray_tilt.strength.bias.fill_(1.0)
-        assert model.gray_tilt.beta(model.encode(torch.rand(2, 1, 64, 64) * 100)[1]).min() > 0
+        model.expert.gate.weight.mul_(0.001)
+        model.expert.gate.bias.fill_(0.5)
+        g = model.encode(torch.rand(2, 1, 64, 64) * 100)[1]
+        assert model.gray_tilt.beta(g).min() > 0
+        assert 0 < model.expert.weight(g).min() and model.expert.weight(g).max() < 1
     path = tmp_path_factory.mktemp("onnx") / "effunet_tiny.onnx"
     return model, path, export_onnx(model, path)
 

@@ -1,4 +1,4 @@
-"""python -m training {prepare,prior,train,evaluate,calibrate,fit-tilt,export,graft} ..."""
+"""python -m training {prepare,prior,train,evaluate,calibrate,fit-tilt,add-expert,fit-gate,export,graft} ..."""
 
 from __future__ import annotations
 
@@ -118,6 +118,31 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add_expert(args: argparse.Namespace) -> int:
+    from training.export import add_expert
+
+    print(f"wrote {add_expert(args.base, args.expert, args.out)}")
+    return 0
+
+
+def cmd_fit_gate(args: argparse.Namespace) -> int:
+    from training.gate import fit_gate
+
+    fit_gate(
+        args.ckpt,
+        args.data,
+        args.out,
+        limit=args.limit,
+        val_limit=args.val_limit,
+        min_colour=args.min_colour,
+        max_loss=args.max_loss,
+        colour_slack=args.colour_slack,
+        command=_command(),
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_fit_tilt(args: argparse.Namespace) -> int:
     from training.tilt import fit_tilt
 
@@ -134,6 +159,31 @@ def cmd_fit_tilt(args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.out}")
     return 0
+
+
+def _head_fit_args(q: argparse.ArgumentParser, out_help: str) -> None:
+    """fit-tilt's and fit-gate's shared arguments (training.tilt.fit_knob's)."""
+    q.add_argument("--data", required=True, help="a folder written by prepare")
+    q.add_argument("--out", required=True, help=out_help)
+    q.add_argument(
+        "--limit", type=_non_negative, default=3000, help="train photos for the fit (0: all)"
+    )
+    q.add_argument(
+        "--val-limit", type=_non_negative, default=0, help="val photos for the choices (0: all)"
+    )
+    q.add_argument(
+        "--min-colour",
+        type=float,
+        default=0.8,
+        help="the fitted model must keep this share of the photos' colourfulness on val",
+    )
+    q.add_argument("--max-loss", type=float, default=0.1, help="dB of PSNR any val source may lose")
+    q.add_argument(
+        "--colour-slack",
+        type=float,
+        default=0.05,
+        help="how far under min(its colour, --min-colour) a val source's colour may go",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,28 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_calibrate)
     q = sub.add_parser("fit-tilt", help="fit how grey each scene is (the model's gray tilt)")
     q.add_argument("--ckpt", required=True, help="a (calibrated) class model's checkpoint")
-    q.add_argument("--data", required=True, help="a folder written by prepare")
-    q.add_argument("--out", required=True, help="the tilted checkpoint (+ a _tilt.csv table)")
-    q.add_argument(
-        "--limit", type=_non_negative, default=3000, help="train photos for the fit (0: all)"
-    )
-    q.add_argument(
-        "--val-limit", type=_non_negative, default=0, help="val photos for the choices (0: all)"
-    )
-    q.add_argument(
-        "--min-colour",
-        type=float,
-        default=0.8,
-        help="the tilted model must keep this share of the photos' colourfulness on val",
-    )
-    q.add_argument("--max-loss", type=float, default=0.1, help="dB of PSNR any val source may lose")
-    q.add_argument(
-        "--colour-slack",
-        type=float,
-        default=0.05,
-        help="how far under min(its colour, --min-colour) a val source's colour may go",
-    )
+    _head_fit_args(q, "the tilted checkpoint (+ a _tilt.csv table)")
     q.set_defaults(func=cmd_fit_tilt)
+    q = sub.add_parser("add-expert", help="add a second decoder, trained on a model's encoder")
+    q.add_argument("--base", required=True, help="the model whose encoder the expert grew on")
+    q.add_argument("--expert", required=True, help="final.pt of that run (freeze_encoder)")
+    q.add_argument("--out", required=True, help="the two-decoder checkpoint, its gate shut")
+    q.set_defaults(func=cmd_add_expert)
+    q = sub.add_parser("fit-gate", help="fit which photos take a two-decoder model's expert")
+    q.add_argument("--ckpt", required=True, help="a checkpoint written by add-expert")
+    _head_fit_args(q, "the gated checkpoint (+ a _gate.csv table); fit-tilt it afterwards")
+    q.set_defaults(func=cmd_fit_gate)
     q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")
     q.add_argument("--ckpt", required=True, help="a final.pt written by train")
     q.add_argument("--out", required=True, help="e.g. weights/landscape.pt")

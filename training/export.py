@@ -16,6 +16,7 @@ import torch
 
 from colorizer.checkpoint import load_state, save_checkpoint
 from colorizer.models import create_model, load_checkpoint
+from colorizer.models.effunet import GATE_PREFIX, TILT_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,49 @@ def export_checkpoint(
 
 
 HINT_PREFIX = "hint_branches."
+
+
+def add_expert(base: str, expert: str, out: str) -> Path:
+    """A two-decoder model (``effunet.Expert``): ``base`` as it is (weights, decoding,
+    calibration, tilt, metrics) plus the decoder of ``expert``, a run that trained that
+    decoder on ``base``'s encoder, frozen; the gate shut, so the new file colorizes exactly
+    as ``base`` until ``python -m training fit-gate`` opens it (stored as ``base`` is: fp16
+    for a shipped file). Refused when the two encoders
+    differ (the expert learnt to read that encoder's features, not another's) or the decoders
+    are not built alike."""
+    base_model, base_meta = load_checkpoint(base)
+    expert_model, expert_meta = load_checkpoint(expert)
+    if "expert" not in base_model.arch_args or getattr(base_model, "expert", None) is not None:
+        raise ValueError(f"{base}: an expert joins an effunet-family model that has none")
+    shaping = ("decoder", "bins", "encoder", "hints", "hint_levels", "hint_sees_image")
+    for k in shaping:
+        if expert_model.arch_args.get(k) != base_model.arch_args.get(k):
+            raise ValueError(
+                f"{expert}: its {k} is not {base}'s ({expert_model.arch_args.get(k)!r})"
+            )
+    own, theirs = base_model.state_dict(), expert_model.state_dict()
+    for k, v in own.items():
+        if k.startswith("encoder.") and not torch.equal(v.half(), theirs[k].half()):
+            raise ValueError(
+                f"{expert} was not trained on {base}'s encoder: {k!r} differs "
+                "(train the expert with init_from = the base and freeze_encoder = true)"
+            )
+    decoder = {
+        f"expert.{k}": v
+        for k, v in theirs.items()
+        if not k.startswith(("encoder.", TILT_PREFIX, "expert."))
+    }
+    model = create_model(base_model.arch_name, **{**base_model.arch_args, "expert": True})
+    load_state(model, {**own, **decoder}, f"{base} + {expert}", new=(GATE_PREFIX,))
+    model.bins, model.decoding = base_model.bins, base_model.decoding
+    train = dict(base_meta.get("train", {}))
+    train["expert"] = expert_meta.get("train", {})
+    metrics = dict(base_meta.get("metrics", {}))
+    metrics["expert"] = expert_meta.get("metrics", {})
+    half = bool(base_meta.get("half"))  # stored as the base is: its output stays bit for bit
+    path = save_checkpoint(out, model, train=train, metrics=metrics, half=half)
+    log.info("added the decoder of %s to %s as its expert (gate shut) -> %s", expert, base, path)
+    return path
 
 
 def graft_hints(base: str, hints: str, out: str, half: bool = True) -> Path:

@@ -30,7 +30,7 @@ rest of the model untouched, in four steps:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,13 @@ def balance(groups: dict[str, torch.Tensor], n: int) -> torch.Tensor:
     return weights * n / weights.sum()
 
 
+def tilt_errors(
+    model: torch.nn.Module, sample: tuple[torch.Tensor, ...], rows: Any, beta: torch.Tensor
+) -> torch.Tensor:
+    """``sample_pixels``' photos ``rows`` with tilt ``beta`` (their pixel errors)."""
+    return pixel_errors(model, sample[1][rows], sample[2][rows], beta)
+
+
 def fit_head(
     model: torch.nn.Module,
     train: tuple[torch.Tensor, ...],
@@ -160,6 +167,8 @@ def fit_head(
     batch: int = 1024,
     lr: float = 2e-2,
     decay: float = 1e-3,
+    errors: Callable[..., torch.Tensor] = tilt_errors,
+    link: Callable[[torch.Tensor], torch.Tensor] = F.relu,
 ) -> Head:
     """The head that minimises the photos' weighted mean log a*b* error (so dB, as the choice
     scores them, not the squared error that the vivid photos' large errors would own),
@@ -168,8 +177,12 @@ def fit_head(
     orders of magnitude and a regression on per-photo grid targets could not say so (R^2
     0.03). In the scene vector's leading principal components, whitened (``dims``, fewer for
     fewer photos: one per PHOTOS_PER_DIM): the whole vector overfits (val error went up); the
-    head is then mapped back to a linear map of the vector itself."""
-    g, logits, truth = train
+    head is then mapped back to a linear map of the vector itself.
+
+    ``errors(model, sample, rows, value)`` scores photos ``rows`` of a ``sample_pixels`` sample
+    at per-photo values link(head(g)): the tilt's strength by default, the gate's share for
+    ``training.gate``."""
+    g = train[0]
     mu, sd = g.mean(0), g.std(0, unbiased=False) + 1e-6
     z = (g - mu) / sd  # (N, C)
     _, s, vh = torch.linalg.svd(z, full_matrices=False)  # exact: the fit is reproducible
@@ -184,8 +197,7 @@ def fit_head(
     gen = torch.Generator().manual_seed(0)
     for _ in range(steps):
         i = torch.randint(0, len(g), (min(batch, len(g)),), generator=gen)
-        beta = F.relu(zp[i] @ w + b)
-        err = torch.log1p(pixel_errors(model, logits[i], truth[i], beta))
+        err = torch.log1p(errors(model, train, i, link(zp[i] @ w + b)))
         loss = (weights[i] * err).mean() + decay * (w**2).sum()
         opt.zero_grad()
         loss.backward()
@@ -194,8 +206,9 @@ def fit_head(
     w_std = (project @ w.detach()).numpy()  # back in the standardised vector's units
     head = Head(w_std, float(b.detach()), mu.numpy(), sd.numpy())
     with torch.no_grad():
-        beta = torch.from_numpy(np.maximum(head(val[0].numpy()), 0)).float()
-        off, on = (pixel_errors(model, val[1], val[2], x).mean() for x in (beta * 0, beta))
+        value = link(torch.from_numpy(head(val[0].numpy())).float())
+        every = slice(None)
+        off, on = (errors(model, val, every, x).mean() for x in (value * 0, value))
     head.mse = (float(off), float(on))
     return head
 
@@ -204,7 +217,14 @@ def fit_head(
 def write_head(model: torch.nn.Module, head: Head | None, offset: float, gain: float) -> None:
     """Put beta = gain * relu(head(g) - offset) into the model's GrayTilt as a linear map of
     the raw scene vector g; ``head`` None zeroes it (no tilt)."""
-    weight, bias = model.gray_tilt.strength.weight, model.gray_tilt.strength.bias
+    write_linear(model.gray_tilt.strength, head, offset, gain)
+
+
+@torch.no_grad()
+def write_linear(linear: torch.nn.Linear, head: Head | None, offset: float, gain: float) -> None:
+    """Put gain * (head(g) - offset) into ``linear`` (C -> 1), a map of the raw scene vector g;
+    ``head`` None zeroes it."""
+    weight, bias = linear.weight, linear.bias
     if head is None:
         weight.zero_()
         bias.zero_()
@@ -219,9 +239,12 @@ def offset_scores(
     beta_hat: np.ndarray,
     offsets: dict[Any, tuple[float, float]],
     groups: dict[str, torch.Tensor],
+    knob: Knob | None = None,
 ) -> dict[Any, Scores]:
-    """Every (offset, gain)'s scores on the cached validation photos (per photo beta = gain *
-    relu(beta_hat - offset)), through the library's decode, composition and batch scorer."""
+    """Every (offset, gain)'s scores on the cached validation photos (per photo value =
+    link(gain * (beta_hat - offset)), the tilt's strength unless ``knob`` says otherwise),
+    through the library's decode, composition and batch scorer."""
+    knob = knob or TILT
     starts = np.cumsum([0] + [len(b[1]) for b in cache])
 
     def setting(offset_gain: tuple[float, float]) -> Any:
@@ -229,9 +252,9 @@ def offset_scores(
 
         def to_rgb(b: tuple) -> torch.Tensor:
             i = b[3]
-            beta = gain * np.maximum(beta_hat[starts[i] : starts[i + 1]] - offset, 0)
-            beta = torch.from_numpy(beta)
-            return compose_batch(b[0], decode_tilted(model, b[2], beta)).float() / 255
+            hat = torch.from_numpy(beta_hat[starts[i] : starts[i + 1]] - offset)
+            value = knob.link(gain * hat) if gain else torch.zeros_like(hat)  # off: inf
+            return compose_batch(b[0], knob.decode(model, b[2], value, b[1])).float() / 255
 
         return to_rgb
 
@@ -286,6 +309,100 @@ def choose_offset(
     return max([k for k in table if allowed(k)] or ["off"], key=mean_psnr)
 
 
+@dataclass(frozen=True)
+class Knob:
+    """One per-photo head fitted after training, on the scene vector g: what fitting it
+    needs. The gray tilt's strength (``TILT``, here) and the expert's gate (training.gate)."""
+
+    prepare: Callable[[str], tuple[torch.nn.Module, dict[str, Any]]]  # file -> model, head zero
+    outputs: Callable[[torch.nn.Module, torch.Tensor], Iterator]  # -> (rgb8, g, logits) batches
+    errors: Callable[..., torch.Tensor]  # (model, sample, rows, value) -> (n,) pixel errors
+    decode: Callable[..., torch.Tensor]  # (model, logits, value (B,), g (B, C)) -> a*b*
+    link: Callable[[torch.Tensor], torch.Tensor]  # the head's output -> the value it sets
+    write: Callable[[torch.nn.Module, Head | None, float, float], None]
+
+
+TILT = Knob(
+    prepare=tiltable,
+    outputs=scene_outputs,
+    errors=tilt_errors,
+    decode=lambda model, logits, beta, g: decode_tilted(model, logits, beta),
+    link=F.relu,
+    write=write_head,
+)
+
+
+@dataclass
+class Fit:
+    """What ``fit_knob`` found: the model with the chosen head written, and how."""
+
+    model: torch.nn.Module
+    meta: dict[str, Any]
+    head: Head
+    chosen: Any  # "off" or (quantile, gain)
+    offset: float
+    gain: float
+    table: dict[Any, Scores]
+    val_hat: np.ndarray
+    train_photos: int
+
+
+def fit_knob(
+    knob: Knob,
+    ckpt: str,
+    data: str,
+    out: str,
+    suffix: str,
+    limit: int = 3000,
+    val_limit: int = 0,
+    min_colour: float = 0.8,
+    max_loss: float = 0.1,
+    colour_slack: float = 0.05,
+) -> Fit:
+    """Fit ``knob``'s head of ``ckpt`` on ``data`` (its train photos for the head, its val
+    photos for the choice of offset and gain), write it into the model and the per-source
+    table beside ``out`` (``<out stem>_<suffix>.csv``)."""
+    model, meta = knob.prepare(ckpt)
+    train_images = load_images(data, "train", limit, spread=True)
+    log.info("%s: sampling %d train photos", suffix, len(train_images))
+    train = sample_pixels(knob.outputs(model, train_images))
+    weights = balance(
+        source_groups(data, "train", spread_rows(len(load_split(data, "train")), limit)),
+        len(train[0]),
+    )
+    del train_images
+    val_images = load_images(data, "val", val_limit, spread=True)
+    rows = spread_rows(len(load_split(data, "val")), val_limit)
+    cache = list(knob.outputs(model, val_images))  # scored once per setting
+    val = sample_pixels(cache, seed=1)  # its scene vectors are the cache's, in order
+    head = fit_head(model, train, weights, val, errors=knob.errors, link=knob.link)
+    log.info("fitted head: val a*b* MSE %.1f -> %.1f", *head.mse)
+    train_hat, val_hat = head(train[0].numpy()), head(val[0].numpy())
+    offsets: dict[Any, tuple[float, float]] = {"off": (float("inf"), 0.0)}
+    for q in QUANTILES:  # a shift down only: the fit's own zero is offset 0
+        offset = max(float(np.quantile(train_hat, q)), 0.0) if q else 0.0
+        offsets.update({(q, k): (offset, k) for k in GAINS})
+    groups = source_groups(data, "val", rows)
+    table = offset_scores(model, cache, val_hat, offsets, groups, knob)
+    truth = torch.cat([colorfulness(rgb.float() / 255).double() for rgb, _, _ in cache])
+    photos = grouped({"colorfulness": truth}, groups)
+    held = [k for k, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS]
+    gray = gray_scores([(rgb8, to_lab(rgb8.float() / 255)[0]) for rgb8, _, _ in cache], groups)
+    chosen = choose_offset(table, photos, min_colour, max_loss, held, colour_slack, gray)
+    write_sources(
+        Path(Path(out).with_suffix("").as_posix() + f"_{suffix}.csv"),
+        ["quantile", "gain"],
+        lambda key: ["off", 0.0] if key == "off" else list(key),
+        table,
+        gray,
+        photos,
+        chosen,
+    )
+    offset, gain = offsets[chosen]
+    knob.write(model, None if chosen == "off" else head, offset, gain)
+    return Fit(model, meta, head, chosen, offset, gain, table, val_hat, len(train[0]))
+
+
 def fit_tilt(
     ckpt: str,
     data: str,
@@ -299,58 +416,24 @@ def fit_tilt(
 ) -> dict[str, Any]:
     """Fit the gray tilt of ``ckpt`` on ``data`` (its train photos for the head, its
     val photos for the choices); write the tilted checkpoint and its per-source table."""
-    model, meta = tiltable(ckpt)
-    train_images = load_images(data, "train", limit, spread=True)
-    log.info("gray tilt: sampling %d train photos", len(train_images))
-    train = sample_pixels(scene_outputs(model, train_images))
-    weights = balance(
-        source_groups(data, "train", spread_rows(len(load_split(data, "train")), limit)),
-        len(train[0]),
+    fit = fit_knob(
+        TILT, ckpt, data, out, "tilt", limit, val_limit, min_colour, max_loss, colour_slack
     )
-    del train_images
-    val_images = load_images(data, "val", val_limit, spread=True)
-    rows = spread_rows(len(load_split(data, "val")), val_limit)
-    cache = list(scene_outputs(model, val_images))  # scored once per setting
-    val = sample_pixels(cache, seed=1)  # its scene vectors are the cache's, in order
-    head = fit_head(model, train, weights, val)
-    log.info("fitted head: val a*b* MSE %.1f -> %.1f", *head.mse)
-    train_hat, val_hat = head(train[0].numpy()), head(val[0].numpy())
-    offsets: dict[Any, tuple[float, float]] = {"off": (float("inf"), 0.0)}
-    for q in QUANTILES:  # a shift down only: the fit's own zero is offset 0
-        offset = max(float(np.quantile(train_hat, q)), 0.0) if q else 0.0
-        offsets.update({(q, k): (offset, k) for k in GAINS})
-    groups = source_groups(data, "val", rows)
-    table = offset_scores(model, cache, val_hat, offsets, groups)
-    truth = torch.cat([colorfulness(rgb.float() / 255).double() for rgb, _, _ in cache])
-    photos = grouped({"colorfulness": truth}, groups)
-    held = [k for k, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS]
-    gray = gray_scores([(rgb8, to_lab(rgb8.float() / 255)[0]) for rgb8, _, _ in cache], groups)
-    chosen = choose_offset(table, photos, min_colour, max_loss, held, colour_slack, gray)
-    write_sources(
-        Path(Path(out).with_suffix("").as_posix() + "_tilt.csv"),
-        ["quantile", "gain"],
-        lambda key: ["off", 0.0] if key == "off" else list(key),
-        table,
-        gray,
-        photos,
-        chosen,
-    )
-    offset, gain = offsets[chosen]
-    write_head(model, None if chosen == "off" else head, offset, gain)
-    metrics = dict(meta.get("metrics", {}))
+    model, chosen, offset, gain, table = fit.model, fit.chosen, fit.offset, fit.gain, fit.table
+    metrics = dict(fit.meta.get("metrics", {}))
     record = dict(
         data=str(data),
         command=command,
-        train_photos=len(train[0]),
-        val_photos=len(val_hat),
+        train_photos=fit.train_photos,
+        val_photos=len(fit.val_hat),
         pixels=PIXELS,
-        val_mse=[round(x, 3) for x in head.mse],  # sampled a*b* MSE: untilted, fit as it is
+        val_mse=[round(x, 3) for x in fit.head.mse],  # sampled a*b* MSE: untilted, fit as it is
         quantile=None if chosen == "off" else chosen[0],
         gain=None if chosen == "off" else gain,
         working_size=list(model.input_size),  # the size the model ran at, as a user's photo
-        beta_mean_val=round(float(np.mean(gain * np.maximum(val_hat - offset, 0))), 6),
+        beta_mean_val=round(float(np.mean(gain * np.maximum(fit.val_hat - offset, 0))), 6),
         offset=None if chosen == "off" else round(offset, 5),
-        tilted_share=round(float((val_hat > offset).mean()), 4),
+        tilted_share=round(float((fit.val_hat > offset).mean()), 4),
         min_colour=min_colour,
         max_loss=max_loss,
         colour_slack=colour_slack,
@@ -361,7 +444,11 @@ def fit_tilt(
     )
     metrics["gray_tilt"] = record
     save_checkpoint(
-        out, model, train=meta.get("train", {}), metrics=metrics, half=bool(meta.get("half"))
+        out,
+        model,
+        train=fit.meta.get("train", {}),
+        metrics=metrics,
+        half=bool(fit.meta.get("half")),
     )
     log.info(
         "gray tilt: (quantile, gain) %s, %.0f %% of val photos tilted, PSNR %.2f -> %.2f dB -> %s",

@@ -36,6 +36,11 @@ as fast to train as stage 1), and a photo without hints gives exactly zero from 
 (no bias anywhere in it), so the model's automatic output stays bit-identical to the one it was
 fine-tuned from (``freeze_base=True`` trains the branches alone). results/hints/ measures
 where hints enter (all four levels against the finest or the coarsest alone).
+
+Two heads are fitted after training, never trained with the network, both reading the scene
+vector of one photo: ``GrayTilt`` (``gray_tilt=True``) pulls a grey scene's distribution
+towards gray, and ``Expert`` (``expert=True``) mixes in a second decoder, grown on the same
+frozen encoder, by a gate (docs/training.md, 3b' and 3b'').
 """
 
 from __future__ import annotations
@@ -317,6 +322,89 @@ class GrayTilt(nn.Module):
         return self.tilt(logits, self.beta(g) * keep.to(g.dtype), centers)  # (B, Q, h, w)
 
 
+GATE_PREFIX = "expert.gate."  # the fitted gate's keys in a state dict
+
+
+class Expert(nn.Module):
+    """A second decoder under the same encoder, mixed in photo by photo (issue 24).
+
+    One decoder cannot both paint the warm scenes vividly and leave grey weather grey: every
+    decoder trained to fix the weather lost the sunsets, mountains and autumn the shipped one
+    paints (results/training/). So the base decoder stays as it is and a second one (trained
+    on the same frozen encoder, the weather drawn more often) joins it through a gate on the
+    base's scene vector g (B, C), as the GrayTilt reads it:
+
+        gamma = clamp(w . g + b, 0, 1)   (B,)
+        log p = (1 - gamma) log p_base + gamma log p_expert   (B, Q, h, w)
+
+    a geometric mixture of the two distributions, decoded as the model decodes. w and b are
+    not trained with the network: they are fitted afterwards (``python -m training
+    fit-gate``), and zero until then, where the output is the base decoder's exactly (the
+    expert is then not even run).
+    """
+
+    def __init__(self, a: EffUNetArgs, channels: dict[int, int]) -> None:
+        super().__init__()
+        build_decoder(self, a, channels)
+        self.gate = nn.Linear(a.decoder[0], 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.zeros_(self.gate.bias)
+        self.gate.requires_grad_(False)
+
+    def weight(self, g: torch.Tensor) -> torch.Tensor:
+        """the base's scene vector (B, C) -> the expert's share gamma (B,), in [0, 1]."""
+        return self.gate(g)[:, 0].clamp(0, 1)
+
+    @staticmethod
+    def mix(base: torch.Tensor, expert: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        """THE mixture: two (B, Q, h, w) logit maps and (B,) shares -> mixed log-probabilities."""
+        gamma = gamma.to(base.dtype)[:, None, None, None]
+        return (1 - gamma) * base.log_softmax(1) + gamma * expert.log_softmax(1)
+
+
+def build_decoder(m: nn.Module, a: EffUNetArgs, ch: dict[int, int]) -> None:
+    """Give ``m`` a decoder's layers (named as the paper's U-net levels): the scene
+    projection, the bottleneck, three up-steps, the head over the bins and, with hints, a
+    HintBranch per level. EffUNet's own and its Expert's have the same names."""
+    c32, c16, c8, c4 = a.decoder
+    m.scene = nn.Linear(EfficientNetLite.HEAD, c32)  # global scene vector
+    m.bottleneck = conv_bn_relu(ch[32], c32, k=1)
+    m.up16 = Up(c32, ch[16], c16)
+    m.up8 = Up(c16, ch[8], c8)
+    m.up4 = Up(c8, ch[4], c4)
+    m.head = nn.Conv2d(c4, get_bins(a.bins).num_classes, 1)
+    nn.init.zeros_(m.head.bias)
+    if a.hints:
+        levels = tuple(int(s) for s in a.hint_levels)
+        if not levels or not set(levels) <= set(HINT_LEVELS) or len(set(levels)) < len(levels):
+            raise ValueError(f"hint_levels must be distinct strides of {HINT_LEVELS}; got {levels}")
+        width = dict(zip(HINT_LEVELS, a.decoder, strict=True))
+        m.hint_branches = nn.ModuleDict(
+            {
+                str(s): HintBranch(width[s], c_feat=width[s] if a.hint_sees_image else 0)
+                for s in levels
+            }
+        )
+
+
+def run_decoder(
+    m: nn.Module, f: dict[int, torch.Tensor], g: torch.Tensor, hints: torch.Tensor | None
+) -> torch.Tensor:
+    """``build_decoder``'s layers on ``m``: encoder taps, scene vector (B, c32), hints ->
+    (B, Q, H/4, W/4) logits."""
+
+    def hinted(x: torch.Tensor, stride: int) -> torch.Tensor:
+        if hints is None or str(stride) not in m.hint_branches:
+            return x
+        return x + m.hint_branches[str(stride)](hints.to(x.dtype), x)
+
+    x = hinted(m.bottleneck(f[32]) + g[:, :, None, None], 32)  # (B, c32, H/32, W/32)
+    x = hinted(m.up16(x, f[16]), 16)  # (B, c16, H/16, W/16)
+    x = hinted(m.up8(x, f[8]), 8)  # (B, c8, H/8, W/8)
+    x = hinted(m.up4(x, f[4]), 4)  # (B, c4, H/4, W/4)
+    return m.head(x)  # (B, Q, H/4, W/4)
+
+
 class HintBranch(nn.Module):
     """Hints pooled to one decoder level -> features added to that level's (zero when no hint).
 
@@ -370,6 +458,7 @@ class EffUNetArgs(ModelArgs):
     freeze_base: bool = False  # train the hint branches alone: the rest frozen, BN stats too
     hint_sees_image: bool = False  # each branch also reads the decoder's features (HintBranch)
     gray_tilt: bool = False  # a per-photo pull of the colour distribution towards gray (GrayTilt)
+    expert: bool = False  # a second decoder mixed in per photo by a gate (Expert)
 
 
 class EffUNet(nn.Module):
@@ -384,7 +473,7 @@ class EffUNet(nn.Module):
         a.set_contract(self, "effunet", "classification")
         self.bins = get_bins(a.bins)
         self.freeze_encoder = bool(a.freeze_encoder)
-        c32, c16, c8, c4 = a.decoder
+        c32 = a.decoder[0]
         self.encoder_name = a.encoder
         self.encoder = EfficientNetLite(a.encoder)
         n_blocks = len(self.encoder._blocks)
@@ -394,31 +483,16 @@ class EffUNet(nn.Module):
             raise ValueError(f"freeze_blocks must be in [0, {n_blocks}]; got {a.freeze_blocks}")
         self.freeze_blocks = a.freeze_blocks
         self.freeze_encoder_bn = bool(a.freeze_encoder_bn)
-        ch = self.encoder.channels
-        self.scene = nn.Linear(EfficientNetLite.HEAD, c32)  # global scene vector
-        self.bottleneck = conv_bn_relu(ch[32], c32, k=1)
-        self.up16 = Up(c32, ch[16], c16)
-        self.up8 = Up(c16, ch[8], c8)
-        self.up4 = Up(c8, ch[4], c4)
-        self.head = nn.Conv2d(c4, self.bins.num_classes, 1)
-        nn.init.zeros_(self.head.bias)
         self.accepts_hints = bool(a.hints)
         self.freeze_base = bool(a.freeze_base)
         if self.freeze_base and not self.accepts_hints:
             raise ValueError("freeze_base trains the hint branches alone: it needs hints=True")
-        if self.accepts_hints:
-            levels = tuple(int(s) for s in a.hint_levels)
-            if not levels or not set(levels) <= set(HINT_LEVELS) or len(set(levels)) < len(levels):
-                raise ValueError(
-                    f"hint_levels must be distinct strides of {HINT_LEVELS}; got {levels}"
-                )
-            width = dict(zip(HINT_LEVELS, a.decoder, strict=True))
-            self.hint_branches = nn.ModuleDict(
-                {
-                    str(s): HintBranch(width[s], c_feat=width[s] if a.hint_sees_image else 0)
-                    for s in levels
-                }
-            )
+        build_decoder(self, a, self.encoder.channels)
+        # assembled from two trained decoders and fitted afterwards (training.gate), never
+        # trained with the network
+        self.expert = Expert(a, self.encoder.channels) if a.expert else None
+        if self.expert is not None:
+            self.expert.requires_grad_(False)
         # not trained with the network: fitted afterwards (training.tilt), zero until then
         self.gray_tilt = GrayTilt(c32) if a.gray_tilt else None
         if self.gray_tilt is not None:
@@ -449,12 +523,9 @@ class EffUNet(nn.Module):
             for m in self.encoder.modules():
                 if isinstance(m, nn.BatchNorm2d):
                     m.eval()
+        if self.expert is not None:  # assembled from trained decoders: its BN statistics too
+            self.expert.eval()
         return self
-
-    def _hinted(self, x: torch.Tensor, hints: torch.Tensor | None, stride: int) -> torch.Tensor:
-        if hints is None or str(stride) not in self.hint_branches:
-            return x
-        return x + self.hint_branches[str(stride)](hints.to(x.dtype), x)
 
     def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.encode(L), hints)
@@ -468,6 +539,7 @@ class EffUNet(nn.Module):
             raise ValueError(f"EffUNet needs H, W >= 32; got {tuple(L.shape[-2:])}")
         f, pooled = self.features(L)
         f[0] = L  # the input size, to check the hints against
+        f[1] = pooled  # (B, 1280): what an Expert's own scene layer reads
         return f, self.scene(pooled)  # (B, c32)
 
     def features(self, L: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
@@ -495,17 +567,37 @@ class EffUNet(nn.Module):
                 raise ValueError(
                     f"hints must be (B, 3, H, W) beside L {tuple(L.shape)}; got {tuple(hints.shape)}"
                 )
-        x = self.bottleneck(f[32]) + g[:, :, None, None]  # (B, c32, H/32, W/32)
-        x = self._hinted(x, hints, 32)
-        x = self._hinted(self.up16(x, f[16]), hints, 16)  # (B, c16, H/16, W/16)
-        x = self._hinted(self.up8(x, f[8]), hints, 8)  # (B, c8, H/8, W/8)
-        x = self._hinted(self.up4(x, f[4]), hints, 4)  # (B, c4, H/4, W/4)
-        logits = self.head(x)  # (B, Q, H/4, W/4)
+        logits = self.mixed(f, g, hints)  # (B, Q, H/4, W/4)
         if self.gray_tilt is not None:
             # the user's colours overrule the scene's greyness: a hinted photo is not tilted
             keep = g.new_ones(len(g)) if hints is None else 1 - hints[:, 2].flatten(1).amax(1)
             logits = self.gray_tilt(logits, g, self.bins.centers, keep)
         return logits
+
+    def decoders(
+        self, f: dict[int, torch.Tensor], g: torch.Tensor, hints: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The base decoder's and the Expert's (None without one) logits, neither mixed nor
+        tilted: what fitting the gate needs."""
+        base = run_decoder(self, f, g, hints)  # (B, Q, H/4, W/4)
+        if self.expert is None:
+            return base, None
+        if 1 not in f:
+            raise ValueError("an Expert reads the pooled encoder head: decode encode()'s output")
+        return base, run_decoder(self.expert, f, self.expert.scene(f[1]), hints)
+
+    def mixed(
+        self, f: dict[int, torch.Tensor], g: torch.Tensor, hints: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The base decoder's logits, the Expert's mixed in by its gate (when any photo of the
+        batch opens it: a shut gate leaves the base's output as it is, and costs nothing)."""
+        if self.expert is None:
+            return run_decoder(self, f, g, hints)
+        gamma = self.expert.weight(g)  # (B,)
+        tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        if not tracing and not bool((gamma > 0).any()):
+            return run_decoder(self, f, g, hints)
+        return Expert.mix(*self.decoders(f, g, hints), gamma)  # (B, Q, H/4, W/4)
 
 
 @register_model(

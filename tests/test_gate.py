@@ -1,0 +1,180 @@
+"""The expert decoder (colorizer.models.effunet.Expert, training.gate): a shut gate is the base
+model bit for bit and never runs the expert, an open one mixes the expert's distribution in,
+``add-expert`` refuses a decoder grown on another encoder, and ``fit-gate`` learns from
+photos made here which scenes want the expert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_tilt import painter, weather  # noqa: F401  (the fixture: clear and foggy skies)
+
+from colorizer.bins import output_to_ab
+from colorizer.checkpoint import save_checkpoint
+from colorizer.inference import Colorizer
+from colorizer.models import create_model, load_checkpoint
+from training.__main__ import main as cli
+
+
+def tiny(**kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model("effunet_tiny", hints=True, **kw).eval()
+
+
+def counted(module: torch.nn.Module) -> list[int]:
+    calls = [0]
+    module.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def test_a_shut_gate_is_the_base_model_and_never_runs_the_expert():
+    base, paired = tiny(), tiny(expert=True)
+    paired.load_state_dict(base.state_dict(), strict=False)  # the expert keeps its own init
+    calls = counted(paired.expert.head)
+    L = torch.rand(2, 1, 64, 64) * 100
+    with torch.no_grad():
+        assert torch.equal(base(L), paired(L))
+        assert calls[0] == 0
+        paired.expert.gate.bias.fill_(-0.5)  # clamped to 0: still shut
+        assert torch.equal(base(L), paired(L)) and calls[0] == 0
+
+
+def test_an_open_gate_mixes_the_experts_distribution_in_photo_by_photo():
+    paired = tiny(expert=True)
+    alone = tiny()  # the expert's decoder as a model of its own
+    own = {k: v for k, v in paired.state_dict().items() if k.startswith("encoder.")}
+    expert = {k: v for k, v in paired.expert.state_dict().items() if not k.startswith("gate.")}
+    alone.load_state_dict({**own, **expert})
+    L = torch.rand(2, 1, 64, 64) * 100
+    with torch.no_grad():
+        base = paired(L)
+        paired.expert.gate.bias.fill_(2.0)  # clamped to 1: the expert alone
+        assert torch.allclose(paired(L).log_softmax(1), alone(L).log_softmax(1), atol=1e-4)
+        paired.expert.gate.bias.fill_(0.25)
+        mixed = paired(L)
+        want = 0.75 * base.log_softmax(1) + 0.25 * alone(L).log_softmax(1)
+        assert torch.allclose(mixed, want, atol=1e-4)
+        # a gate that opens for one photo of two: each photo as if it came alone
+        paired.expert.gate.weight.zero_()
+        g = paired.encode(L)[1]
+        paired.expert.gate.weight[0] = g[0] / g[0].norm() ** 2 * 0.5  # photo 0 at ~0.5
+        paired.expert.gate.bias.fill_(0.0)
+        gamma = paired.expert.weight(g)
+        assert gamma[0] == pytest.approx(0.5, abs=1e-3) and 0 <= gamma[1] < 1
+        both = paired(L)
+        assert torch.allclose(both[0], paired(L[:1])[0], atol=1e-4)
+
+
+def test_the_expert_is_not_trained_and_a_config_cannot_ask_for_one():
+    from training.config import ConfigError, load_config
+
+    model = tiny(expert=True).train()
+    assert not any(p.requires_grad for p in model.expert.parameters())
+    assert not model.expert.training  # its BN statistics stay the trained decoder's
+    with pytest.raises(ConfigError, match="add-expert"):
+        load_config(None, ['model="effunet_tiny"', "model_args.expert=true"])
+
+
+def grey_painter(path: Path) -> Path:
+    """``painter``'s model (same seed: the same ImageNet encoder) with a head that prefers
+    the gray bins: the expert for fog."""
+    model, _ = load_checkpoint(painter(path))
+    with torch.no_grad():
+        centers = model.bins.centers  # (Q, 2)
+        model.head.bias.copy_(-(centers**2).sum(1) / 200)
+    save_checkpoint(path, model)
+    return path
+
+
+def test_add_expert_keeps_the_base_and_refuses_another_encoder(tmp_path, caplog):
+    base, expert = painter(tmp_path / "base.pt"), grey_painter(tmp_path / "grey.pt")
+    out = tmp_path / "pair.pt"
+    assert cli(["add-expert", "--base", str(base), "--expert", str(expert), "--out", str(out)]) == 0
+    pair, meta = load_checkpoint(out)
+    b, _ = load_checkpoint(base)
+    e, _ = load_checkpoint(expert)
+    assert pair.arch_args["expert"] and "expert" in meta["train"]
+    assert torch.equal(pair.expert.head.bias, e.head.bias)
+    L = torch.rand(1, 1, 48, 48) * 100
+    with torch.no_grad():
+        assert torch.equal(pair(L), b(L))  # the gate shut: the base, bit for bit
+    # a decoder grown on another encoder reads other features: refused, nothing written
+    other = create_model("effunet_tiny", decoder=(32, 8, 8, 8), input_size=(48, 48))
+    bad = save_checkpoint(tmp_path / "other.pt", other)
+    args = [
+        "add-expert",
+        "--base",
+        str(base),
+        "--expert",
+        str(bad),
+        "--out",
+        str(tmp_path / "x.pt"),
+    ]
+    assert cli(args) == 2
+    assert "not trained on" in caplog.text and not (tmp_path / "x.pt").exists()
+    narrow = save_checkpoint(tmp_path / "narrow.pt", create_model("effunet_tiny"))
+    args[4] = str(narrow)
+    assert cli(args) == 2 and "decoder" in caplog.text
+
+
+def test_fit_gate_sends_the_fog_to_the_grey_expert_and_keeps_the_clear_sky(weather, tmp_path):  # noqa: F811
+    base, expert = painter(tmp_path / "base.pt"), grey_painter(tmp_path / "grey.pt")
+    pair, gated = tmp_path / "pair.pt", tmp_path / "gated.pt"
+    assert (
+        cli(["add-expert", "--base", str(base), "--expert", str(expert), "--out", str(pair)]) == 0
+    )
+    args = ["fit-gate", "--ckpt", str(pair), "--data", str(weather), "--out", str(gated)]
+    assert cli([*args, "--limit", "0"]) == 0
+    model, meta = load_checkpoint(gated)
+    record = meta["metrics"]["gate"]
+    assert record["quantile"] is not None and 0 < record["open_share"] < 1
+    assert record["psnr_db"]["gated"] > record["psnr_db"]["shut"] + 3  # measured +5.8
+    assert (tmp_path / "gated_gate.csv").exists()
+
+    def chroma(c: Colorizer, folder: str) -> float:
+        imgs = sorted((weather.parent / "img" / folder).glob("*.png"))[:8]
+        return float(
+            np.mean([np.asarray(c.colorize(p).convert("HSV"))[..., 1].mean() for p in imgs])
+        )
+
+    before, after = Colorizer(base, device="cpu"), Colorizer(gated, device="cpu")
+    fog_kept = chroma(after, "fog") / chroma(before, "fog")
+    clear_kept = chroma(after, "clear") / chroma(before, "clear")
+    # measured 0.58 and 0.99: the guard (no source loses 0.1 dB) keeps the gate half open on
+    # fog, where fully open would cost the clear sky 0.3 dB
+    assert fog_kept < 0.7 and clear_kept > 0.95
+
+
+def test_fit_gate_refuses_a_model_without_an_expert(weather, tmp_path, caplog):  # noqa: F811
+    base = painter(tmp_path / "base.pt")
+    args = [
+        "fit-gate",
+        "--ckpt",
+        str(base),
+        "--data",
+        str(weather),
+        "--out",
+        str(tmp_path / "g.pt"),
+    ]
+    assert cli(args) == 2
+    assert "add-expert" in caplog.text and not (tmp_path / "g.pt").exists()
+
+
+def test_decoding_a_gated_logit_pair_is_the_models_own_decode():
+    """training.gate scores its settings from the two decoders' logits; that decode must be
+    the network's forward with the same gate (and tilt)."""
+    from training.gate import decode_gated
+
+    model = tiny(expert=True, gray_tilt=True)
+    with torch.no_grad():
+        model.expert.gate.bias.fill_(0.3)
+        model.gray_tilt.strength.bias.fill_(0.2)
+        L = torch.rand(2, 1, 64, 64) * 100
+        f, g = model.encode(L)
+        pair = torch.cat(model.decoders(f, g), 1)
+        got = decode_gated(model, pair, model.expert.weight(g), g)
+        want = output_to_ab(model, model(L), model.decoding.temperature)
+    assert torch.allclose(got, want, atol=1e-3)
