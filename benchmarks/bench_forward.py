@@ -4,7 +4,8 @@
 
 Round-robin over the models (each round times every model once), so load from other processes
 hits them alike; the median of the rounds is reported with its ratio to eccv16. Models are built
-from the registry at random init: the time does not depend on the weights.
+from the registry at random init: the time does not depend on the weights. "effunet + expert"
+is EffUNet with its second decoder's gate open (its dearest case: a shut gate skips the expert).
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ from colorizer.provenance import invocation, machine_info
 CASES = ("eccv16", "effunet", "colornet", "cunet", "streetside")
 
 
+def open_expert() -> torch.nn.Module:
+    """EffUNet with an expert decoder whose gate is fully open for every photo."""
+    model = create_model("effunet", expert=True).eval()
+    with torch.no_grad():
+        model.expert.gate.bias.fill_(1.0)
+    return model
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256)
@@ -33,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     models = {name: create_model(name).eval() for name in CASES}
+    models["effunet + expert"] = open_expert()
     L = torch.rand(1, 1, args.size, args.size) * 100
-    times: dict[str, list[float]] = {name: [] for name in CASES}
+    times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
         for m in models.values():
             m(L)  # warm-up
