@@ -42,7 +42,7 @@ def test_a_shut_gate_is_the_base_model_and_never_runs_the_expert():
         assert torch.equal(base(L), paired(L)) and calls[0] == 0
 
 
-def test_an_open_gate_mixes_the_experts_distribution_in_photo_by_photo():
+def test_an_open_gate_mixes_the_experts_distribution_in():
     paired = tiny(expert=True)
     alone = tiny()  # the expert's decoder as a model of its own
     own = {k: v for k, v in paired.state_dict().items() if k.startswith("encoder.")}
@@ -54,18 +54,32 @@ def test_an_open_gate_mixes_the_experts_distribution_in_photo_by_photo():
         paired.expert.gate.bias.fill_(2.0)  # clamped to 1: the expert alone
         assert torch.allclose(paired(L).log_softmax(1), alone(L).log_softmax(1), atol=1e-4)
         paired.expert.gate.bias.fill_(0.25)
-        mixed = paired(L)
-        want = 0.75 * base.log_softmax(1) + 0.25 * alone(L).log_softmax(1)
+        mixed = paired(L).log_softmax(1)
+        want = (0.75 * base.log_softmax(1) + 0.25 * alone(L).log_softmax(1)).log_softmax(1)
         assert torch.allclose(mixed, want, atol=1e-4)
-        # a gate that opens for one photo of two: each photo as if it came alone
-        paired.expert.gate.weight.zero_()
+
+
+def test_a_photo_whose_gate_is_shut_is_the_base_in_any_batch():
+    """A batch where one photo opens the gate runs the expert for all: the shut photo must
+    still come out as the base's, as it would alone (and the open one as alone too)."""
+    torch.manual_seed(0)
+    paired = create_model("effunet_tiny", expert=True).eval()
+    paired.load_pretrained_encoder()  # distinct photos get distinct scene vectors
+    L = torch.stack([torch.linspace(0, 100, 64).expand(64, 64), torch.rand(64, 64) * 100])[:, None]
+    with torch.no_grad():
         g = paired.encode(L)[1]
-        paired.expert.gate.weight[0] = g[0] / g[0].norm() ** 2 * 0.5  # photo 0 at ~0.5
-        paired.expert.gate.bias.fill_(0.0)
+        d = g[0] - g[1]
+        w = 0.5 * d / d.dot(d)  # w . g0 - w . g1 = 0.5
+        paired.expert.gate.weight[0] = w
+        paired.expert.gate.bias.fill_(float(0.49 - w.dot(g[0])))
         gamma = paired.expert.weight(g)
-        assert gamma[0] == pytest.approx(0.5, abs=1e-3) and 0 <= gamma[1] < 1
+        assert gamma[0] == pytest.approx(0.49, abs=1e-3) and gamma[1] == 0
         both = paired(L)
+        assert torch.allclose(both[1], paired(L[1:])[0], atol=1e-4)  # the shut one: the base
         assert torch.allclose(both[0], paired(L[:1])[0], atol=1e-4)
+        calls = counted(paired.expert.head)
+        paired(L[1:])
+        assert calls[0] == 0  # alone, the shut photo never runs the expert
 
 
 def test_the_expert_is_not_trained_and_a_config_cannot_ask_for_one():
@@ -117,7 +131,8 @@ def test_add_expert_keeps_the_base_and_refuses_another_encoder(tmp_path, caplog)
     assert "not trained on" in caplog.text and not (tmp_path / "x.pt").exists()
     narrow = save_checkpoint(tmp_path / "narrow.pt", create_model("effunet_tiny"))
     args[4] = str(narrow)
-    assert cli(args) == 2 and "decoder" in caplog.text
+    caplog.clear()
+    assert cli(args) == 2 and "its decoder is not" in caplog.text
 
 
 def test_fit_gate_sends_the_fog_to_the_grey_expert_and_keeps_the_clear_sky(weather, tmp_path):  # noqa: F811
@@ -133,6 +148,15 @@ def test_fit_gate_sends_the_fog_to_the_grey_expert_and_keeps_the_clear_sky(weath
     assert record["quantile"] is not None and 0 < record["open_share"] < 1
     assert record["psnr_db"]["gated"] > record["psnr_db"]["shut"] + 3  # measured +5.8
     assert (tmp_path / "gated_gate.csv").exists()
+    # the gate written is the setting chosen: its shares on val are the fit's
+    from training.data import load_images
+    from training.gate import pair_outputs
+
+    g = torch.cat([b[1] for b in pair_outputs(model, load_images(str(weather), "val"))])
+    with torch.no_grad():
+        gamma = model.expert.weight(g)
+    assert float(gamma.mean()) == pytest.approx(record["gamma_mean_val"], abs=1e-4)
+    assert float((gamma > 0).float().mean()) == pytest.approx(record["open_share"], abs=1e-4)
 
     def chroma(c: Colorizer, folder: str) -> float:
         imgs = sorted((weather.parent / "img" / folder).glob("*.png"))[:8]

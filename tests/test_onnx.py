@@ -75,6 +75,17 @@ def effunet_file(tmp_path_factory):
     return model, path, export_onnx(model, path)
 
 
+def test_a_shut_expert_exports_as_the_base(tmp_path):
+    """The exported graph runs both decoders whatever the gate; a shut gate must still give
+    the base's logits there, as the torch model (which skips the expert) does."""
+    model = scrambled("effunet_tiny", expert=True)
+    with torch.no_grad():
+        model.expert.gate.weight.zero_()
+        model.expert.gate.bias.fill_(-1.0)
+    report = export_onnx(model, tmp_path / "shut.onnx")
+    assert report.max_raw_diff < 1e-3 and report.max_ab_diff < 0.05
+
+
 def test_effunet_exports_with_its_same_padding(effunet_file, tmp_path):
     model, path, report = effunet_file
     assert report.max_raw_diff < 1e-3 and report.max_ab_diff < 0.05

@@ -16,7 +16,7 @@ import torch
 
 from colorizer.checkpoint import load_state, save_checkpoint
 from colorizer.models import create_model, load_checkpoint
-from colorizer.models.effunet import GATE_PREFIX, TILT_PREFIX
+from colorizer.models.effunet import EXPERT_PREFIX, GATE_PREFIX, TILT_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def add_expert(base: str, expert: str, out: str) -> Path:
     as ``base`` until ``python -m training fit-gate`` opens it (stored as ``base`` is: fp16
     for a shipped file). Refused when the two encoders
     differ (the expert learnt to read that encoder's features, not another's) or the decoders
-    are not built alike."""
+    are not built alike. (Encoders are compared at fp16, the precision a shipped file keeps.)"""
     base_model, base_meta = load_checkpoint(base)
     expert_model, expert_meta = load_checkpoint(expert)
     if "expert" not in base_model.arch_args or getattr(base_model, "expert", None) is not None:
@@ -96,9 +96,9 @@ def add_expert(base: str, expert: str, out: str) -> Path:
                 "(train the expert with init_from = the base and freeze_encoder = true)"
             )
     decoder = {
-        f"expert.{k}": v
+        EXPERT_PREFIX + k: v
         for k, v in theirs.items()
-        if not k.startswith(("encoder.", TILT_PREFIX, "expert."))
+        if not k.startswith(("encoder.", TILT_PREFIX, EXPERT_PREFIX))
     }
     model = create_model(base_model.arch_name, **{**base_model.arch_args, "expert": True})
     load_state(model, {**own, **decoder}, f"{base} + {expert}", new=(GATE_PREFIX,))

@@ -207,6 +207,7 @@ def forward_cached(
     encoder (its trained ``scene`` layer included)."""
     f = dict(taps)
     f[0] = L
+    f[1] = pooled  # as encode() keeps it
     return model.decode((f, model.scene(pooled)), hints)
 
 

@@ -23,15 +23,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from colorizer.checkpoint import save_checkpoint
 from colorizer.models import load_checkpoint
 from colorizer.models.effunet import Expert, GrayTilt
-from training.data import to_lab
-from training.tilt import PIXELS, Head, Knob, fit_knob, write_head, write_linear
+from training.tilt import PIXELS, Head, Knob, fit_knob, working_batches, write_head, write_linear
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +51,7 @@ def gateable(ckpt: str) -> tuple[torch.nn.Module, dict[str, Any]]:
 def pair_outputs(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> Iterator:
     """(rgb8 (B, 3, H, W), scene vectors (B, C), both decoders' logits fp16 (B, 2Q, h, w):
     the base's bins, then the expert's) per batch, the model at its working size."""
-    size = tuple(model.input_size)
-    for i in range(0, len(images), batch):
-        rgb8 = images[i : i + batch].permute(0, 3, 1, 2)
-        rgb = rgb8.float() / 255
-        if tuple(rgb.shape[-2:]) != size:
-            rgb = F.interpolate(rgb, size=size, mode="bicubic", antialias=True).clamp(0, 1)
-        f, g = model.encode(to_lab(rgb)[0])
+    for rgb8, (f, g) in working_batches(model, images, batch):
         base, expert = model.decoders(f, g)
         yield rgb8, g.float(), torch.cat([base, expert], 1).half()
 
@@ -116,7 +107,7 @@ def fit_gate(
     fit = fit_knob(
         GATE, ckpt, data, out, "gate", limit, val_limit, min_colour, max_loss, colour_slack
     )
-    gamma = np.clip(fit.gain * (fit.val_hat - fit.offset), 0, 1) if fit.gain else 0 * fit.val_hat
+    gamma = fit.values()
     record = dict(
         data=str(data),
         command=command,
@@ -128,7 +119,7 @@ def fit_gate(
         gain=None if fit.chosen == "off" else fit.gain,
         offset=None if fit.chosen == "off" else round(fit.offset, 5),
         gamma_mean_val=round(float(gamma.mean()), 6),
-        open_share=round(float((gamma > 0).mean()), 4),  # photos that run the expert at all
+        open_share=round(float((gamma > 0).mean()), 4),  # photos with any share of it
         working_size=list(fit.model.input_size),
         min_colour=min_colour,
         max_loss=max_loss,

@@ -100,18 +100,22 @@ def decode_tilted(model: torch.nn.Module, logits: torch.Tensor, beta: torch.Tens
     return model.bins.decode(tilted, model.decoding)  # (B, 2, h, w)
 
 
-@torch.no_grad()
-def scene_outputs(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> Iterator:
-    """(rgb8 (B, 3, H, W), scene vectors (B, C), untilted logits fp16) per batch, the model
-    run at its working size as a user's photo is (the scene vector depends on it)."""
+def working_batches(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> Iterator:
+    """(rgb8 (B, 3, H, W), the encoder's output for its L at the model's working size) per
+    batch: the model run as a user's photo is (the scene vector depends on the size)."""
     size = tuple(model.input_size)
     for i in range(0, len(images), batch):
         rgb8 = images[i : i + batch].permute(0, 3, 1, 2)
         rgb = rgb8.float() / 255
         if tuple(rgb.shape[-2:]) != size:
             rgb = F.interpolate(rgb, size=size, mode="bicubic", antialias=True).clamp(0, 1)
-        L, _ab = to_lab(rgb)
-        encoded = model.encode(L)
+        yield rgb8, model.encode(to_lab(rgb)[0])
+
+
+@torch.no_grad()
+def scene_outputs(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> Iterator:
+    """(rgb8 (B, 3, H, W), scene vectors (B, C), untilted logits fp16) per batch."""
+    for rgb8, encoded in working_batches(model, images, batch):
         yield rgb8, encoded[1].float(), model.decode(encoded).half()
 
 
@@ -345,6 +349,13 @@ class Fit:
     table: dict[Any, Scores]
     val_hat: np.ndarray
     train_photos: int
+    knob: Knob
+
+    def values(self) -> np.ndarray:
+        """The value the written head sets for each val photo (0 where the choice is off)."""
+        if self.chosen == "off":
+            return np.zeros_like(self.val_hat)
+        return self.knob.link(self.gain * torch.from_numpy(self.val_hat - self.offset)).numpy()
 
 
 def fit_knob(
@@ -400,7 +411,7 @@ def fit_knob(
     )
     offset, gain = offsets[chosen]
     knob.write(model, None if chosen == "off" else head, offset, gain)
-    return Fit(model, meta, head, chosen, offset, gain, table, val_hat, len(train[0]))
+    return Fit(model, meta, head, chosen, offset, gain, table, val_hat, len(train[0]), knob)
 
 
 def fit_tilt(
@@ -431,9 +442,9 @@ def fit_tilt(
         quantile=None if chosen == "off" else chosen[0],
         gain=None if chosen == "off" else gain,
         working_size=list(model.input_size),  # the size the model ran at, as a user's photo
-        beta_mean_val=round(float(np.mean(gain * np.maximum(fit.val_hat - offset, 0))), 6),
+        beta_mean_val=round(float(fit.values().mean()), 6),
         offset=None if chosen == "off" else round(offset, 5),
-        tilted_share=round(float((fit.val_hat > offset).mean()), 4),
+        tilted_share=round(float((fit.values() > 0).mean()), 4),
         min_colour=min_colour,
         max_loss=max_loss,
         colour_slack=colour_slack,

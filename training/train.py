@@ -34,7 +34,7 @@ from colorizer.hints import simulate_hints
 from colorizer.inference import decoding_at
 from colorizer.lab import ab_to_unit
 from colorizer.metrics import RENAMED
-from colorizer.models.effunet import TILT_PREFIX
+from colorizer.models.effunet import EXPERT_PREFIX, TILT_PREFIX
 from colorizer.provenance import hardware_string
 from training.adversarial import Adversary
 from training.config import TrainConfig, TrainingError, config_to_dict
@@ -264,10 +264,12 @@ def left_behind(model: nn.Module) -> tuple[str, ...]:
     """Modules a file to fine-tune from may carry that ``model`` was built without: a model
     with hints=False starts from one with hint branches (the shipped default) without them,
     and a model without a gray tilt from one whose tilt was fitted (it is fitted again after
-    training: training.tilt)."""
+    training: training.tilt), or without an expert decoder from one that has one (only the
+    base decoder trains: training.gate)."""
     hints = () if getattr(model, "accepts_hints", False) else ("hint_branches.",)
     tilt = () if getattr(model, "gray_tilt", None) is not None else (TILT_PREFIX,)
-    return (*hints, *tilt)
+    expert = () if getattr(model, "expert", None) is not None else (EXPERT_PREFIX,)
+    return (*hints, *tilt, *expert)
 
 
 def load_weights(

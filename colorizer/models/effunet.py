@@ -305,8 +305,11 @@ class GrayTilt(nn.Module):
         nn.init.zeros_(self.strength.bias)
 
     def beta(self, g: torch.Tensor) -> torch.Tensor:
-        """scene vector (B, C) -> tilt strength (B,), >= 0."""
-        return F.relu(self.strength(g))[:, 0]
+        """scene vector (B, C) -> tilt strength (B,), >= 0; in fp32 whatever the autocast, as
+        it was fitted."""
+        with torch.autocast(g.device.type, enabled=False):
+            w, b = self.strength.weight.float(), self.strength.bias.float()
+            return F.relu(F.linear(g.float(), w, b))[:, 0]
 
     @staticmethod
     def tilt(logits: torch.Tensor, beta: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
@@ -322,7 +325,8 @@ class GrayTilt(nn.Module):
         return self.tilt(logits, self.beta(g) * keep.to(g.dtype), centers)  # (B, Q, h, w)
 
 
-GATE_PREFIX = "expert.gate."  # the fitted gate's keys in a state dict
+EXPERT_PREFIX = "expert."  # the second decoder's keys in a state dict
+GATE_PREFIX = EXPERT_PREFIX + "gate."  # the fitted gate's
 
 
 class Expert(nn.Module):
@@ -335,9 +339,10 @@ class Expert(nn.Module):
     base's scene vector g (B, C), as the GrayTilt reads it:
 
         gamma = clamp(w . g + b, 0, 1)   (B,)
-        log p = (1 - gamma) log p_base + gamma log p_expert   (B, Q, h, w)
+        log p = (1 - gamma) log p_base + gamma log p_expert + const   (B, Q, h, w)
 
-    a geometric mixture of the two distributions, decoded as the model decodes. w and b are
+    a geometric mixture of the two distributions, decoded as the model decodes. Both decoders
+    take the user's hints (both were trained with them), so the gate follows the scene alone. w and b are
     not trained with the network: they are fitted afterwards (``python -m training
     fit-gate``), and zero until then, where the output is the base decoder's exactly (the
     expert is then not even run).
@@ -352,14 +357,20 @@ class Expert(nn.Module):
         self.gate.requires_grad_(False)
 
     def weight(self, g: torch.Tensor) -> torch.Tensor:
-        """the base's scene vector (B, C) -> the expert's share gamma (B,), in [0, 1]."""
-        return self.gate(g)[:, 0].clamp(0, 1)
+        """the base's scene vector (B, C) -> the expert's share gamma (B,), in [0, 1]; in fp32
+        whatever the autocast, as it was fitted (a photo near the threshold must not flip)."""
+        with torch.autocast(g.device.type, enabled=False):
+            return F.linear(g.float(), self.gate.weight.float(), self.gate.bias.float())[
+                :, 0
+            ].clamp(0, 1)
 
     @staticmethod
     def mix(base: torch.Tensor, expert: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        """THE mixture: two (B, Q, h, w) logit maps and (B,) shares -> mixed log-probabilities."""
-        gamma = gamma.to(base.dtype)[:, None, None, None]
-        return (1 - gamma) * base.log_softmax(1) + gamma * expert.log_softmax(1)
+        """THE mixture: two (B, Q, h, w) logit maps and (B,) shares -> the mixed logits,
+        base + gamma (log p_expert - log p_base): the geometric mixture up to a per-pixel
+        constant, and the base's logits exactly where gamma = 0 (batched, traced or alone)."""
+        gamma = gamma.float()[:, None, None, None]
+        return base + gamma * (expert.float().log_softmax(1) - base.float().log_softmax(1))
 
 
 def build_decoder(m: nn.Module, a: EffUNetArgs, ch: dict[int, int]) -> None:
