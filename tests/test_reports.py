@@ -86,3 +86,29 @@ def test_bn_drift_moves_only_the_unfrozen_encoder_statistics():
         early = k.startswith(("encoder._bn0", "encoder._blocks.0.", "encoder._blocks.1."))
         unfrozen = k.startswith("encoder.") and not early  # later blocks and the head
         assert moved == (stat and unfrozen and "num_batches" not in k) or "num_batches" in k, k
+
+
+def test_gate_ranking_gates_the_top_photos_and_scores_each_source():
+    import pandas as pd
+
+    from reports.gate_ranking import ranking
+
+    # SIMULATED per-photo rows: fog scores high and the expert halves its error; the clear
+    # photos score low but one, whose colour the expert takes from 40 to 20
+    table = pd.DataFrame(
+        {
+            "source": ["fog"] * 2 + ["clear"] * 4,
+            "score": [0.9, 0.8, 0.7, 0.1, 0.0, -0.1],
+            "truth_chroma": [2.0, 2.0, 40.0, 40.0, 40.0, 40.0],
+            "base_mse": [100.0, 100.0, 50.0, 50.0, 50.0, 50.0],
+            "expert_mse": [50.0, 50.0, 60.0, 10.0, 10.0, 10.0],
+            "base_chroma": [10.0, 10.0, 40.0, 40.0, 40.0, 40.0],
+            "expert_chroma": [2.0, 2.0, 20.0, 0.0, 0.0, 0.0],
+        }
+    )
+    t = ranking(table, top=0.5)  # the three best scores: both fog photos and one clear
+    assert t.loc["fog", "in_top"] == 1.0 and t.loc["clear", "in_top"] == 0.25
+    assert t.loc["fog", "gated_db"] - t.loc["fog", "base_db"] == pytest.approx(3.01, abs=0.01)
+    assert t.loc["fog", "gated_colour"] == 1.0 and t.loc["fog", "base_colour"] == 5.0
+    assert t.loc["clear", "gated_colour"] == pytest.approx(0.875)  # (20 + 3 x 40) / 4 / 40
+    assert t.loc["clear", "gated_db"] < t.loc["clear", "base_db"]  # 52.5 > 50 mean MSE

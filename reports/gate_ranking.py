@@ -1,0 +1,121 @@
+"""Which photos a two-decoder model's gate ranks first, and what the expert does for them.
+
+    python -m reports.gate_ranking --ckpt runs/weather_expert/gated.pt --data data/all160 \
+        --top 0.15 --out results/training/weather_expert/gate_ranking.md
+
+A gate (``colorizer.models.effunet.Expert``) opens for the photos whose scene vector ranks
+highest under its linear map; the offset and gain ``fit-gate`` chooses only decide how many.
+So the ranking bounds what any setting can do: this takes the ``--top`` share of the val
+photos by the gate's own score (before its clamp) and reports, per source, how many of them
+rank there, and the PSNR and colour of the source with the expert fully on for them (the
+rest left to the base) against the base alone; the gray tilt, if any, off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from colorizer.atomic import atomic_write
+from colorizer.models import load_checkpoint
+from colorizer.provenance import invocation, machine_info
+from training.calibrate import source_groups
+from training.data import load_images, on_grid, spread_rows, to_lab
+from training.gate import decode_gated, pair_outputs
+from training.prepare import load_split
+from training.tilt import write_head
+
+
+@torch.no_grad()
+def photo_table(model: torch.nn.Module, data: str, limit: int) -> pd.DataFrame:
+    """Per val photo: its source, the gate's score, the base's and the expert's a*b* MSE and
+    chroma, and the truth's chroma (on the output grid)."""
+    images = load_images(data, "val", limit, spread=True)
+    rows = spread_rows(len(load_split(data, "val")), limit)
+    source = np.empty(len(images), object)
+    for name, idx in source_groups(data, "val", rows).items():
+        source[idx.numpy()] = Path(name).name
+    out = []
+    for rgb8, g, pair in pair_outputs(model, images):
+        truth = on_grid(to_lab(rgb8.float() / 255)[1], pair.shape[-2:])
+        score = torch.nn.functional.linear(g, model.expert.gate.weight, model.expert.gate.bias)
+        row = {"score": score[:, 0], "truth_chroma": truth.norm(dim=1).mean((1, 2))}
+        for name, gamma in (("base", 0.0), ("expert", 1.0)):
+            ab = decode_gated(model, pair, torch.full((len(g),), gamma), g)
+            row[f"{name}_mse"] = ((ab - truth) ** 2).mean((1, 2, 3))
+            row[f"{name}_chroma"] = ab.norm(dim=1).mean((1, 2))
+        out.append(pd.DataFrame({k: v.numpy() for k, v in row.items()}))
+    table = pd.concat(out, ignore_index=True)
+    table.insert(0, "source", source)
+    return table
+
+
+def ranking(table: pd.DataFrame, top: float) -> pd.DataFrame:
+    """Per source: share of its photos in the top ``top`` by score; PSNR (of the mean MSE)
+    and chroma against the truth's, base alone and with the expert on the top photos."""
+    chosen = table["score"] >= table["score"].quantile(1 - top)
+    mse = np.where(chosen, table["expert_mse"], table["base_mse"])
+    chroma = np.where(chosen, table["expert_chroma"], table["base_chroma"])
+    t = table.assign(chosen=chosen, mixed_mse=mse, mixed_chroma=chroma).groupby("source")
+    psnr = lambda m: 10 * np.log10(100.0**2 / m)  # noqa: E731  (a*b* MSE, as the gate's fit)
+    return pd.DataFrame(
+        {
+            "photos": t.size(),
+            "in_top": t["chosen"].mean(),
+            "base_db": psnr(t["base_mse"].mean()),
+            "gated_db": psnr(t["mixed_mse"].mean()),
+            "base_colour": t["base_chroma"].mean() / t["truth_chroma"].mean(),
+            "gated_colour": t["mixed_chroma"].mean() / t["truth_chroma"].mean(),
+        }
+    ).round(3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", required=True, help="a checkpoint with a fitted gate (fit-gate)")
+    ap.add_argument("--data", required=True, help="a folder written by training prepare")
+    ap.add_argument("--limit", type=int, default=700, help="val photos, spread (0: all)")
+    ap.add_argument("--top", type=float, default=0.15, help="share of the val photos gated")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    model, _ = load_checkpoint(args.ckpt)
+    if getattr(model, "expert", None) is None:
+        print(f"{args.ckpt}: no expert decoder (python -m training add-expert)", file=sys.stderr)
+        return 2
+    if model.gray_tilt is not None:
+        write_head(model, None, 0.0, 1.0)  # the gate's own effect, without the tilt
+    table = ranking(photo_table(model.eval(), args.data, args.limit), args.top)
+    text = "\n".join(
+        [
+            f"# The gate's ranking: the top {args.top:.0%} of val photos take the expert",
+            "",
+            f"Command: `{invocation()}`  ",
+            f"Machine: {machine_info()}",
+            "",
+            "PSNR of the a\\*b\\* error on the output grid (dB), colour = mean chroma against "
+            "the truth's; base alone against the expert fully on for the top photos.",
+            "",
+            "| source | photos | in top | base dB | gated dB | base colour | gated colour |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *(
+                f"| {src} | {int(r.photos)} | {r.in_top:.0%} | {r.base_db:.2f} | {r.gated_db:.2f} | "
+                f"{r.base_colour:.0%} | {r.gated_colour:.0%} |"
+                for src, r in table.iterrows()
+            ),
+            "",
+        ]
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(args.out) as f:
+        f.write(text.encode())
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
