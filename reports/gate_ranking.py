@@ -43,8 +43,7 @@ def photo_table(model: torch.nn.Module, data: str, limit: int) -> pd.DataFrame:
     out = []
     for rgb8, g, pair in pair_outputs(model, images):
         truth = on_grid(to_lab(rgb8.float() / 255)[1], pair.shape[-2:])
-        score = torch.nn.functional.linear(g, model.expert.gate.weight, model.expert.gate.bias)
-        row = {"score": score[:, 0], "truth_chroma": truth.norm(dim=1).mean((1, 2))}
+        row = {"score": model.expert.score(g), "truth_chroma": truth.norm(dim=1).mean((1, 2))}
         for name, gamma in (("base", 0.0), ("expert", 1.0)):
             ab = decode_gated(model, pair, torch.full((len(g),), gamma), g)
             row[f"{name}_mse"] = ((ab - truth) ** 2).mean((1, 2, 3))

@@ -125,28 +125,13 @@ def cmd_add_expert(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_fit_gate(args: argparse.Namespace) -> int:
+def cmd_fit_head(args: argparse.Namespace) -> int:
+    """fit-tilt and fit-gate: one per-photo head fitted after training (training.tilt.fit_knob)."""
     from training.gate import fit_gate
-
-    fit_gate(
-        args.ckpt,
-        args.data,
-        args.out,
-        limit=args.limit,
-        val_limit=args.val_limit,
-        min_colour=args.min_colour,
-        max_loss=args.max_loss,
-        colour_slack=args.colour_slack,
-        command=_command(),
-    )
-    print(f"wrote {args.out}")
-    return 0
-
-
-def cmd_fit_tilt(args: argparse.Namespace) -> int:
     from training.tilt import fit_tilt
 
-    fit_tilt(
+    fit = {"fit-tilt": fit_tilt, "fit-gate": fit_gate}[args.cmd]
+    fit(
         args.ckpt,
         args.data,
         args.out,
@@ -257,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("fit-tilt", help="fit how grey each scene is (the model's gray tilt)")
     q.add_argument("--ckpt", required=True, help="a (calibrated) class model's checkpoint")
     _head_fit_args(q, "the tilted checkpoint (+ a _tilt.csv table)")
-    q.set_defaults(func=cmd_fit_tilt)
+    q.set_defaults(func=cmd_fit_head)
     q = sub.add_parser("add-expert", help="add a second decoder, trained on a model's encoder")
     q.add_argument("--base", required=True, help="the model whose encoder the expert grew on")
     q.add_argument("--expert", required=True, help="final.pt of that run (freeze_encoder)")
@@ -266,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("fit-gate", help="fit which photos take a two-decoder model's expert")
     q.add_argument("--ckpt", required=True, help="a checkpoint written by add-expert")
     _head_fit_args(q, "the gated checkpoint (+ a _gate.csv table); fit-tilt it afterwards")
-    q.set_defaults(func=cmd_fit_gate)
+    q.set_defaults(func=cmd_fit_head)
     q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")
     q.add_argument("--ckpt", required=True, help="a final.pt written by train")
     q.add_argument("--out", required=True, help="e.g. weights/landscape.pt")

@@ -25,10 +25,17 @@ from typing import Any
 
 import torch
 
-from colorizer.checkpoint import save_checkpoint
 from colorizer.models import load_checkpoint
-from colorizer.models.effunet import Expert, GrayTilt
-from training.tilt import PIXELS, Head, Knob, fit_knob, working_batches, write_head, write_linear
+from colorizer.models.effunet import Expert
+from training.tilt import (
+    Head,
+    Knob,
+    decode_tilted,
+    fit_knob,
+    working_batches,
+    write_head,
+    write_linear,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +70,9 @@ def decode_gated(
     the model with that gate decodes (its tilt included, if it has one)."""
     q = pair.shape[1] // 2
     logits = Expert.mix(pair[:, :q].float(), pair[:, q:].float(), gamma.float())
-    if model.gray_tilt is not None:
-        logits = GrayTilt.tilt(logits, model.gray_tilt.beta(g.float()), model.bins.centers)
-    return model.bins.decode(logits, model.decoding)  # (B, 2, h, w)
+    tilted = model.gray_tilt is not None
+    beta = model.gray_tilt.beta(g) if tilted else logits.new_zeros(len(logits))
+    return decode_tilted(model, logits, beta)  # (B, 2, h, w)
 
 
 def gate_errors(
@@ -108,38 +115,14 @@ def fit_gate(
         GATE, ckpt, data, out, "gate", limit, val_limit, min_colour, max_loss, colour_slack
     )
     gamma = fit.values()
-    record = dict(
-        data=str(data),
-        command=command,
-        train_photos=fit.train_photos,
-        val_photos=len(fit.val_hat),
-        pixels=PIXELS,
-        val_mse=[round(x, 3) for x in fit.head.mse],  # sampled a*b* MSE: shut, fit as it is
-        quantile=None if fit.chosen == "off" else fit.chosen[0],
-        gain=None if fit.chosen == "off" else fit.gain,
-        offset=None if fit.chosen == "off" else round(fit.offset, 5),
+    record = fit.record(data, command)
+    record.update(
         gamma_mean_val=round(float(gamma.mean()), 6),
         open_share=round(float((gamma > 0).mean()), 4),  # photos with any share of it
-        working_size=list(fit.model.input_size),
-        min_colour=min_colour,
-        max_loss=max_loss,
-        colour_slack=colour_slack,
-        psnr_db=dict(
-            shut=round(fit.table["off"].pooled["psnr_db"], 4),
-            gated=round(fit.table[fit.chosen].pooled["psnr_db"], 4),
-        ),
+        psnr_db=dict(shut=fit.psnr_db("off"), gated=fit.psnr_db(fit.chosen)),
         tilt="off: fit it again on this file (python -m training fit-tilt)",
     )
-    metrics = dict(fit.meta.get("metrics", {}))
-    metrics["gate"] = record
-    metrics.pop("gray_tilt", None)  # the tilt it recorded is off now
-    save_checkpoint(
-        out,
-        fit.model,
-        train=fit.meta.get("train", {}),
-        metrics=metrics,
-        half=bool(fit.meta.get("half")),
-    )
+    fit.save(out, "gate", record, drop="gray_tilt")  # the tilt it recorded is off now
     log.info(
         "gate: (quantile, gain) %s, %.0f %% of val photos open, PSNR %.2f -> %.2f dB -> %s",
         fit.chosen,

@@ -351,11 +351,43 @@ class Fit:
     train_photos: int
     knob: Knob
 
+    guards: dict[str, float]  # min_colour, max_loss, colour_slack, as the choice was made
+
     def values(self) -> np.ndarray:
         """The value the written head sets for each val photo (0 where the choice is off)."""
         if self.chosen == "off":
             return np.zeros_like(self.val_hat)
         return self.knob.link(self.gain * torch.from_numpy(self.val_hat - self.offset)).numpy()
+
+    def psnr_db(self, key: Any) -> float:
+        """A setting's pooled val PSNR."""
+        return round(self.table[key].pooled["psnr_db"], 4)
+
+    def record(self, data: str, command: str) -> dict[str, Any]:
+        """The fields every head's record in the checkpoint's metrics has."""
+        off = self.chosen == "off"
+        return dict(
+            data=str(data),
+            command=command,
+            train_photos=self.train_photos,
+            val_photos=len(self.val_hat),
+            pixels=PIXELS,
+            val_mse=[round(x, 3) for x in self.head.mse],  # sampled a*b* MSE: off, fit as it is
+            quantile=None if off else self.chosen[0],
+            gain=None if off else self.gain,
+            offset=None if off else round(self.offset, 5),
+            working_size=list(self.model.input_size),  # the size the model ran at, as a user's
+            **self.guards,
+        )
+
+    def save(self, out: str, key: str, record: dict[str, Any], drop: str = "") -> None:
+        """The model with its head written, ``record`` under ``metrics[key]`` (``drop``'s
+        record removed), stored as the file it came from was."""
+        metrics = dict(self.meta.get("metrics", {}))
+        metrics.pop(drop, None)
+        metrics[key] = record
+        train, half = self.meta.get("train", {}), bool(self.meta.get("half"))
+        save_checkpoint(out, self.model, train=train, metrics=metrics, half=half)
 
 
 def fit_knob(
@@ -411,7 +443,8 @@ def fit_knob(
     )
     offset, gain = offsets[chosen]
     knob.write(model, None if chosen == "off" else head, offset, gain)
-    return Fit(model, meta, head, chosen, offset, gain, table, val_hat, len(train[0]), knob)
+    guards = dict(min_colour=min_colour, max_loss=max_loss, colour_slack=colour_slack)
+    return Fit(model, meta, head, chosen, offset, gain, table, val_hat, len(train[0]), knob, guards)
 
 
 def fit_tilt(
@@ -430,43 +463,20 @@ def fit_tilt(
     fit = fit_knob(
         TILT, ckpt, data, out, "tilt", limit, val_limit, min_colour, max_loss, colour_slack
     )
-    model, chosen, offset, gain, table = fit.model, fit.chosen, fit.offset, fit.gain, fit.table
-    metrics = dict(fit.meta.get("metrics", {}))
-    record = dict(
-        data=str(data),
-        command=command,
-        train_photos=fit.train_photos,
-        val_photos=len(fit.val_hat),
-        pixels=PIXELS,
-        val_mse=[round(x, 3) for x in fit.head.mse],  # sampled a*b* MSE: untilted, fit as it is
-        quantile=None if chosen == "off" else chosen[0],
-        gain=None if chosen == "off" else gain,
-        working_size=list(model.input_size),  # the size the model ran at, as a user's photo
-        beta_mean_val=round(float(fit.values().mean()), 6),
-        offset=None if chosen == "off" else round(offset, 5),
-        tilted_share=round(float((fit.values() > 0).mean()), 4),
-        min_colour=min_colour,
-        max_loss=max_loss,
-        colour_slack=colour_slack,
-        psnr_db=dict(
-            untilted=round(table["off"].pooled["psnr_db"], 4),
-            tilted=round(table[chosen].pooled["psnr_db"], 4),
-        ),
+    beta = fit.values()
+    record = fit.record(data, command)
+    record.update(
+        beta_mean_val=round(float(beta.mean()), 6),
+        tilted_share=round(float((beta > 0).mean()), 4),
+        psnr_db=dict(untilted=fit.psnr_db("off"), tilted=fit.psnr_db(fit.chosen)),
     )
-    metrics["gray_tilt"] = record
-    save_checkpoint(
-        out,
-        model,
-        train=fit.meta.get("train", {}),
-        metrics=metrics,
-        half=bool(fit.meta.get("half")),
-    )
+    fit.save(out, "gray_tilt", record)
     log.info(
         "gray tilt: (quantile, gain) %s, %.0f %% of val photos tilted, PSNR %.2f -> %.2f dB -> %s",
-        chosen,
+        fit.chosen,
         100 * record["tilted_share"],
-        table["off"].pooled["psnr_db"],
-        table[chosen].pooled["psnr_db"],
+        record["psnr_db"]["untilted"],
+        record["psnr_db"]["tilted"],
         out,
     )
     return record

@@ -356,13 +356,17 @@ class Expert(nn.Module):
         nn.init.zeros_(self.gate.bias)
         self.gate.requires_grad_(False)
 
-    def weight(self, g: torch.Tensor) -> torch.Tensor:
-        """the base's scene vector (B, C) -> the expert's share gamma (B,), in [0, 1]; in fp32
-        whatever the autocast, as it was fitted (a photo near the threshold must not flip)."""
+    def score(self, g: torch.Tensor) -> torch.Tensor:
+        """the base's scene vector (B, C) -> the gate's score w . g + b (B,), before its clamp;
+        in fp32 whatever the autocast, as it was fitted (a photo near the threshold must not
+        flip)."""
         with torch.autocast(g.device.type, enabled=False):
-            return F.linear(g.float(), self.gate.weight.float(), self.gate.bias.float())[
-                :, 0
-            ].clamp(0, 1)
+            w, b = self.gate.weight.float(), self.gate.bias.float()
+            return F.linear(g.float(), w, b)[:, 0]
+
+    def weight(self, g: torch.Tensor) -> torch.Tensor:
+        """the base's scene vector (B, C) -> the expert's share gamma (B,), in [0, 1]."""
+        return self.score(g).clamp(0, 1)
 
     @staticmethod
     def mix(base: torch.Tensor, expert: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
