@@ -132,6 +132,9 @@ def test_add_expert_keeps_the_base_and_refuses_another_encoder(tmp_path, caplog)
     args[4] = str(narrow)
     caplog.clear()
     assert cli(args) == 2 and "its decoder is not" in caplog.text
+    args[4] = str(save_checkpoint(tmp_path / "cnn.pt", create_model("colornet_tiny")))
+    caplog.clear()
+    assert cli(args) == 2 and "holds a 'colornet_tiny'" in caplog.text
 
 
 def test_fit_gate_sends_the_fog_to_the_grey_expert_and_keeps_the_clear_sky(weather, tmp_path):  # noqa: F811

@@ -82,6 +82,10 @@ def add_expert(base: str, expert: str, out: str) -> Path:
     expert_model, expert_meta = load_checkpoint(expert)
     if "expert" not in base_model.arch_args or getattr(base_model, "expert", None) is not None:
         raise ValueError(f"{base}: an expert joins an effunet-family model that has none")
+    if expert_model.arch_name != base_model.arch_name:
+        raise ValueError(
+            f"{expert} holds a {expert_model.arch_name!r}, not {base}'s {base_model.arch_name!r}"
+        )
     shaping = ("decoder", "bins", "encoder", "hints", "hint_levels", "hint_sees_image")
     for k in shaping:
         if expert_model.arch_args.get(k) != base_model.arch_args.get(k):
