@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from colorizer.atomic import write_text
 from colorizer.models import create_model
 from colorizer.provenance import invocation, machine_info
 
@@ -73,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        write_text(args.out, text)
     return 0
 
 

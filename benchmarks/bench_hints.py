@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from colorizer.atomic import write_text
 from colorizer.hints import Hint, hint_map
 from colorizer.inference import Colorizer
 from colorizer.provenance import invocation, machine_info, utc_now
@@ -123,7 +124,7 @@ def main() -> None:
         "change the photo's encoder output is kept (hints enter the decoder only), so only the "
         "decoder and the decode re-run. Goal: <= 150 ms at 256 px on 2 threads.",
     ]
-    (out / "bench_hints.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(out / "bench_hints.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from colorizer.atomic import write_text
 from colorizer.models import create_model
 from colorizer.provenance import invocation, machine_string
 
@@ -110,8 +111,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        write_text(args.out, text)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from colorizer.atomic import write_text
 from colorizer.models import create_model
 from colorizer.provenance import invocation, machine_string, utc_now
 from training.config import TrainConfig, load_config
@@ -339,7 +340,7 @@ def main() -> None:
             f"{frozen['ms_step_now'] / ms:.2f}x |"
         )
     lines.append("")
-    out.with_suffix(".md").write_text("\n".join(lines))
+    write_text(out.with_suffix(".md"), "\n".join(lines))
     print(f"wrote {out.with_suffix('.md')}")
 
 

@@ -4,7 +4,7 @@
         torch.save(obj, f)          # or img.save(f, format="PNG"), np.save(f, arr), f.write(b)
 
 The one way the project writes a file that something else reads back (checkpoints, colorized
-outputs, prepared arrays, manifests).
+outputs, prepared arrays, manifests); text (tables, reports, JSON) through ``write_text``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,14 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, its folders made as needed: a report,
+    table or JSON that a killed run or a full disk leaves whole or as it was."""
+    with atomic_write(path) as f:
+        f.write(text.encode("utf-8"))
+    return Path(path)
 
 
 def check_output_folder(out_dir: str | os.PathLike) -> Path:

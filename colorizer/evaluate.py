@@ -34,6 +34,7 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
+from colorizer.atomic import write_text
 from colorizer.bins import class_prior, get_bins, rebalance_weights
 from colorizer.hints import Hint, HintError, random_hints
 from colorizer.imageio import ImageError, ImageSource, list_images, load_image, to_tensor
@@ -466,14 +467,12 @@ def write_results(
         "markdown": out / "summary.md",
         "json": out / "summary.json",
     }
-    result.per_photo.to_csv(paths["per_photo"], index=False, float_format="%.6g")
-    result.summary.to_csv(paths["summary"], index=False, float_format="%.6g")
+    write_text(paths["per_photo"], result.per_photo.to_csv(index=False, float_format="%.6g"))
+    write_text(paths["summary"], result.summary.to_csv(index=False, float_format="%.6g"))
     title = f"Evaluation: {out.name}"
-    paths["markdown"].write_text(
-        summary_markdown(result, title, images, size, command), encoding="utf-8"
-    )
+    write_text(paths["markdown"], summary_markdown(result, title, images, size, command))
     summary = summary_json(result, images, size, command, **context)
-    paths["json"].write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    write_text(paths["json"], json.dumps(summary, indent=1) + "\n")
     if result.grid is not None:
         paths["grid"] = out / "grid.png"
         result.grid.save(paths["grid"])

@@ -88,6 +88,7 @@ def markdown(frame: pd.DataFrame, title: str, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from colorizer.atomic import write_text
     from colorizer.provenance import invocation
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -98,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     frame = per_arm(pd.read_csv(args.table), parse_arms(args.arms))
     text = markdown(frame, args.title, invocation())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_text(args.out, text)
     print(text)
     return 0
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
-from colorizer.atomic import atomic_write
+from colorizer.atomic import write_text
 from colorizer.inference import load_model
 from colorizer.provenance import invocation, machine_info
 from training.data import load_images, make_batch, to_lab
@@ -106,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(a.out) as f:
-        f.write(text.encode())
+    write_text(a.out, text)
     print(text)
     return 0
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-from pathlib import Path
 
+from colorizer.atomic import write_text
 from colorizer.provenance import invocation, machine_info, utc_now
 
 FIELDS = ("temperature", "mean_scale", "floor")  # --compare, compared as numbers
@@ -64,8 +64,7 @@ def main() -> None:
     for src in sorted(chosen, key=lambda s: float(chosen[s]["colour_ratio"])):
         cells = [cell(chosen[src])] + ([cell(other[src])] if other else [])
         lines.append(f"| {src.split('data/')[-1]} | " + " | ".join(cells) + " |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from colorizer.atomic import write_text
 from colorizer.imageio import list_images
 from colorizer.inference import Colorizer
 from colorizer.provenance import invocation, machine_info, utc_now
@@ -75,8 +76,7 @@ def main() -> None:
         "|---|---|---:|---:|---|",
         *rows,
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines[:7]))
 
 
@@ -114,8 +114,7 @@ def compare_folders(a_dir: Path, b_dir: Path, out: Path) -> None:
         "|---|---|---:|---:|---|",
         *rows,
     ]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(out, "\n".join(lines) + "\n")
     print("\n".join(lines[:7]))
 
 

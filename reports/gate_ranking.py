@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from colorizer.atomic import atomic_write
+from colorizer.atomic import write_text
 from colorizer.models import load_checkpoint
 from colorizer.provenance import invocation, machine_info
 from training.calibrate import source_groups
@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out) as f:
-        f.write(text.encode())
+    write_text(args.out, text)
     print(text)
     return 0
 

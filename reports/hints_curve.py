@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from colorizer.atomic import write_text
 from colorizer.evaluate import EvalConfig, evaluate_models, photo_hints, picture_grid, prepare_truth  # noqa: E402
 from colorizer.hints import mark_hints  # noqa: E402
 from colorizer.imageio import list_images, to_tensor  # noqa: E402
@@ -205,8 +206,8 @@ def main() -> None:
     check = checkset_photos(Path(args.checkset))
     sets["check set"] = check
     df = curve(args.model, sets, args.ns)
-    df.to_csv(out / "curve.csv", index=False, float_format="%.4f")
-    (out / "curve.md").write_text(markdown(df, args, time.perf_counter() - t0), encoding="utf-8")
+    write_text(out / "curve.csv", df.to_csv(index=False, float_format="%.4f"))
+    write_text(out / "curve.md", markdown(df, args, time.perf_counter() - t0))
     plot(df, out / "curve.png", f"{args.model}: random user hints, scored at {SIZE} px")
     if args.grid:
         # one photo per category of the check set, in its sorted order

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
+from colorizer.atomic import write_text
 from colorizer.evaluate import EvalConfig, evaluate_models
 from colorizer.imageio import list_images, load_image, to_tensor
 from colorizer.metrics import colorfulness
@@ -174,12 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     old = args.out / "per_source.csv"
     if args.append and old.is_file():
         table = merge(pd.read_csv(old), table)
-    table.to_csv(old, index=False, float_format="%.4f")
+    write_text(old, table.to_csv(index=False, float_format="%.4f"))
     log_path = args.out / "commands.txt"  # every command whose rows are in the table
     previous = log_path.read_text() if args.append and log_path.is_file() else ""
-    log_path.write_text(previous + invocation() + "\n")
+    write_text(log_path, previous + invocation() + "\n")
     text = markdown(table, "`; `".join(log_path.read_text().split("\n")[:-1]))
-    (args.out / "per_source.md").write_text(text)
+    write_text(args.out / "per_source.md", text)
     print(text)
     return 0
 

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from colorizer.atomic import write_text
+
 from .design import QUESTIONS, REAL, name_problem
 from .session import SIMULATED
 from .votes import VOTE_FIELDS
@@ -744,9 +746,7 @@ def write_report(
     files = []
 
     def csv_(name: str, table: pd.DataFrame) -> None:
-        p = out / name
-        table.to_csv(p, index=False)
-        files.append(p)
+        files.append(write_text(out / name, table.to_csv(index=False)))
 
     csv_("per_photo.csv", res.per_photo)
     csv_("overall.csv", res.overall)
@@ -755,9 +755,7 @@ def write_report(
     if res.bt is not None:
         csv_("bradley_terry.csv", res.bt)
     if res.malformed:
-        p = out / "malformed.txt"
-        p.write_text("\n".join(res.malformed) + "\n")
-        files.append(p)
+        files.append(write_text(out / "malformed.txt", "\n".join(res.malformed) + "\n"))
 
     for name, fig in plots(res).items():
         # The title is drawn and kept in the PNG's metadata: a plot of simulated votes says
@@ -766,9 +764,7 @@ def write_report(
         plt.close(fig)
         files.append(out / name)
 
-    md = out / "summary.md"
-    md.write_text(to_markdown(res, cfg, command))
-    files.append(md)
+    files.append(write_text(out / "summary.md", to_markdown(res, cfg, command)))
     return files
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from colorizer.atomic import atomic_write
+from colorizer.atomic import write_text
 from colorizer.imageio import list_images, load_image
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,7 @@ class Manifest:
         return d
 
     def save(self, folder: Path) -> None:
-        with atomic_write(Path(folder) / MANIFEST_NAME) as f:
-            f.write(json.dumps(self.to_json(), indent=1).encode())
+        write_text(Path(folder) / MANIFEST_NAME, json.dumps(self.to_json(), indent=1))
 
     @classmethod
     def load(cls, folder: str | Path) -> Manifest:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorizer.atomic import atomic_write
+from colorizer.atomic import atomic_write, write_text
 from colorizer.bins import Decoding, DecodingError, get_bins
 from colorizer.checkpoint import (
     FORMAT,
@@ -139,6 +139,17 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     save_checkpoint(tmp_path / "new" / "dir" / "m.pt", trained("cunet_tiny"))
     save_checkpoint(target, trained("streetside_tiny"))
     assert load_checkpoint(target)[1]["arch"] == "streetside_tiny"
+
+
+def test_write_text_is_atomic_and_utf8(tmp_path):
+    target = write_text(tmp_path / "a" / "b" / "r.md", "# Ablation: λ 0.8, 30 °C\n")
+    assert target.read_bytes() == "# Ablation: λ 0.8, 30 °C\n".encode()
+    # A failure while writing (a lone surrogate cannot be encoded) keeps the old report whole
+    # and leaves no temp file beside it.
+    with pytest.raises(UnicodeEncodeError):
+        write_text(target, "half a report \ud800")
+    assert target.read_text(encoding="utf-8") == "# Ablation: λ 0.8, 30 °C\n"
+    assert [p.name for p in target.parent.iterdir()] == ["r.md"]
 
 
 def test_load_moves_to_the_device(tmp_path):

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from colorizer.atomic import atomic_write
+from colorizer.atomic import write_text
 from training.config import TrainConfig, TrainingError
 
 log = logging.getLogger(__name__)
@@ -300,8 +300,7 @@ def build_cache(
                 arrays[key][start : start + len(rows)] = t.numpy()
     for a in arrays.values():
         a.flush()  # msync: the arrays are on disk before the meta that vouches for them
-    with atomic_write(part / "meta.json") as f:
-        f.write(json.dumps(spec.to_json(), indent=1).encode())
+    write_text(part / "meta.json", json.dumps(spec.to_json(), indent=1))
     shutil.rmtree(folder, ignore_errors=True)
     part.rename(folder)
 

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from colorizer.atomic import atomic_write
+from colorizer.atomic import atomic_write, write_text
 from colorizer.imageio import ImageError, list_images, load_image
 
 log = logging.getLogger(__name__)
@@ -256,8 +256,7 @@ def prepare(cfg: PrepareConfig, command: str = "") -> Summary:
         items=[asdict(i) for i in items],
         skipped=skipped,
     )
-    with atomic_write(out / "manifest.json") as f:
-        f.write(json.dumps(manifest, indent=1).encode())
+    write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     log.info(
         "kept %d of %d files (%s); skipped %s -> %s",
         summary.kept,
