@@ -440,8 +440,9 @@ DEFAULT_MODEL = "default"  # what the CLI, the demo and the survey use unless to
 register_checkpoint(
     DEFAULT_MODEL,
     weights="default.pt",
-    description="The default outdoor model: ImageNet EfficientNet-Lite0 encoder + U-net decoder, "
-    "trained on landscapes, scenes and streets (weights/default.pt)",
+    description="The default outdoor model: ImageNet EfficientNet-Lite0 encoder + U-net decoder "
+    "and a grey-weather expert decoder mixed in per photo, trained on landscapes, scenes, "
+    "streets and weather (weights/default.pt)",
 )
 register_checkpoint(
     "seed1_cunet",
