@@ -137,6 +137,37 @@ def test_add_expert_keeps_the_base_and_refuses_another_encoder(tmp_path, caplog)
     assert cli(args) == 2 and "holds a 'colornet_tiny'" in caplog.text
 
 
+def test_add_expert_replaces_an_expert_only_when_told(tmp_path, caplog):
+    """The shipped default has an expert: a new one for it is refused, unless --replace,
+    which drops the old expert and its gate and keeps the base decoder bit for bit."""
+    base, expert = painter(tmp_path / "base.pt"), grey_painter(tmp_path / "grey.pt")
+    pair = tmp_path / "pair.pt"
+    assert (
+        cli(["add-expert", "--base", str(base), "--expert", str(expert), "--out", str(pair)]) == 0
+    )
+    model, meta = load_checkpoint(pair)
+    with torch.no_grad():
+        model.expert.gate.bias.fill_(1.0)  # open, as a fitted gate would be
+    save_checkpoint(pair, model, train=meta["train"], metrics={**meta["metrics"], "gate": {"q": 0}})
+    torch.manual_seed(5)
+    other = create_model("effunet_tiny", **model.arch_args | {"expert": False})
+    other.load_state_dict(load_checkpoint(base)[0].state_dict())
+    with torch.no_grad():
+        other.head.bias.add_(torch.randn_like(other.head.bias))
+    second = save_checkpoint(tmp_path / "second.pt", other)
+    args = ["add-expert", "--base", str(pair), "--expert", str(second), "--out"]
+    assert cli([*args, str(tmp_path / "x.pt")]) == 2
+    assert "has an expert already" in caplog.text and not (tmp_path / "x.pt").exists()
+    out = tmp_path / "again.pt"
+    assert cli([*args, str(out), "--replace"]) == 0
+    again, again_meta = load_checkpoint(out)
+    assert torch.equal(again.expert.head.bias, other.head.bias)  # the new expert
+    assert float(again.expert.gate.bias) == 0.0 and "gate" not in again_meta["metrics"]
+    L = torch.rand(1, 1, 48, 48) * 100
+    with torch.no_grad():
+        assert torch.equal(again(L), load_checkpoint(base)[0](L))  # shut: the base decoder
+
+
 def test_fit_gate_sends_the_fog_to_the_grey_expert_and_keeps_the_clear_sky(weather, tmp_path):  # noqa: F811
     base, expert = painter(tmp_path / "base.pt"), grey_painter(tmp_path / "grey.pt")
     pair, gated = tmp_path / "pair.pt", tmp_path / "gated.pt"

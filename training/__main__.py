@@ -121,7 +121,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_add_expert(args: argparse.Namespace) -> int:
     from training.export import add_expert
 
-    print(f"wrote {add_expert(args.base, args.expert, args.out)}")
+    print(f"wrote {add_expert(args.base, args.expert, args.out, replace=args.replace)}")
     return 0
 
 
@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--base", required=True, help="the model whose encoder the expert grew on")
     q.add_argument("--expert", required=True, help="final.pt of that run (freeze_encoder)")
     q.add_argument("--out", required=True, help="the two-decoder checkpoint, its gate shut")
+    q.add_argument(
+        "--replace", action="store_true", help="drop the base's own expert and gate (if any)"
+    )
     q.set_defaults(func=cmd_add_expert)
     q = sub.add_parser("fit-gate", help="fit which photos take a two-decoder model's expert")
     q.add_argument("--ckpt", required=True, help="a checkpoint written by add-expert")

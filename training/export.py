@@ -70,18 +70,24 @@ def export_checkpoint(
 HINT_PREFIX = "hint_branches."
 
 
-def add_expert(base: str, expert: str, out: str) -> Path:
+def add_expert(base: str, expert: str, out: str, replace: bool = False) -> Path:
     """A two-decoder model (``effunet.Expert``): ``base`` as it is (weights, decoding,
     calibration, tilt, metrics) plus the decoder of ``expert``, a run that trained that
     decoder on ``base``'s encoder, frozen; the gate shut, so the new file colorizes exactly
-    as ``base`` until ``python -m training fit-gate`` opens it (stored as ``base`` is: fp16
-    for a shipped file). Refused when the two encoders
-    differ (the expert learnt to read that encoder's features, not another's) or the decoders
-    are not built alike. (Encoders are compared at fp16, the precision a shipped file keeps.)"""
+    as ``base``'s own decoder until ``python -m training fit-gate`` opens it (stored as
+    ``base`` is: fp16 for a shipped file). A base that has an expert already (the shipped
+    default) is refused unless ``replace``: then its expert and gate are dropped first.
+    Refused when the two encoders differ (the expert learnt to read that encoder's features,
+    not another's) or the decoders are not built alike. (Encoders are compared at fp16, the
+    precision a shipped file keeps.)"""
     base_model, base_meta = load_checkpoint(base)
     expert_model, expert_meta = load_checkpoint(expert)
-    if "expert" not in base_model.arch_args or getattr(base_model, "expert", None) is not None:
-        raise ValueError(f"{base}: an expert joins an effunet-family model that has none")
+    if "expert" not in base_model.arch_args:
+        raise ValueError(f"{base}: an expert joins an effunet-family model")
+    if getattr(base_model, "expert", None) is not None and not replace:
+        raise ValueError(
+            f"{base} has an expert already (add-expert --replace drops it and its gate first)"
+        )
     if expert_model.arch_name != base_model.arch_name:
         raise ValueError(
             f"{expert} holds a {expert_model.arch_name!r}, not {base}'s {base_model.arch_name!r}"
@@ -92,7 +98,8 @@ def add_expert(base: str, expert: str, out: str) -> Path:
             raise ValueError(
                 f"{expert}: its {k} is not {base}'s ({expert_model.arch_args.get(k)!r})"
             )
-    own, theirs = base_model.state_dict(), expert_model.state_dict()
+    own = {k: v for k, v in base_model.state_dict().items() if not k.startswith(EXPERT_PREFIX)}
+    theirs = expert_model.state_dict()
     for k, v in own.items():
         if k.startswith("encoder.") and not torch.equal(v.half(), theirs[k].half()):
             raise ValueError(
@@ -109,7 +116,7 @@ def add_expert(base: str, expert: str, out: str) -> Path:
     model.bins, model.decoding = base_model.bins, base_model.decoding
     train = dict(base_meta.get("train", {}))
     train["expert"] = expert_meta.get("train", {})
-    metrics = dict(base_meta.get("metrics", {}))
+    metrics = {k: v for k, v in base_meta.get("metrics", {}).items() if k != "gate"}
     metrics["expert"] = expert_meta.get("metrics", {})
     half = bool(base_meta.get("half"))  # stored as the base is: its output stays bit for bit
     path = save_checkpoint(out, model, train=train, metrics=metrics, half=half)
