@@ -41,6 +41,7 @@ import gradio  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
 import demo as demo_module  # noqa: E402
+from colorizer.atomic import atomic_text  # noqa: E402
 from colorizer.checkpoint import save_checkpoint  # noqa: E402
 from colorizer.models import create_model  # noqa: E402
 from colorizer.provenance import invocation, machine_string, utc_now  # noqa: E402
@@ -171,7 +172,7 @@ def main() -> None:
         )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
+    with atomic_text(args.out) as f:
         writer = csv.DictWriter(f, fieldnames=[*rows[0], "machine", "command", "date"])
         writer.writeheader()
         for r in rows:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from colorizer.atomic import write_text
+from colorizer.atomic import atomic_text, write_text
 from colorizer.hints import Hint, hint_map
 from colorizer.inference import Colorizer
 from colorizer.provenance import invocation, machine_info, utc_now
@@ -101,7 +101,7 @@ def main() -> None:
     rows = [bench(colorizer, s, args.reps) for s in args.sizes]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "bench_hints.csv", "w", newline="") as f:
+    with atomic_text(out / "bench_hints.csv") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)

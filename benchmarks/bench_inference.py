@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from colorizer.atomic import atomic_text
 from colorizer.imageio import list_images
 from colorizer.inference import (
     STRIP_PIXELS,
@@ -451,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         "date",
         "command",
     ]
-    with open(out, "w", newline="") as f:
+    with atomic_text(out) as f:
         wr = csv.DictWriter(f, fieldnames=fields)
         wr.writeheader()
         for r in rows:

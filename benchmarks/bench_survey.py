@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from colorizer.atomic import atomic_text, write_text
 from colorizer.provenance import invocation, machine_string, utc_now
 from survey_core import Manifest, PrepareConfig, VoteStore, prepare_survey
 from survey_core.design import wrong_colors
@@ -456,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out, "w", newline="") as f:
+    with atomic_text(out) as f:
         w = csv.DictWriter(f, fields)
         w.writeheader()
         w.writerows(rows)
@@ -464,13 +465,14 @@ def main(argv: list[str] | None = None) -> None:
     table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     table += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     md = out.with_suffix(".md")
-    md.write_text(
+    write_text(
+        md,
         "# Survey server under load (bench_survey.py)\n\n"
         f"**{verdict}**\n\nCommand: `{command}`\n\nMachine: {info}\n\n"
         + (f"Note: {note}\n\n" if note else "")
         + f"{n_trials} trials per participant; latency = one vote (POST + GET), client-side.\n\n"
         + "\n".join(table)
-        + "\n"
+        + "\n",
     )
     print("\n".join(table))
     print(f"{verdict}\nmachine: {info}\nnote: {note}\nwritten: {out}, {md}")

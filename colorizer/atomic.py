@@ -4,17 +4,19 @@
         torch.save(obj, f)          # or img.save(f, format="PNG"), np.save(f, arr), f.write(b)
 
 The one way the project writes a file that something else reads back (checkpoints, colorized
-outputs, prepared arrays, manifests); text (tables, reports, JSON) through ``write_text``.
+outputs, prepared arrays, manifests); text (tables, reports, JSON) through ``write_text``, or
+``atomic_text`` for a text file written piece by piece (a csv.writer's).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 
 @contextmanager
@@ -49,6 +51,19 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+@contextmanager
+def atomic_text(path: str | os.PathLike) -> Iterator[TextIO]:
+    """:func:`atomic_write` for text: yields a UTF-8 text file that writes newlines as given
+    (``newline=""``, as the csv module wants), e.g. ``csv.writer(f)``."""
+    with atomic_write(path) as raw:
+        f = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        try:
+            yield f
+            f.flush()
+        finally:
+            f.detach()  # atomic_write closes the file itself
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorizer.atomic import atomic_write, write_text
+from colorizer.atomic import atomic_text, atomic_write, write_text
 from colorizer.bins import Decoding, DecodingError, get_bins
 from colorizer.checkpoint import (
     FORMAT,
@@ -150,6 +150,24 @@ def test_write_text_is_atomic_and_utf8(tmp_path):
         write_text(target, "half a report \ud800")
     assert target.read_text(encoding="utf-8") == "# Ablation: λ 0.8, 30 °C\n"
     assert [p.name for p in target.parent.iterdir()] == ["r.md"]
+
+
+def test_atomic_text_writes_what_open_would_and_keeps_the_old_file_on_error(tmp_path):
+    import csv
+
+    rows = [["source", "psnr_db"], ["dawn-fog", "-2.95"], ['a "quoted", name', "λ"]]
+    with open(tmp_path / "plain.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    target = tmp_path / "t.csv"
+    with atomic_text(target) as f:
+        csv.writer(f).writerows(rows)
+    assert target.read_bytes() == (tmp_path / "plain.csv").read_bytes()  # \r\n kept
+    with pytest.raises(RuntimeError):
+        with atomic_text(target) as f:
+            csv.writer(f).writerows(rows * 1000)
+            raise RuntimeError("killed half-way")
+    assert target.read_bytes() == (tmp_path / "plain.csv").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.csv", "t.csv"]
 
 
 def test_load_moves_to_the_device(tmp_path):

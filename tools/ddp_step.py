@@ -18,12 +18,12 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from colorizer.atomic import write_text
 from colorizer.models import create_model
 from colorizer.provenance import invocation, machine_info, utc_now
 
@@ -124,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": invocation(),
             "date": utc_now(),
         }
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(report, indent=2) + "\n")
+        write_text(a.out, json.dumps(report, indent=2) + "\n")
         print(f"ddp {a.backend} x{world}: weights equal after every step: {ok}")
     # both ranks tear down together: a rank that destroys its gloo group while the other is
     # still writing the report can abort in gloo's teardown ("terminate called without an

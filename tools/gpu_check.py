@@ -246,6 +246,7 @@ def default_out(device: str) -> Path:
 
 
 def write_summary(out: Path, results: list[StepResult], total: float) -> None:
+    from colorizer.atomic import write_text
     from colorizer.provenance import invocation, machine_info, utc_now
 
     info = machine_info()
@@ -257,7 +258,7 @@ def write_summary(out: Path, results: list[StepResult], total: float) -> None:
         "command": invocation(),
         "date": utc_now(),
     }
-    (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+    write_text(out / "summary.json", json.dumps(data, indent=2) + "\n")
     lines = [
         "# GPU check",
         "",
@@ -271,7 +272,7 @@ def write_summary(out: Path, results: list[StepResult], total: float) -> None:
     for r in results:
         detail = r.detail.replace("|", "/").replace("\n", " ")
         lines.append(f"| {r.name} | {'ok' if r.ok else 'FAILED'} | {r.seconds:.0f} | {detail} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "summary.md", "\n".join(lines) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

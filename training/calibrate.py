@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from colorizer.atomic import atomic_text
 from colorizer.bins import ConfidenceFit, Decoding, blend
 from colorizer.checkpoint import save_checkpoint
 from colorizer.evaluate import score_batches
@@ -264,7 +265,7 @@ def calibrate(
 
 def _write_table(path: Path, table, plain, gray: Scores, photos: dict, chosen) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_text(path) as f:
         w = csv.writer(f)
         head = ["temperature", "mean_scale", "floor", *METRIC_KEYS, "photos_colorfulness"]
         w.writerow([*head, "chosen"])
@@ -293,7 +294,7 @@ def write_sources(
     """Per setting and source: PSNR over gray and colour against the photos'; a setting's own
     columns (``key_columns``) are ``key_cells(key)``. Calibrate's and fit-tilt's tables."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_text(path) as f:
         w = csv.writer(f)
         w.writerow([*key_columns, "source", "psnr_db", "gray_psnr_db", "colorfulness",
                     "photos_colorfulness", "colour_ratio", "chosen"])  # fmt: skip

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from colorizer.atomic import atomic_text
 from colorizer.bins import get_bins, rebalance_weights
 from training.prepare import load_split
 
@@ -56,7 +57,7 @@ def compute_prior(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / f"prior_{bins_name}.csv"
-    with open(csv_path, "w", newline="") as f:
+    with atomic_text(csv_path) as f:
         w = csv.writer(f)
         w.writerow(["class", "a", "b", "prior", f"weight_lam{lam:g}"])
         for q in range(bins.num_classes):

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from colorizer.atomic import atomic_text
 from colorizer.bins import ColorBins, Decoding, rebalance_weights
 from colorizer.hints import simulate_hints
 from colorizer.inference import decoding_at
@@ -175,7 +176,7 @@ def _truncate_csv(path: Path, key: str, last: int) -> None:
         rows = list(csv.DictReader(f))
     if not rows:
         return
-    with open(path, "w", newline="") as f:
+    with atomic_text(path) as f:
         w = csv.writer(f)
         w.writerow([RENAMED.get(k, k) for k in rows[0]])
         w.writerows(r.values() for r in rows if int(float(r[key])) <= last)
@@ -836,7 +837,7 @@ def finish(run: Run) -> dict[str, Any]:
         gray = validate(GrayModel(), val_images, device, [1.0])[1.0]
         scores = {t: Scores(v) for t, v in table.items()}
         best_t = cfg.temperature or tune_decoding(scores, Scores(gray), cfg.temperature_rule)
-        with open(out_dir / "temperature.csv", "w", newline="") as f:
+        with atomic_text(out_dir / "temperature.csv") as f:
             w = csv.writer(f)
             w.writerow(["temperature", *METRIC_KEYS, "gt_colorfulness", "chosen"])
             for t in grid:
