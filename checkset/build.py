@@ -14,19 +14,22 @@ sources.json (packages, photos, licence files: data, read by ``load_sources``) i
 to edit.
 
 Getting the packages (any Debian machine; extracting needs no root). Most are in bookworm;
-budgie-backgrounds and plasma-workspace-wallpapers are trixie's, gnome-backgrounds bullseye's
-(the newer gnome-backgrounds hold no photographs):
+budgie-backgrounds, plasma-workspace-wallpapers and libjxl-testdata are trixie's,
+gnome-backgrounds bullseye's (the newer gnome-backgrounds hold no photographs):
 
     mkdir -p /tmp/checkset-debs && cd /tmp/checkset-debs
     apt-get download enlightenment-data=0.25.4-2 kphotoalbum=5.9.1-1 \\
         lomiri-wallpapers-16.04=20.04.0-2 lxqt-themes=1.2.0-1 sddm-theme-maldives=0.19.0-5 \\
-        python3-skimage=0.19.3-8 python3-sklearn=1.2.1+dfsg-1
-    # the other three by their pool URLs (listed under "packages" in sources.json), e.g.
+        python3-skimage=0.19.3-8 python3-sklearn=1.2.1+dfsg-1 \\
+        gcompris-qt-data=3.1-2 tuxpaint-data=1:0.9.28-sdl2-1
+    # the other four by their pool URLs (listed under "packages" in sources.json), e.g.
     #   curl -O http://deb.debian.org/debian/pool/main/b/budgie-backgrounds/budgie-backgrounds_3.0-1_all.deb
     for d in *.deb; do dpkg-deb -x "$d" root; done
 
 The licence texts under /usr/share/common-licenses come from base-files, which every Debian
-system has: "/" is always searched after the roots given.
+system has: "/" is always searched after the roots given. GCompris keeps its pictures inside
+Qt resource bundles (.rcc); a photo or licence file with a "member" is read out of the bundle
+at its path, and its SHA-256 is the member's.
 """
 
 import argparse
@@ -36,7 +39,9 @@ import io
 import json
 import logging
 import re
+import struct
 import sys
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +63,7 @@ CATEGORIES = {
     "sunset": "sunsets and dusk",
     "autumn": "autumn colours",
     "colourless": "nearly colourless scenes: fog, snow, grey buildings",
+    "red": "red and orange buildings and things",
 }
 COUNTS_BEGIN = "<!-- counts: written by checkset/build.py, do not edit by hand -->"
 COUNTS_END = "<!-- /counts -->"
@@ -82,6 +88,8 @@ class Photo:
     licence: str
     licence_files: tuple[str, ...]
     note: str = ""
+    # A file inside a Qt resource bundle (.rcc) at `path`; sha256 is then the member's.
+    member: str = ""
 
     @property
     def file(self) -> str:
@@ -96,6 +104,7 @@ class LicenceFile:
     # "" copies the file; "License: NAME" copies that paragraph of a machine-readable
     # Debian copyright file as plain text; "docstring:NAME" copies a function's docstring.
     extract: str = ""
+    member: str = ""  # as Photo.member
 
 
 # What is copied, and from where: data, not code (sources.json; edit it, then run this script).
@@ -130,19 +139,61 @@ def _where(package: str) -> str:
     return f"package {p.name} {p.version} ({p.suite}; {p.url})"
 
 
-def find(roots: list[Path], path: str, digest: str | None = None) -> tuple[Path, Path]:
+def rcc_member(path: Path, member: str) -> bytes:
+    """One file out of a Qt resource bundle (GCompris keeps its activities' images in these).
+
+    Format 1-3: after "qres", big-endian version and the offsets of the tree, the data and the
+    names; a tree entry is a name offset, flags (2: directory, 1: zlib-compressed) and either
+    (child count, first child) or (locale, data offset), plus a timestamp from version 2 on.
+    """
+    d = path.read_bytes()
+    if d[:4] != b"qres":
+        raise SourceError(f"{path}: not a Qt resource bundle")
+    version, tree, data, names = struct.unpack(">IIII", d[4:20])
+    size = 14 if version == 1 else 22
+
+    def name(entry: int) -> str:
+        off = names + struct.unpack(">I", d[entry : entry + 4])[0]
+        n = struct.unpack(">H", d[off : off + 2])[0]
+        return d[off + 6 : off + 6 + 2 * n].decode("utf-16-be")
+
+    entry = tree  # the root directory
+    for part in member.strip("/").split("/"):
+        if not struct.unpack(">H", d[entry + 4 : entry + 6])[0] & 2:
+            raise SourceError(f"{path}: no {member}")
+        count, first = struct.unpack(">II", d[entry + 6 : entry + 14])
+        children = (tree + i * size for i in range(first, first + count))
+        entry = next((c for c in children if name(c) == part), None)
+        if entry is None:
+            raise SourceError(f"{path}: no {member}")
+    flags = struct.unpack(">H", d[entry + 4 : entry + 6])[0]
+    off = data + struct.unpack(">I", d[entry + 10 : entry + 14])[0]
+    blob = d[off + 4 : off + 4 + struct.unpack(">I", d[off : off + 4])[0]]
+    if flags & ~1:
+        raise SourceError(f"{path}: {member} is a directory or compressed other than by zlib")
+    return zlib.decompress(blob[4:]) if flags & 1 else blob
+
+
+def digest_of(src: Path, member: str = "") -> str:
+    return hashlib.sha256(rcc_member(src, member)).hexdigest() if member else sha256(src)
+
+
+def find(
+    roots: list[Path], path: str, digest: str | None = None, member: str = ""
+) -> tuple[Path, Path]:
     """(root, file) of the first copy of `path` under the roots (then /) with the digest."""
     seen = []
     for root in [*roots, Path("/")]:
         candidate = root / path.lstrip("/")
         if not candidate.is_file():
             continue
-        if digest is None or sha256(candidate) == digest:
+        if digest is None or digest_of(candidate, member) == digest:
             return root, candidate
         seen.append(str(candidate))
+    where = f"{path}: {member}" if member else path
     if seen:
-        raise SourceError(f"{path}: found {', '.join(seen)} but not with the recorded SHA-256")
-    raise SourceError(f"{path}: not found")
+        raise SourceError(f"{where}: found {', '.join(seen)} but not with the recorded SHA-256")
+    raise SourceError(f"{where}: not found")
 
 
 def largest_embedded_jpeg(data: bytes) -> Image.Image:
@@ -181,8 +232,11 @@ def to_srgb(im: Image.Image) -> Image.Image:
     return im
 
 
-def prepare(src: Path) -> Image.Image:
-    if src.suffix == ".edj":
+def prepare(src: Path, member: str = "") -> Image.Image:
+    if member:
+        im = Image.open(io.BytesIO(rcc_member(src, member)))
+        im.load()
+    elif src.suffix == ".edj":
         im = largest_embedded_jpeg(src.read_bytes())
     else:
         im = Image.open(src)
@@ -226,9 +280,9 @@ def function_docstring(source: str, name: str) -> str:
     raise SourceError(f"no docstring for {name}()")
 
 
-def licence_text(src: Path, extract: str) -> bytes:
+def licence_text(src: Path, extract: str, member: str = "") -> bytes:
     if not extract:
-        return src.read_bytes()
+        return rcc_member(src, member) if member else src.read_bytes()
     text = src.read_text(encoding="utf-8")
     try:
         if extract.startswith("License: "):
@@ -259,7 +313,9 @@ def render_attribution() -> str:
         pkg = PACKAGES[p.package]
         files = ", ".join(f"`{f}`" for f in p.licence_files)
         rows.append(
-            f"| `{p.file}` | {p.category} | `{pkg.name}` ({pkg.version}) | `{p.path}` "
+            f"| `{p.file}` | {p.category} | `{pkg.name}` ({pkg.version}) | `{p.path}`"
+            + (f", inside it `{p.member}`" if p.member else "")
+            + " "
             f"| {p.author} | {p.licence} | {p.note} | {files} |"
         )
     rows += [
@@ -280,7 +336,9 @@ def render_attribution() -> str:
         "Pedersen, CC-BY-SA-4.0); GNOME's `AUTHORS`, shipped in the package and copied to",
         "`licenses/gnome-backgrounds.AUTHORS`; each Plasma wallpaper's `metadata.json`, copied to",
         "`licenses/plasma-*.metadata.json`; the LXQt wallpapers' `License` file, copied to",
-        "`licenses/lxqt-themes.wallpapers-License`.",
+        "`licenses/lxqt-themes.wallpapers-License`; GCompris's `explore_monuments` README (inside",
+        "`explore_monuments.rcc`: each monument photo's author, Commons source and licence), copied",
+        "to `licenses/gcompris-explore_monuments.README`.",
         "",
     ]
     return "\n".join(rows)
@@ -324,7 +382,7 @@ def build(roots: list[Path], out: Path) -> None:
     package_root: dict[str, Path] = {}
     for p in PHOTOS:
         try:
-            root, sources[p.file] = find(roots, p.path, p.sha256)
+            root, sources[p.file] = find(roots, p.path, p.sha256, p.member)
             package_root.setdefault(p.package, root)
         except SourceError as e:
             errors.append(f"{e} ({_where(p.package)})")
@@ -335,7 +393,8 @@ def build(roots: list[Path], out: Path) -> None:
         # file or metadata.json could name other authors or licences.
         first = [package_root[lf.package]] if lf.package in package_root else []
         try:
-            licences[lf.dest] = licence_text(find(first + roots, lf.path)[1], lf.extract)
+            src = find(first + roots, lf.path, member=lf.member)[1]
+            licences[lf.dest] = licence_text(src, lf.extract, lf.member)
         except SourceError as e:
             errors.append(f"{e} ({_where(lf.package)})")
     readme = out / "README.md"
@@ -349,7 +408,7 @@ def build(roots: list[Path], out: Path) -> None:
     for p in PHOTOS:
         dst = out / p.file
         dst.parent.mkdir(parents=True, exist_ok=True)
-        prepare(sources[p.file]).save(dst, "JPEG", quality=JPEG_QUALITY, optimize=True)
+        prepare(sources[p.file], p.member).save(dst, "JPEG", quality=JPEG_QUALITY, optimize=True)
         log.info("%s <- %s", p.file, sources[p.file])
     (out / "licenses").mkdir(parents=True, exist_ok=True)
     for lf in LICENCE_FILES:
