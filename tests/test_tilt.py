@@ -218,3 +218,60 @@ def test_the_written_head_is_the_fitted_one_in_the_scene_vectors_units():
     assert beta.numpy() == pytest.approx(expected, abs=1e-4)
     write_head(model, None, 0.0, 1.0)
     assert float(model.gray_tilt.beta(g).abs().max()) == 0.0
+
+
+def test_separating_direction_finds_the_axis_that_tells_the_kinds_apart():
+    from training.tilt import separating_direction
+
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(600, 32, generator=gen)
+    positive = torch.zeros(600, dtype=torch.bool)
+    positive[:40] = True  # a rare kind (as fog is), apart along axis 3 only
+    z[:40, 3] += 3.0
+    u = separating_direction(z, positive)
+    assert u.shape == (32,) and float(u.norm()) == pytest.approx(1.0, abs=1e-5)
+    assert float(u[3]) > 0.9  # the axis, pointing to the positive kind
+
+
+def test_fit_tilt_along_the_fog_direction_greys_the_fog(weather, tmp_path, caplog):
+    ckpt, out = painter(tmp_path / "painter.pt"), tmp_path / "tilted.pt"
+    args = ["fit-tilt", "--ckpt", str(ckpt), "--data", str(weather), "--limit", "0"]
+    assert cli([*args, "--out", str(out), "--along", "*/fog"]) == 0
+    record = load_checkpoint(out)[1]["metrics"]["gray_tilt"]
+    assert record["along"] == ["*/fog"] and record["quantile"] is not None
+    assert record["psnr_db"]["tilted"] > record["psnr_db"]["untilted"]
+    before, after = Colorizer(ckpt, device="cpu"), Colorizer(out, device="cpu")
+    fog_kept = chroma(after, weather, "fog") / chroma(before, weather, "fog")
+    clear_kept = chroma(after, weather, "clear") / chroma(before, weather, "clear")
+    assert fog_kept < 0.45 and clear_kept > 0.9
+    # a pattern that picks no train source (or every one) has nothing to tell apart
+    for pattern in ("*/snow", "*"):
+        caplog.clear()
+        assert cli([*args, "--out", str(tmp_path / "x.pt"), "--along", pattern]) == 2
+        assert "it must pick some, not all" in caplog.text and not (tmp_path / "x.pt").exists()
+
+
+def test_scene_ranking_scores_the_heads_by_how_they_rank_the_fog(weather, tmp_path):
+    from reports.scene_ranking import auc, main
+
+    assert auc(np.array([True, False, False]), np.array([3.0, 1.0, 2.0])) == 1.0
+    assert auc(np.array([True, False]), np.array([1.0, 1.0])) == 0.5  # a tie counts half
+    ckpt, out = painter(tmp_path / "painter.pt"), tmp_path / "tilted.pt"
+    assert cli(["fit-tilt", "--ckpt", str(ckpt), "--data", str(weather), "--out", str(out)]) == 0
+    md = tmp_path / "ranking.md"
+    assert (
+        main(["--ckpt", str(out), "--data", str(weather), "--along", "*/fog", "--out", str(md)])
+        == 0
+    )
+    rows = {
+        line.split(" | ")[0].strip("| "): float(line.split(" | ")[1])
+        for line in md.read_text().splitlines()
+        if line.startswith("| ") and "AUC" not in line
+    }
+    assert set(rows) == {
+        "logistic direction (train photos)",
+        "the gray tilt's strength",
+        "the truth's greyness (-chroma)",
+    }
+    assert rows["logistic direction (train photos)"] > 0.9  # fog is easy to tell here
+    assert rows["the truth's greyness (-chroma)"] > 0.9

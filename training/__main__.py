@@ -141,6 +141,7 @@ def cmd_fit_head(args: argparse.Namespace) -> int:
         max_loss=args.max_loss,
         colour_slack=args.colour_slack,
         command=_command(),
+        along=tuple(args.along),
     )
     print(f"wrote {args.out}")
     return 0
@@ -168,6 +169,14 @@ def _head_fit_args(q: argparse.ArgumentParser, out_help: str) -> None:
         type=float,
         default=0.05,
         help="how far under min(its colour, --min-colour) a val source's colour may go",
+    )
+    q.add_argument(
+        "--along",
+        nargs="+",
+        default=[],
+        metavar="PATTERN",
+        help="fit along the scene-vector direction that tells these train sources (globs, e.g. "
+        "'*weather/dawn-*') from the rest, instead of in its principal components",
     )
 
 

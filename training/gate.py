@@ -108,11 +108,12 @@ def fit_gate(
     max_loss: float = 0.1,
     colour_slack: float = 0.05,
     command: str = "",
+    along: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Fit the gate of ``ckpt`` on ``data``; write the gated checkpoint and its per-source
     table (``<out stem>_gate.csv``)."""
     fit = fit_knob(
-        GATE, ckpt, data, out, "gate", limit, val_limit, min_colour, max_loss, colour_slack
+        GATE, ckpt, data, out, "gate", limit, val_limit, min_colour, max_loss, colour_slack, along
     )
     gamma = fit.values()
     record = fit.record(data, command)

@@ -29,6 +29,7 @@ rest of the model untouched, in four steps:
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -161,6 +162,30 @@ def tilt_errors(
     return pixel_errors(model, sample[1][rows], sample[2][rows], beta)
 
 
+def separating_direction(z: torch.Tensor, positive: torch.Tensor, c: float = 0.01) -> torch.Tensor:
+    """(C,) unit vector along which a logistic regression on the standardised scene vectors z
+    (N, C), its classes weighed alike and L2-regularised (inverse strength ``c`` per photo),
+    tells the ``positive`` photos (N,) from the rest. On the shipped default's scene vectors,
+    the grey-weather sets against the rest: val AUC 0.95, where the heads fitted through the
+    decode in 64 components rank them at 0.79 (the tilt) and 0.86 (the gate)."""
+    x, y = z.double(), positive.double()
+    weight = torch.where(positive, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        opt.zero_grad()
+        bce = F.binary_cross_entropy_with_logits(x @ w + b, y, weight=weight)
+        value = bce + (w @ w) / (2 * c * len(y))
+        value.backward()
+        return value
+
+    opt.step(loss)
+    w = w.detach()
+    return (w / w.norm()).float()
+
+
 def fit_head(
     model: torch.nn.Module,
     train: tuple[torch.Tensor, ...],
@@ -173,6 +198,7 @@ def fit_head(
     decay: float = 1e-3,
     errors: Callable[..., torch.Tensor] = tilt_errors,
     link: Callable[[torch.Tensor], torch.Tensor] = F.relu,
+    along: torch.Tensor | None = None,
 ) -> Head:
     """The head that minimises the photos' weighted mean log a*b* error (so dB, as the choice
     scores them, not the squared error that the vivid photos' large errors would own),
@@ -185,15 +211,26 @@ def fit_head(
 
     ``errors(model, sample, rows, value)`` scores photos ``rows`` of a ``sample_pixels`` sample
     at per-photo values link(head(g)): the tilt's strength by default, the gate's share for
-    ``training.gate``."""
+    ``training.gate``.
+
+    ``along`` (N,) bool, the train photos of some kind (the grey-weather sets): the head is
+    fitted along the one direction that tells them from the rest (``separating_direction``),
+    only its scale and bias through the decode, instead of in the principal components: the
+    fit through the decode ranks by where the value helps on average, and spread its tilt
+    over clear days as much as over fog."""
     g = train[0]
     mu, sd = g.mean(0), g.std(0, unbiased=False) + 1e-6
     z = (g - mu) / sd  # (N, C)
-    _, s, vh = torch.linalg.svd(z, full_matrices=False)  # exact: the fit is reproducible
-    rank = int((s > 1e-6 * s[0]).sum())  # whitening a null direction would divide by ~0
-    dims = max(1, min(dims, rank, len(z) // PHOTOS_PER_DIM))
-    project = vh[:dims].T / s[:dims] * len(z) ** 0.5  # (C, dims): whitened components
+    if along is not None:
+        u = separating_direction(z, along)
+        project = (u / (z @ u).std())[:, None]  # (C, 1): that direction, unit variance
+    else:
+        _, s, vh = torch.linalg.svd(z, full_matrices=False)  # exact: the fit is reproducible
+        rank = int((s > 1e-6 * s[0]).sum())  # whitening a null direction would divide by ~0
+        dims = max(1, min(dims, rank, len(z) // PHOTOS_PER_DIM))
+        project = vh[:dims].T / s[:dims] * len(z) ** 0.5  # (C, dims): whitened components
     zp = z @ project  # (N, dims)
+    dims = zp.shape[1]
     w = torch.zeros(dims, requires_grad=True)
     b = torch.tensor(0.05, requires_grad=True)  # above zero: the relu passes a gradient
     opt = torch.optim.Adam([w, b], lr)
@@ -352,6 +389,7 @@ class Fit:
     knob: Knob
 
     guards: dict[str, float]  # min_colour, max_loss, colour_slack, as the choice was made
+    along: tuple[str, ...] = ()  # the train sources the head's direction tells apart, if any
 
     def values(self) -> np.ndarray:
         """The value the written head sets for each val photo (0 where the choice is off)."""
@@ -377,6 +415,7 @@ class Fit:
             gain=None if off else self.gain,
             offset=None if off else round(self.offset, 5),
             working_size=list(self.model.input_size),  # the size the model ran at, as a user's
+            along=list(self.along) or None,
             **self.guards,
         )
 
@@ -401,24 +440,25 @@ def fit_knob(
     min_colour: float = 0.8,
     max_loss: float = 0.1,
     colour_slack: float = 0.05,
+    along: tuple[str, ...] = (),
 ) -> Fit:
     """Fit ``knob``'s head of ``ckpt`` on ``data`` (its train photos for the head, its val
     photos for the choice of offset and gain), write it into the model and the per-source
-    table beside ``out`` (``<out stem>_<suffix>.csv``)."""
+    table beside ``out`` (``<out stem>_<suffix>.csv``). ``along``: glob patterns of train
+    sources (e.g. ``*weather/dawn-*``) whose direction the head is fitted along (fit_head)."""
     model, meta = knob.prepare(ckpt)
     train_images = load_images(data, "train", limit, spread=True)
     log.info("%s: sampling %d train photos", suffix, len(train_images))
     train = sample_pixels(knob.outputs(model, train_images))
-    weights = balance(
-        source_groups(data, "train", spread_rows(len(load_split(data, "train")), limit)),
-        len(train[0]),
-    )
+    train_groups = source_groups(data, "train", spread_rows(len(load_split(data, "train")), limit))
+    weights = balance(train_groups, len(train[0]))
+    positive = matching(train_groups, along, len(train[0])) if along else None
     del train_images
     val_images = load_images(data, "val", val_limit, spread=True)
     rows = spread_rows(len(load_split(data, "val")), val_limit)
     cache = list(knob.outputs(model, val_images))  # scored once per setting
     val = sample_pixels(cache, seed=1)  # its scene vectors are the cache's, in order
-    head = fit_head(model, train, weights, val, errors=knob.errors, link=knob.link)
+    head = fit_head(model, train, weights, val, errors=knob.errors, link=knob.link, along=positive)
     log.info("fitted head: val a*b* MSE %.1f -> %.1f", *head.mse)
     train_hat, val_hat = head(train[0].numpy()), head(val[0].numpy())
     offsets: dict[Any, tuple[float, float]] = {"off": (float("inf"), 0.0)}
@@ -444,7 +484,25 @@ def fit_knob(
     offset, gain = offsets[chosen]
     knob.write(model, None if chosen == "off" else head, offset, gain)
     guards = dict(min_colour=min_colour, max_loss=max_loss, colour_slack=colour_slack)
-    return Fit(model, meta, head, chosen, offset, gain, table, val_hat, len(train[0]), knob, guards)
+    return Fit(
+        model, meta, head, chosen, offset, gain, table, val_hat, len(train[0]), knob, guards, along
+    )
+
+
+def matching(groups: dict[str, torch.Tensor], patterns: tuple[str, ...], n: int) -> torch.Tensor:
+    """(n,) bool: the photos whose source matches one of the glob ``patterns``; refused when
+    none or all do (there would be nothing to tell apart)."""
+    names = [name for name in groups if any(fnmatch.fnmatch(name, p) for p in patterns)]
+    positive = torch.zeros(n, dtype=torch.bool)
+    for name in names:
+        positive[groups[name]] = True
+    if not 0 < int(positive.sum()) < n:
+        raise ValueError(
+            f"--along {' '.join(patterns)}: matches {int(positive.sum())} of {n} train photos "
+            f"(sources: {', '.join(sorted(groups))}); it must pick some, not all"
+        )
+    log.info("head along %s: %d of %d train photos (%s)", patterns, int(positive.sum()), n, names)
+    return positive
 
 
 def fit_tilt(
@@ -457,11 +515,12 @@ def fit_tilt(
     max_loss: float = 0.1,
     colour_slack: float = 0.05,
     command: str = "",
+    along: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Fit the gray tilt of ``ckpt`` on ``data`` (its train photos for the head, its
     val photos for the choices); write the tilted checkpoint and its per-source table."""
     fit = fit_knob(
-        TILT, ckpt, data, out, "tilt", limit, val_limit, min_colour, max_loss, colour_slack
+        TILT, ckpt, data, out, "tilt", limit, val_limit, min_colour, max_loss, colour_slack, along
     )
     beta = fit.values()
     record = fit.record(data, command)
