@@ -27,7 +27,7 @@ from colorizer.provenance import invocation, machine_info
 from training.calibrate import source_groups
 from training.data import load_images, spread_rows, to_lab
 from training.prepare import load_split
-from training.tilt import matching, separating_direction, working_batches
+from training.tilt import balance, matching, separating_direction, working_batches
 
 
 def auc(positive: np.ndarray, score: np.ndarray) -> float:
@@ -39,14 +39,16 @@ def auc(positive: np.ndarray, score: np.ndarray) -> float:
 
 @torch.no_grad()
 def scene(model: torch.nn.Module, data: str, split: str, limit: int, along: tuple[str, ...]):
-    """(scene vectors (N, C), truth mean chroma (N,), the along mask (N,)) of a split."""
+    """(scene vectors (N, C), truth mean chroma (N,), the along mask (N,), per-photo weights
+    that give every source the same total (N,)) of a split."""
     images = load_images(data, split, limit, spread=True)
     groups = source_groups(data, split, spread_rows(len(load_split(data, split)), limit))
     gs, chroma = [], []
     for rgb8, (_, g) in working_batches(model, images):
         gs.append(g.float())
         chroma.append(to_lab(rgb8.float() / 255)[1].norm(dim=1).mean((1, 2)))
-    return torch.cat(gs), torch.cat(chroma), matching(groups, along, len(images))
+    n = len(images)
+    return torch.cat(gs), torch.cat(chroma), matching(groups, along, n), balance(groups, n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     model, _ = load_checkpoint(a.ckpt)
     along = tuple(a.along)
-    g_train, _, pos_train = scene(model, a.data, "train", a.limit, along)
-    g_val, chroma, pos = scene(model, a.data, "val", 0, along)
+    g_train, _, pos_train, weights = scene(model, a.data, "train", a.limit, along)
+    g_val, chroma, pos, _ = scene(model, a.data, "val", 0, along)
     mu, sd = g_train.mean(0), g_train.std(0, unbiased=False) + 1e-6
-    u = separating_direction((g_train - mu) / sd, pos_train)
+    u = separating_direction((g_train - mu) / sd, pos_train, weights)
     scores = {"logistic direction (train photos)": ((g_val - mu) / sd) @ u}
     if model.gray_tilt is not None:
         lin = model.gray_tilt.strength  # before its relu: a rank for the untilted photos too
