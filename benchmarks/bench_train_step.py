@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from colorizer.atomic import write_text
+from colorizer.atomic import atomic_text, write_text
 from colorizer.models import create_model
 from colorizer.provenance import invocation, machine_string, utc_now
 from training.config import TrainConfig, load_config
@@ -280,7 +280,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
+    with atomic_text(out.with_suffix(".csv")) as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)

@@ -150,6 +150,8 @@ def rcc_member(path: Path, member: str) -> bytes:
     if d[:4] != b"qres":
         raise SourceError(f"{path}: not a Qt resource bundle")
     version, tree, data, names = struct.unpack(">IIII", d[4:20])
+    if version not in (1, 2, 3):
+        raise SourceError(f"{path}: Qt resource format {version}, not 1-3")
     size = 14 if version == 1 else 22
 
     def name(entry: int) -> str:
@@ -167,11 +169,16 @@ def rcc_member(path: Path, member: str) -> bytes:
         if entry is None:
             raise SourceError(f"{path}: no {member}")
     flags = struct.unpack(">H", d[entry + 4 : entry + 6])[0]
-    off = data + struct.unpack(">I", d[entry + 10 : entry + 14])[0]
-    blob = d[off + 4 : off + 4 + struct.unpack(">I", d[off : off + 4])[0]]
     if flags & ~1:
         raise SourceError(f"{path}: {member} is a directory or compressed other than by zlib")
-    return zlib.decompress(blob[4:]) if flags & 1 else blob
+    off = data + struct.unpack(">I", d[entry + 10 : entry + 14])[0]
+    blob = d[off + 4 : off + 4 + struct.unpack(">I", d[off : off + 4])[0]]
+    if not flags & 1:
+        return blob
+    out = zlib.decompress(blob[4:])  # after Qt's 4-byte big-endian length of the result
+    if len(out) != struct.unpack(">I", blob[:4])[0]:
+        raise SourceError(f"{path}: {member} decompresses to another length than recorded")
+    return out
 
 
 def digest_of(src: Path, member: str = "") -> str:

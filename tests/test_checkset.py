@@ -1,5 +1,6 @@
-"""The out-of-source check set (checkset/): the committed photos are what sources.json says,
-and none of them is one of the demo's examples (a photo a user or a test has seen)."""
+"""The out-of-source check set (checkset/): every photo sources.json lists is there, a JPEG
+within the size limit, nothing else is, the attribution and counts are what the table gives,
+and none of the photos is one of the demo's examples (a photo a user or a test has seen)."""
 
 from __future__ import annotations
 

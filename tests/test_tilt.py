@@ -275,3 +275,25 @@ def test_scene_ranking_scores_the_heads_by_how_they_rank_the_fog(weather, tmp_pa
     }
     assert rows["logistic direction (train photos)"] > 0.9  # fog is easy to tell here
     assert rows["the truth's greyness (-chroma)"] > 0.9
+
+
+def test_separating_direction_weighs_a_small_source_of_the_rest_as_much_as_a_large_one():
+    """The sunrises (few photos) share an axis with the weather; by count they barely move
+    the regression, weighed as a source they keep the direction off that axis."""
+    from training.tilt import balance, separating_direction
+
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn(1000, 8, generator=gen)
+    positive = torch.zeros(1000, dtype=torch.bool)
+    positive[:100] = True
+    z[:100, 0] += 2.0  # the weather: apart along axes 0 and 1
+    z[:100, 1] += 2.0
+    z[100:120, 0] += 2.0  # 20 sunrises of the rest, apart along axis 0 like the weather
+    groups = {"weather": torch.arange(100), "sunrise": torch.arange(100, 120)}
+    groups["land"] = torch.arange(120, 1000)
+    weights = balance(groups, 1000)
+    for rows in groups.values():  # every source the same total
+        assert float(weights[rows].sum()) == pytest.approx(1000 / 3, rel=1e-5)
+    plain, balanced = separating_direction(z, positive), separating_direction(z, positive, weights)
+    assert float(balanced[0]) < float(plain[0]) - 0.1  # off the axis the sunrises share
+    assert float(balanced[1]) > float(plain[1])

@@ -457,11 +457,11 @@ def fit_knob(
     sources (e.g. ``*weather/dawn-*``) whose direction the head is fitted along (fit_head)."""
     model, meta = knob.prepare(ckpt)
     train_images = load_images(data, "train", limit, spread=True)
+    train_groups = source_groups(data, "train", spread_rows(len(load_split(data, "train")), limit))
+    positive = matching(train_groups, along, len(train_images)) if along else None  # fail early
     log.info("%s: sampling %d train photos", suffix, len(train_images))
     train = sample_pixels(knob.outputs(model, train_images))
-    train_groups = source_groups(data, "train", spread_rows(len(load_split(data, "train")), limit))
     weights = balance(train_groups, len(train[0]))
-    positive = matching(train_groups, along, len(train[0])) if along else None
     del train_images
     val_images = load_images(data, "val", val_limit, spread=True)
     rows = spread_rows(len(load_split(data, "val")), val_limit)
