@@ -69,8 +69,8 @@ def atomic_text(path: str | os.PathLike) -> Iterator[TextIO]:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically, its folders made as needed: a report,
     table or JSON that a killed run or a full disk leaves whole or as it was."""
-    with atomic_write(path) as f:
-        f.write(text.encode("utf-8"))
+    with atomic_text(path) as f:
+        f.write(text)
     return Path(path)
 
 

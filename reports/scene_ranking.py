@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     u = separating_direction((g_train - mu) / sd, pos_train, weights)
     scores = {"logistic direction (train photos)": ((g_val - mu) / sd) @ u}
     if model.gray_tilt is not None:
-        lin = model.gray_tilt.strength  # before its relu: a rank for the untilted photos too
-        scores["the gray tilt's strength"] = g_val @ lin.weight.float()[0] + lin.bias.float()
+        # before its relu: a rank for the untilted photos too
+        scores["the gray tilt's strength"] = model.gray_tilt.score(g_val)
     if getattr(model, "expert", None) is not None:
         scores["the gate's score"] = model.expert.score(g_val)
     scores["the truth's greyness (-chroma)"] = -chroma

@@ -280,6 +280,14 @@ TILT_SCALE = 100.0  # |ab|^2 in units of (10 Lab)^2: a strength of 1 halves a bi
 TILT_PREFIX = "gray_tilt."  # its keys in a state dict
 
 
+def scene_score(linear: nn.Linear, g: torch.Tensor) -> torch.Tensor:
+    """A fitted per-photo head (C -> 1) on the scene vector g (B, C) -> (B,), in fp32 whatever
+    the autocast, as it was fitted (a photo near a threshold must not flip)."""
+    with torch.autocast(g.device.type, enabled=False):
+        w, b = linear.weight.float(), linear.bias.float()
+        return F.linear(g.float(), w, b)[:, 0]
+
+
 class GrayTilt(nn.Module):
     """How grey the photo is, from its global scene vector: a per-photo strength beta >= 0
     that tilts the colour distribution towards gray, logits(c) - beta |c|^2 / 100, i.e.
@@ -304,12 +312,13 @@ class GrayTilt(nn.Module):
         nn.init.zeros_(self.strength.weight)
         nn.init.zeros_(self.strength.bias)
 
+    def score(self, g: torch.Tensor) -> torch.Tensor:
+        """scene vector (B, C) -> w . g + b (B,), before the relu (a rank of how grey)."""
+        return scene_score(self.strength, g)
+
     def beta(self, g: torch.Tensor) -> torch.Tensor:
-        """scene vector (B, C) -> tilt strength (B,), >= 0; in fp32 whatever the autocast, as
-        it was fitted."""
-        with torch.autocast(g.device.type, enabled=False):
-            w, b = self.strength.weight.float(), self.strength.bias.float()
-            return F.relu(F.linear(g.float(), w, b))[:, 0]
+        """scene vector (B, C) -> tilt strength (B,), >= 0."""
+        return F.relu(self.score(g))
 
     @staticmethod
     def tilt(logits: torch.Tensor, beta: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
@@ -357,12 +366,8 @@ class Expert(nn.Module):
         self.gate.requires_grad_(False)
 
     def score(self, g: torch.Tensor) -> torch.Tensor:
-        """the base's scene vector (B, C) -> the gate's score w . g + b (B,), before its clamp;
-        in fp32 whatever the autocast, as it was fitted (a photo near the threshold must not
-        flip)."""
-        with torch.autocast(g.device.type, enabled=False):
-            w, b = self.gate.weight.float(), self.gate.bias.float()
-            return F.linear(g.float(), w, b)[:, 0]
+        """the base's scene vector (B, C) -> the gate's score w . g + b (B,), before its clamp."""
+        return scene_score(self.gate, g)
 
     def weight(self, g: torch.Tensor) -> torch.Tensor:
         """the base's scene vector (B, C) -> the expert's share gamma (B,), in [0, 1]."""
