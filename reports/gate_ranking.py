@@ -25,9 +25,8 @@ from colorizer.atomic import write_text
 from colorizer.models import load_checkpoint
 from colorizer.provenance import invocation, machine_info
 from training.calibrate import source_groups
-from training.data import load_images, on_grid, spread_rows, to_lab
+from training.data import load_images, on_grid, to_lab
 from training.gate import decode_gated, pair_outputs
-from training.prepare import load_split
 from training.tilt import write_head
 
 
@@ -36,9 +35,8 @@ def photo_table(model: torch.nn.Module, data: str, limit: int) -> pd.DataFrame:
     """Per val photo: its source, the gate's score, the base's and the expert's a*b* MSE and
     chroma, and the truth's chroma (on the output grid)."""
     images = load_images(data, "val", limit, spread=True)
-    rows = spread_rows(len(load_split(data, "val")), limit)
     source = np.empty(len(images), object)
-    for name, idx in source_groups(data, "val", rows).items():
+    for name, idx in source_groups(data, "val", limit).items():
         source[idx.numpy()] = Path(name).name
     out = []
     for rgb8, g, pair in pair_outputs(model, images):

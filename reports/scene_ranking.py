@@ -25,8 +25,7 @@ from colorizer.atomic import write_text
 from colorizer.models import load_checkpoint
 from colorizer.provenance import invocation, machine_info
 from training.calibrate import source_groups
-from training.data import load_images, spread_rows, to_lab
-from training.prepare import load_split
+from training.data import load_images, to_lab
 from training.tilt import balance, matching, separating_direction, working_batches
 
 
@@ -42,7 +41,7 @@ def scene(model: torch.nn.Module, data: str, split: str, limit: int, along: tupl
     """(scene vectors (N, C), truth mean chroma (N,), the along mask (N,), per-photo weights
     that give every source the same total (N,)) of a split."""
     images = load_images(data, split, limit, spread=True)
-    groups = source_groups(data, split, spread_rows(len(load_split(data, split)), limit))
+    groups = source_groups(data, split, limit)
     gs, chroma = [], []
     for rgb8, (_, g) in working_batches(model, images):
         gs.append(g.float())

@@ -128,21 +128,18 @@ def cmd_add_expert(args: argparse.Namespace) -> int:
 def cmd_fit_head(args: argparse.Namespace) -> int:
     """fit-tilt and fit-gate: one per-photo head fitted after training (training.tilt.fit_knob)."""
     from training.gate import fit_gate
-    from training.tilt import fit_tilt
+    from training.tilt import HeadFitOptions, fit_tilt
 
     fit = {"fit-tilt": fit_tilt, "fit-gate": fit_gate}[args.cmd]
-    fit(
-        args.ckpt,
-        args.data,
-        args.out,
+    opts = HeadFitOptions(
         limit=args.limit,
         val_limit=args.val_limit,
         min_colour=args.min_colour,
         max_loss=args.max_loss,
         colour_slack=args.colour_slack,
-        command=_command(),
         along=tuple(args.along),
     )
+    fit(args.ckpt, args.data, args.out, opts, command=_command())
     print(f"wrote {args.out}")
     return 0
 

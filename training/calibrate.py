@@ -41,7 +41,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from colorizer.atomic import atomic_text
@@ -147,10 +146,12 @@ def gray_scores(cache: list, groups: dict[str, torch.Tensor]) -> Scores:
     return grouped(score_batches(cache, {0: to_rgb}, METRIC_KEYS)[0], groups)
 
 
-def source_groups(data: str, split: str, rows: np.ndarray) -> dict[str, torch.Tensor]:
-    """source -> the positions (in ``rows``, the split's rows calibrated on) of its photos."""
-    everyone = train_sources(load_manifest(data), len(load_split(data, split)), split)
-    sources = [everyone[r] for r in rows]
+def source_groups(data: str, split: str, limit: int = 0) -> dict[str, torch.Tensor]:
+    """source -> the positions of its photos among those ``load_images(data, split, limit,
+    spread=True)`` returns, in its order (``limit`` 0: the whole split)."""
+    n = len(load_split(data, split))
+    everyone = train_sources(load_manifest(data), n, split)
+    sources = [everyone[r] for r in spread_rows(n, limit)]
     return {
         src: torch.tensor([i for i, s in enumerate(sources) if s == src])
         for src in sorted(set(sources))
@@ -177,10 +178,9 @@ def calibrate(
         raise ValueError(f"{ckpt} is a regression model: there is no distribution to calibrate")
     grid = sorted(set(grid or [0.38, 0.5, 0.7]))
     images = load_images(data, split, limit, spread=True)  # a limit keeps every source
-    rows = spread_rows(len(load_split(data, split)), limit)
     log.info("calibrating on %d %s photos", len(images), split)
     cache = cached_outputs(model, images)
-    groups = source_groups(data, split, rows)
+    groups = source_groups(data, split, limit)
     truth = torch.cat([colorfulness(rgb.float() / 255).double().cpu() for rgb, _, _ in cache])
     held = {s: rows for s, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS}
     if rule == "per_source" and not held:

@@ -29,6 +29,7 @@ from colorizer.models import load_checkpoint
 from colorizer.models.effunet import Expert
 from training.tilt import (
     Head,
+    HeadFitOptions,
     Knob,
     decode_tilted,
     fit_knob,
@@ -99,22 +100,11 @@ GATE = Knob(
 
 
 def fit_gate(
-    ckpt: str,
-    data: str,
-    out: str,
-    limit: int = 3000,
-    val_limit: int = 0,
-    min_colour: float = 0.8,
-    max_loss: float = 0.1,
-    colour_slack: float = 0.05,
-    command: str = "",
-    along: tuple[str, ...] = (),
+    ckpt: str, data: str, out: str, opts: HeadFitOptions | None = None, command: str = ""
 ) -> dict[str, Any]:
     """Fit the gate of ``ckpt`` on ``data``; write the gated checkpoint and its per-source
     table (``<out stem>_gate.csv``)."""
-    fit = fit_knob(
-        GATE, ckpt, data, out, "gate", limit, val_limit, min_colour, max_loss, colour_slack, along
-    )
+    fit = fit_knob(GATE, ckpt, data, out, "gate", opts or HeadFitOptions())
     gamma = fit.values()
     record = fit.record(data, command)
     record.update(

@@ -53,8 +53,7 @@ from training.calibrate import (
     source_groups,
     write_sources,
 )
-from training.data import load_images, on_grid, spread_rows, to_lab
-from training.prepare import load_split
+from training.data import load_images, on_grid, to_lab
 from training.validate import METRIC_KEYS, Scores, colour_ratio
 
 log = logging.getLogger(__name__)
@@ -382,6 +381,24 @@ TILT = Knob(
 )
 
 
+@dataclass(frozen=True)
+class HeadFitOptions:
+    """How ``fit_knob`` fits a head and chooses its setting: fit-tilt's and fit-gate's options."""
+
+    limit: int = 3000  # train photos for the head (0: all)
+    val_limit: int = 0  # val photos for the choice of offset and gain (0: all)
+    min_colour: float = 0.8  # choose_offset's guards
+    max_loss: float = 0.1
+    colour_slack: float = 0.05
+    along: tuple[str, ...] = ()  # glob patterns of train sources: fit along their direction
+
+    def guards(self) -> dict[str, float]:
+        """The choice's guards, as a head's record keeps them."""
+        return dict(
+            min_colour=self.min_colour, max_loss=self.max_loss, colour_slack=self.colour_slack
+        )
+
+
 @dataclass
 class Fit:
     """What ``fit_knob`` found: the model with the chosen head written, and how."""
@@ -396,9 +413,7 @@ class Fit:
     val_hat: np.ndarray
     train_photos: int
     knob: Knob
-
-    guards: dict[str, float]  # min_colour, max_loss, colour_slack, as the choice was made
-    along: tuple[str, ...] = ()  # the train sources the head's direction tells apart, if any
+    opts: HeadFitOptions  # as the head was fitted and its setting chosen
 
     def values(self) -> np.ndarray:
         """The value the written head sets for each val photo (0 where the choice is off)."""
@@ -424,8 +439,8 @@ class Fit:
             gain=None if off else self.gain,
             offset=None if off else round(self.offset, 5),
             working_size=list(self.model.input_size),  # the size the model ran at, as a user's
-            along=list(self.along) or None,
-            **self.guards,
+            along=list(self.opts.along) or None,
+            **self.opts.guards(),
         )
 
     def save(self, out: str, key: str, record: dict[str, Any], drop: str = "") -> None:
@@ -438,33 +453,21 @@ class Fit:
         save_checkpoint(out, self.model, train=train, metrics=metrics, half=half)
 
 
-def fit_knob(
-    knob: Knob,
-    ckpt: str,
-    data: str,
-    out: str,
-    suffix: str,
-    limit: int = 3000,
-    val_limit: int = 0,
-    min_colour: float = 0.8,
-    max_loss: float = 0.1,
-    colour_slack: float = 0.05,
-    along: tuple[str, ...] = (),
-) -> Fit:
+def fit_knob(knob: Knob, ckpt: str, data: str, out: str, suffix: str, opts: HeadFitOptions) -> Fit:
     """Fit ``knob``'s head of ``ckpt`` on ``data`` (its train photos for the head, its val
     photos for the choice of offset and gain), write it into the model and the per-source
-    table beside ``out`` (``<out stem>_<suffix>.csv``). ``along``: glob patterns of train
+    table beside ``out`` (``<out stem>_<suffix>.csv``). ``opts.along``: glob patterns of train
     sources (e.g. ``*weather/dawn-*``) whose direction the head is fitted along (fit_head)."""
+    limit, val_limit, along = opts.limit, opts.val_limit, opts.along
     model, meta = knob.prepare(ckpt)
     train_images = load_images(data, "train", limit, spread=True)
-    train_groups = source_groups(data, "train", spread_rows(len(load_split(data, "train")), limit))
+    train_groups = source_groups(data, "train", limit)
     positive = matching(train_groups, along, len(train_images)) if along else None  # fail early
     log.info("%s: sampling %d train photos", suffix, len(train_images))
     train = sample_pixels(knob.outputs(model, train_images))
     weights = balance(train_groups, len(train[0]))
     del train_images
     val_images = load_images(data, "val", val_limit, spread=True)
-    rows = spread_rows(len(load_split(data, "val")), val_limit)
     cache = list(knob.outputs(model, val_images))  # scored once per setting
     val = sample_pixels(cache, seed=1)  # its scene vectors are the cache's, in order
     head = fit_head(model, train, weights, val, errors=knob.errors, link=knob.link, along=positive)
@@ -474,13 +477,15 @@ def fit_knob(
     for q in QUANTILES:  # a shift down only: the fit's own zero is offset 0
         offset = max(float(np.quantile(train_hat, q)), 0.0) if q else 0.0
         offsets.update({(q, k): (offset, k) for k in GAINS})
-    groups = source_groups(data, "val", rows)
+    groups = source_groups(data, "val", val_limit)
     table = offset_scores(model, cache, val_hat, offsets, groups, knob)
     truth = torch.cat([colorfulness(rgb.float() / 255).double() for rgb, _, _ in cache])
     photos = grouped({"colorfulness": truth}, groups)
     held = [k for k, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS]
     gray = gray_scores([(rgb8, to_lab(rgb8.float() / 255)[0]) for rgb8, _, _ in cache], groups)
-    chosen = choose_offset(table, photos, min_colour, max_loss, held, colour_slack, gray)
+    chosen = choose_offset(
+        table, photos, opts.min_colour, opts.max_loss, held, opts.colour_slack, gray
+    )
     write_sources(
         Path(Path(out).with_suffix("").as_posix() + f"_{suffix}.csv"),
         ["quantile", "gain"],
@@ -492,10 +497,7 @@ def fit_knob(
     )
     offset, gain = offsets[chosen]
     knob.write(model, None if chosen == "off" else head, offset, gain)
-    guards = dict(min_colour=min_colour, max_loss=max_loss, colour_slack=colour_slack)
-    return Fit(
-        model, meta, head, chosen, offset, gain, table, val_hat, len(train[0]), knob, guards, along
-    )
+    return Fit(model, meta, head, chosen, offset, gain, table, val_hat, len(train[0]), knob, opts)
 
 
 def matching(groups: dict[str, torch.Tensor], patterns: tuple[str, ...], n: int) -> torch.Tensor:
@@ -515,22 +517,11 @@ def matching(groups: dict[str, torch.Tensor], patterns: tuple[str, ...], n: int)
 
 
 def fit_tilt(
-    ckpt: str,
-    data: str,
-    out: str,
-    limit: int = 3000,
-    val_limit: int = 0,
-    min_colour: float = 0.8,
-    max_loss: float = 0.1,
-    colour_slack: float = 0.05,
-    command: str = "",
-    along: tuple[str, ...] = (),
+    ckpt: str, data: str, out: str, opts: HeadFitOptions | None = None, command: str = ""
 ) -> dict[str, Any]:
     """Fit the gray tilt of ``ckpt`` on ``data`` (its train photos for the head, its
     val photos for the choices); write the tilted checkpoint and its per-source table."""
-    fit = fit_knob(
-        TILT, ckpt, data, out, "tilt", limit, val_limit, min_colour, max_loss, colour_slack, along
-    )
+    fit = fit_knob(TILT, ckpt, data, out, "tilt", opts or HeadFitOptions())
     beta = fit.values()
     record = fit.record(data, command)
     record.update(
