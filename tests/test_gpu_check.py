@@ -73,3 +73,13 @@ def test_cpu_rehearsal_of_the_two_process_ddp_step(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert [s["name"] for s in summary["steps"]] == ["ddp"] and summary["ok"]
     assert "| ddp | ok |" in (out / "summary.md").read_text()
+
+
+def test_a_teardown_abort_passes_only_after_a_report_whose_steps_all_agreed():
+    agreed = {"ok": True, "weights_equal_across_ranks_after_each_step": [True, True]}
+    abort = "Signal 6 (SIGABRT) received by PID 123\nexitcode  : -6 (pid: 123)"
+    assert gpu_check._teardown_abort(1, abort, agreed)
+    assert not gpu_check._teardown_abort(1, abort, {})  # no report: the run proved nothing
+    split = {"ok": False, "weights_equal_across_ranks_after_each_step": [True, False]}
+    assert not gpu_check._teardown_abort(1, abort, split)
+    assert not gpu_check._teardown_abort(1, "RuntimeError: connection refused", agreed)

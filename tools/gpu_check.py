@@ -192,6 +192,16 @@ def _junit_counts(xml: Path) -> dict:
     return {k: int(attrs.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
 
 
+def _teardown_abort(code: int, text: str, report: dict) -> bool:
+    """True when a DDP run failed only by a rank's SIGABRT in gloo's teardown, after rank 0
+    wrote a report in which every step agreed: gloo's threads can still abort at process
+    exit ("terminate called without an active exception"), rarely (1 CI run in about 20),
+    even behind the barrier before destroy_process_group. The steps themselves were checked."""
+    aborted = "SIGABRT" in text or "exitcode  : -6" in text
+    agreed = report.get("weights_equal_across_ranks_after_each_step") or [False]
+    return code != 0 and aborted and report.get("ok") is True and all(agreed)
+
+
 def run_step(name: str, cmds: list[list[str]], a: argparse.Namespace, out: Path) -> StepResult:
     start = time.perf_counter()
     deadline = start + LIMITS[name]
@@ -204,6 +214,8 @@ def run_step(name: str, cmds: list[list[str]], a: argparse.Namespace, out: Path)
     detail, ok = "", True
     for i, cmd in enumerate(cmds):
         left = max(1.0, deadline - time.perf_counter())
+        if name == "ddp":  # a report left by an earlier run must not speak for this one
+            (out / f"ddp_{cmd[cmd.index('--backend') + 1]}.json").unlink(missing_ok=True)
         code, text = _run(cmd, left, out / "logs" / f"{name}_{i}.log")
         if name == "ddp":
             backend = cmd[cmd.index("--backend") + 1]
@@ -211,8 +223,10 @@ def run_step(name: str, cmds: list[list[str]], a: argparse.Namespace, out: Path)
             report = out / f"ddp_{backend}.json"
             if report.is_file():
                 figures[backend].update(json.loads(report.read_text()))
-            if code == 0:
+            if code == 0 or _teardown_abort(code, text, figures[backend]):
                 ok, detail = True, f"{backend}: weights equal on both ranks after every step"
+                if code != 0:
+                    detail += f" (a rank aborted in gloo's teardown after the report: exit {code})"
                 break
             ok, detail = False, f"{backend} failed (exit {code}): {_tail(text, 300)}"
             continue  # NCCL may refuse two ranks on one GPU: the next backend is tried
