@@ -75,11 +75,46 @@ def test_cpu_rehearsal_of_the_two_process_ddp_step(tmp_path):
     assert "| ddp | ok |" in (out / "summary.md").read_text()
 
 
-def test_a_teardown_abort_passes_only_after_a_report_whose_steps_all_agreed():
-    agreed = {"ok": True, "weights_equal_across_ranks_after_each_step": [True, True]}
-    abort = "Signal 6 (SIGABRT) received by PID 123\nexitcode  : -6 (pid: 123)"
-    assert gpu_check._teardown_abort(1, abort, agreed)
-    assert not gpu_check._teardown_abort(1, abort, {})  # no report: the run proved nothing
+AGREED = {"ok": True, "weights_equal_across_ranks_after_each_step": [True, True]}
+
+
+@pytest.mark.parametrize(
+    "text", ["Signal 6 (SIGABRT) received by PID 123", "exitcode  : -6 (pid: 123)"]
+)
+def test_a_teardown_abort_passes_only_after_a_report_whose_steps_all_agreed(text):
+    assert gpu_check._teardown_abort("gloo", 1, text, AGREED)
+    assert not gpu_check._teardown_abort("gloo", 1, text, {})  # no report: it proved nothing
     split = {"ok": False, "weights_equal_across_ranks_after_each_step": [True, False]}
-    assert not gpu_check._teardown_abort(1, abort, split)
-    assert not gpu_check._teardown_abort(1, "RuntimeError: connection refused", agreed)
+    assert not gpu_check._teardown_abort("gloo", 1, text, split)
+    assert not gpu_check._teardown_abort("nccl", 1, text, AGREED)  # NCCL's watchdog means it
+    assert not gpu_check._teardown_abort("gloo", 124, text, AGREED)  # killed at its limit
+    assert not gpu_check._teardown_abort("gloo", 1, "RuntimeError: connection refused", AGREED)
+
+
+def _ddp_step(tmp_path, monkeypatch, write_report: bool):
+    """gpu_check's ddp step with torchrun replaced: a stale all-agreed report is left from an
+    earlier run, and the run aborts, writing a fresh one or not."""
+    out = tmp_path / "gpu"
+    out.mkdir()
+    a = gpu_check.parse_args(["--device", "cpu", "--only", "ddp", "--out", str(out)])
+    (cmd,) = gpu_check.plan(a, out)["ddp"]
+    report = Path(cmd[cmd.index("--out") + 1])
+    report.write_text(json.dumps(AGREED))
+
+    def fake_run(cmd, limit, log, env=None):
+        assert not report.exists()  # the stale report was removed before the run
+        if write_report:
+            report.write_text(json.dumps(AGREED))
+        return 1, "terminate called without an active exception\nSignal 6 (SIGABRT)"
+
+    monkeypatch.setattr(gpu_check, "_run", fake_run)
+    return gpu_check.run_step("ddp", [cmd], a, out)
+
+
+def test_a_stale_report_does_not_vouch_for_a_failed_ddp_run(tmp_path, monkeypatch):
+    assert not _ddp_step(tmp_path, monkeypatch, write_report=False).ok
+
+
+def test_an_abort_after_an_agreed_report_passes_and_says_so(tmp_path, monkeypatch):
+    step = _ddp_step(tmp_path, monkeypatch, write_report=True)
+    assert step.ok and "aborted in gloo's teardown" in step.detail

@@ -192,14 +192,17 @@ def _junit_counts(xml: Path) -> dict:
     return {k: int(attrs.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
 
 
-def _teardown_abort(code: int, text: str, report: dict) -> bool:
-    """True when a DDP run failed only by a rank's SIGABRT in gloo's teardown, after rank 0
-    wrote a report in which every step agreed: gloo's threads can still abort at process
+def _teardown_abort(backend: str, code: int, text: str, report: dict) -> bool:
+    """True when a gloo DDP run failed only by a rank's SIGABRT in gloo's teardown, after rank
+    0 wrote a report in which every step agreed: gloo's threads can still abort at process
     exit ("terminate called without an active exception"), rarely (1 CI run in about 20),
-    even behind the barrier before destroy_process_group. The steps themselves were checked."""
+    even behind the barrier before destroy_process_group. The steps themselves were checked:
+    rank 0 writes its report only after the last step's all-gather on both ranks. Not NCCL's
+    (its watchdog aborts too, and means something there) and not a run killed at its limit."""
     aborted = "SIGABRT" in text or "exitcode  : -6" in text
     agreed = report.get("weights_equal_across_ranks_after_each_step") or [False]
-    return code != 0 and aborted and report.get("ok") is True and all(agreed)
+    failed = code not in (0, 124)
+    return backend == "gloo" and failed and aborted and report.get("ok") is True and all(agreed)
 
 
 def run_step(name: str, cmds: list[list[str]], a: argparse.Namespace, out: Path) -> StepResult:
@@ -214,16 +217,16 @@ def run_step(name: str, cmds: list[list[str]], a: argparse.Namespace, out: Path)
     detail, ok = "", True
     for i, cmd in enumerate(cmds):
         left = max(1.0, deadline - time.perf_counter())
-        if name == "ddp":  # a report left by an earlier run must not speak for this one
-            (out / f"ddp_{cmd[cmd.index('--backend') + 1]}.json").unlink(missing_ok=True)
-        code, text = _run(cmd, left, out / "logs" / f"{name}_{i}.log")
         if name == "ddp":
             backend = cmd[cmd.index("--backend") + 1]
+            report = Path(cmd[cmd.index("--out") + 1])
+            report.unlink(missing_ok=True)  # one left by an earlier run must not speak for this
+        code, text = _run(cmd, left, out / "logs" / f"{name}_{i}.log")
+        if name == "ddp":
             figures[backend] = {"exit_code": code, "tail": _tail(text, 400)}
-            report = out / f"ddp_{backend}.json"
             if report.is_file():
                 figures[backend].update(json.loads(report.read_text()))
-            if code == 0 or _teardown_abort(code, text, figures[backend]):
+            if code == 0 or _teardown_abort(backend, code, text, figures[backend]):
                 ok, detail = True, f"{backend}: weights equal on both ranks after every step"
                 if code != 0:
                     detail += f" (a rank aborted in gloo's teardown after the report: exit {code})"

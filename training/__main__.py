@@ -145,7 +145,7 @@ def cmd_fit_head(args: argparse.Namespace) -> int:
 
 
 def _head_fit_args(q: argparse.ArgumentParser, out_help: str) -> None:
-    """fit-tilt's and fit-gate's shared arguments (training.tilt.fit_knob's)."""
+    """fit-tilt's and fit-gate's shared arguments (training.tilt.HeadFitOptions)."""
     q.add_argument("--data", required=True, help="a folder written by prepare")
     q.add_argument("--out", required=True, help=out_help)
     q.add_argument(
