@@ -81,6 +81,28 @@ def test_a_photo_whose_gate_is_shut_is_the_base_in_any_batch():
         assert calls[0] == 0  # alone, the shut photo never runs the expert
 
 
+def test_an_expert_with_its_own_encoder_is_that_model_where_open_and_never_runs_where_shut():
+    """expert_encoder: a decoder grown on another encoder brings it along; fully open, the pair
+    is that other model exactly; shut, the base, without a pass through the second encoder."""
+    paired, other = tiny(expert=True, expert_encoder=True), tiny()
+    torch.manual_seed(1)
+    for p in other.encoder.parameters():  # another encoder than the base's
+        p.data.add_(0.1 * torch.randn_like(p))
+    expert = {k: v for k, v in paired.expert.state_dict().items() if not k.startswith("gate.")}
+    other.load_state_dict(expert)  # its encoder and decoder are the expert's
+    base = tiny()
+    base.load_state_dict({k: v for k, v in paired.state_dict().items() if "expert." not in k})
+    calls = counted(paired.expert.encoder)
+    L = torch.rand(2, 1, 64, 64) * 100
+    with torch.no_grad():
+        assert torch.equal(paired(L), base(L)) and calls[0] == 0
+        paired.expert.gate.bias.fill_(2.0)  # clamped to 1: the expert alone
+        got, want = paired(L).log_softmax(1), other(L).log_softmax(1)
+        assert torch.allclose(got, want, atol=1e-4) and calls[0] == 1
+    with pytest.raises(ValueError, match="needs expert=True"):
+        tiny(expert_encoder=True)
+
+
 def test_the_expert_is_not_trained_and_a_config_cannot_ask_for_one():
     from training.config import ConfigError, load_config
 
@@ -128,6 +150,15 @@ def test_add_expert_keeps_the_base_and_refuses_another_encoder(tmp_path, caplog)
     ]
     assert cli(args) == 2
     assert "not trained on" in caplog.text and not (tmp_path / "x.pt").exists()
+    # ... unless it brings that encoder along: the pair, fully open, is that model
+    own = tmp_path / "own.pt"
+    assert cli([*args[:-1], str(own), "--own-encoder"]) == 0
+    pair, _ = load_checkpoint(own)
+    assert pair.arch_args["expert_encoder"]
+    with torch.no_grad():
+        assert torch.equal(pair(L), b(L))  # shut: the base
+        pair.expert.gate.bias.fill_(2.0)
+        assert torch.allclose(pair(L).log_softmax(1), other.eval()(L).log_softmax(1), atol=1e-4)
     narrow = save_checkpoint(tmp_path / "narrow.pt", create_model("effunet_tiny"))
     args[4] = str(narrow)
     caplog.clear()

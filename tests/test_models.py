@@ -135,8 +135,15 @@ def test_shipped_checkpoints_rebuild_from_the_arch_args_they_store(path):
     # named, so that a new one is a decision, not an accident: encoder (Lite2, issue 24),
     # gray_tilt and expert (off: a file written before them has no tilt head and one decoder,
     # issue 24), freeze_blocks and freeze_encoder_bn (0 / off: training flags that change
-    # nothing at inference, issue 24)
-    allowed = {"encoder", "gray_tilt", "expert", "freeze_blocks", "freeze_encoder_bn"}
+    # nothing at inference, issue 24), expert_encoder (off: an expert read the base's encoder)
+    allowed = {
+        "encoder",
+        "gray_tilt",
+        "expert",
+        "expert_encoder",
+        "freeze_blocks",
+        "freeze_encoder_bn",
+    }
     assert set(added) <= allowed
     if raw["version"] == 1 and model.kind == "classification":  # the top one wins, as it did
         top = raw["default_temperature"]

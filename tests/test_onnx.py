@@ -86,6 +86,16 @@ def test_a_shut_expert_exports_as_the_base(tmp_path):
     assert report.max_raw_diff < 1e-3 and report.max_ab_diff < 0.05
 
 
+def test_an_expert_with_its_own_encoder_exports_half_open(tmp_path):
+    """expert_encoder: the graph carries the second encoder too, and mixes as the model does."""
+    model = scrambled("effunet_tiny", expert=True, expert_encoder=True)
+    with torch.no_grad():
+        model.expert.gate.weight.zero_()
+        model.expert.gate.bias.fill_(0.5)
+    report = export_onnx(model, tmp_path / "own.onnx")
+    assert report.max_raw_diff < 1e-3 and report.max_ab_diff < 0.05
+
+
 def test_effunet_exports_with_its_same_padding(effunet_file, tmp_path):
     model, path, report = effunet_file
     assert report.max_raw_diff < 1e-3 and report.max_ab_diff < 0.05

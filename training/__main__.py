@@ -121,7 +121,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_add_expert(args: argparse.Namespace) -> int:
     from training.export import add_expert
 
-    print(f"wrote {add_expert(args.base, args.expert, args.out, replace=args.replace)}")
+    path = add_expert(
+        args.base, args.expert, args.out, replace=args.replace, own_encoder=args.own_encoder
+    )
+    print(f"wrote {path}")
     return 0
 
 
@@ -255,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="the two-decoder checkpoint, its gate shut")
     q.add_argument(
         "--replace", action="store_true", help="drop the base's own expert and gate (if any)"
+    )
+    q.add_argument(
+        "--own-encoder",
+        action="store_true",
+        help="the expert grew on another encoder: keep it beside its decoder (run where the gate opens)",
     )
     q.set_defaults(func=cmd_add_expert)
     q = sub.add_parser("fit-gate", help="fit which photos take a two-decoder model's expert")

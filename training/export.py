@@ -70,7 +70,9 @@ def export_checkpoint(
 HINT_PREFIX = "hint_branches."
 
 
-def add_expert(base: str, expert: str, out: str, replace: bool = False) -> Path:
+def add_expert(
+    base: str, expert: str, out: str, replace: bool = False, own_encoder: bool = False
+) -> Path:
     """A two-decoder model (``effunet.Expert``): ``base`` as it is (weights, decoding,
     calibration, tilt, metrics) plus the decoder of ``expert``, a run that trained that
     decoder on ``base``'s encoder, frozen; the gate shut, so the new file colorizes exactly
@@ -78,8 +80,10 @@ def add_expert(base: str, expert: str, out: str, replace: bool = False) -> Path:
     ``base`` is: fp16 for a shipped file). A base that has an expert already (the shipped
     default) is refused unless ``replace``: then its expert and gate are dropped first.
     Refused when the two encoders differ (the expert learnt to read that encoder's features,
-    not another's) or the decoders are not built alike. (Encoders are compared at fp16, the
-    precision a shipped file keeps.)"""
+    not another's) unless ``own_encoder``: then the expert keeps its run's encoder beside its
+    decoder (``expert_encoder``, a second encoder pass where the gate opens); refused too when
+    the decoders are not built alike. (Encoders are compared at fp16, the precision a
+    shipped file keeps.)"""
     base_model, base_meta = load_checkpoint(base)
     expert_model, expert_meta = load_checkpoint(expert)
     if "expert" not in base_model.arch_args:
@@ -101,17 +105,18 @@ def add_expert(base: str, expert: str, out: str, replace: bool = False) -> Path:
     own = {k: v for k, v in base_model.state_dict().items() if not k.startswith(EXPERT_PREFIX)}
     theirs = expert_model.state_dict()
     for k, v in own.items():
+        if own_encoder:
+            break
         if k.startswith("encoder.") and not torch.equal(v.half(), theirs[k].half()):
             raise ValueError(
-                f"{expert} was not trained on {base}'s encoder: {k!r} differs "
-                "(train the expert with init_from = the base and freeze_encoder = true)"
+                f"{expert} was not trained on {base}'s encoder: {k!r} differs (train the "
+                "expert with init_from = the base and freeze_encoder = true, or give it its "
+                "own encoder: add-expert --own-encoder)"
             )
-    decoder = {
-        EXPERT_PREFIX + k: v
-        for k, v in theirs.items()
-        if not k.startswith(("encoder.", TILT_PREFIX, EXPERT_PREFIX))
-    }
-    model = create_model(base_model.arch_name, **{**base_model.arch_args, "expert": True})
+    skip = (TILT_PREFIX, EXPERT_PREFIX) if own_encoder else ("encoder.", TILT_PREFIX, EXPERT_PREFIX)
+    decoder = {EXPERT_PREFIX + k: v for k, v in theirs.items() if not k.startswith(skip)}
+    args = {**base_model.arch_args, "expert": True, "expert_encoder": own_encoder}
+    model = create_model(base_model.arch_name, **args)
     load_state(model, {**own, **decoder}, f"{base} + {expert}", new=(GATE_PREFIX,))
     model.bins, model.decoding = base_model.bins, base_model.decoding
     train = dict(base_meta.get("train", {}))

@@ -359,6 +359,10 @@ class Expert(nn.Module):
 
     def __init__(self, a: EffUNetArgs, channels: dict[int, int]) -> None:
         super().__init__()
+        # its own encoder (``expert_encoder``): a decoder grown on another encoder than the
+        # base's (stage 7's, on ImageNet's Lite0: the base's was fine-tuned on clear days and
+        # reads grey weather worse), run only when the gate opens
+        self.encoder = EfficientNetLite(a.encoder) if a.expert_encoder else None
         build_decoder(self, a, channels)
         self.gate = nn.Linear(a.decoder[0], 1)
         nn.init.zeros_(self.gate.weight)
@@ -380,6 +384,11 @@ class Expert(nn.Module):
         constant, and the base's logits exactly where gamma = 0 (batched, traced or alone)."""
         gamma = gamma.float()[:, None, None, None]
         return base + gamma * (expert.float().log_softmax(1) - base.float().log_softmax(1))
+
+
+def lite_input(L: torch.Tensor) -> torch.Tensor:
+    """L in [0, 100] (B, 1, H, W) -> the gray RGB in [-1, 1] (B, 3, H, W) Lite0 was trained on."""
+    return (L / 50.0 - 1.0).expand(-1, 3, -1, -1)
 
 
 def build_decoder(m: nn.Module, a: EffUNetArgs, ch: dict[int, int]) -> None:
@@ -479,6 +488,7 @@ class EffUNetArgs(ModelArgs):
     hint_sees_image: bool = False  # each branch also reads the decoder's features (HintBranch)
     gray_tilt: bool = False  # a per-photo pull of the colour distribution towards gray (GrayTilt)
     expert: bool = False  # a second decoder mixed in per photo by a gate (Expert)
+    expert_encoder: bool = False  # the Expert reads its own encoder's features, not the base's
 
 
 class EffUNet(nn.Module):
@@ -510,6 +520,8 @@ class EffUNet(nn.Module):
         build_decoder(self, a, self.encoder.channels)
         # assembled from two trained decoders and fitted afterwards (training.gate), never
         # trained with the network
+        if a.expert_encoder and not a.expert:
+            raise ValueError("expert_encoder is the Expert's own encoder: it needs expert=True")
         self.expert = Expert(a, self.encoder.channels) if a.expert else None
         if self.expert is not None:
             self.expert.requires_grad_(False)
@@ -566,10 +578,9 @@ class EffUNet(nn.Module):
         """L (B, 1, H, W) -> the pretrained encoder's ({stride: taps}, pooled head (B, 1280)):
         everything before the first trained layer, which a frozen-encoder run can compute once
         per crop and keep on disk (training/features.py)."""
-        x = (L / 50.0 - 1.0).expand(-1, 3, -1, -1)  # gray RGB in [-1, 1], as Lite0 was trained
         frozen = self.freeze_encoder or self.freeze_base
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            f, head = self.encoder(x, self.freeze_blocks)
+            f, head = self.encoder(lite_input(L), self.freeze_blocks)
         return f, head.mean((2, 3))  # (B, 1280)
 
     def decode(
@@ -604,6 +615,9 @@ class EffUNet(nn.Module):
             return base, None
         if 1 not in f:
             raise ValueError("an Expert reads the pooled encoder head: decode encode()'s output")
+        if self.expert.encoder is not None:
+            f, head = self.expert.encoder(lite_input(f[0]))  # its own taps, (B, 1280, h, w)
+            return base, run_decoder(self.expert, f, self.expert.scene(head.mean((2, 3))), hints)
         return base, run_decoder(self.expert, f, self.expert.scene(f[1]), hints)
 
     def mixed(
