@@ -104,9 +104,8 @@ def add_expert(
             )
     own = {k: v for k, v in base_model.state_dict().items() if not k.startswith(EXPERT_PREFIX)}
     theirs = expert_model.state_dict()
-    for k, v in own.items():
-        if own_encoder:
-            break
+    shared = {} if own_encoder else own  # an expert on its own encoder reads no other's
+    for k, v in shared.items():
         if k.startswith("encoder.") and not torch.equal(v.half(), theirs[k].half()):
             raise ValueError(
                 f"{expert} was not trained on {base}'s encoder: {k!r} differs (train the "

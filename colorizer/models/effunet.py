@@ -386,9 +386,13 @@ class Expert(nn.Module):
         return base + gamma * (expert.float().log_softmax(1) - base.float().log_softmax(1))
 
 
-def lite_input(L: torch.Tensor) -> torch.Tensor:
-    """L in [0, 100] (B, 1, H, W) -> the gray RGB in [-1, 1] (B, 3, H, W) Lite0 was trained on."""
-    return (L / 50.0 - 1.0).expand(-1, 3, -1, -1)
+def lite_features(
+    encoder: EfficientNetLite, L: torch.Tensor, frozen_blocks: int = 0
+) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """L in [0, 100] (B, 1, H, W) -> ``encoder``'s ({stride: taps}, pooled head (B, 1280)),
+    fed the gray RGB in [-1, 1] Lite0 was trained on: the base's encoder and an Expert's own."""
+    f, head = encoder((L / 50.0 - 1.0).expand(-1, 3, -1, -1), frozen_blocks)
+    return f, head.mean((2, 3))  # (B, 1280)
 
 
 def build_decoder(m: nn.Module, a: EffUNetArgs, ch: dict[int, int]) -> None:
@@ -580,8 +584,7 @@ class EffUNet(nn.Module):
         per crop and keep on disk (training/features.py)."""
         frozen = self.freeze_encoder or self.freeze_base
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            f, head = self.encoder(lite_input(L), self.freeze_blocks)
-        return f, head.mean((2, 3))  # (B, 1280)
+            return lite_features(self.encoder, L, self.freeze_blocks)
 
     def decode(
         self,
@@ -616,8 +619,8 @@ class EffUNet(nn.Module):
         if 1 not in f:
             raise ValueError("an Expert reads the pooled encoder head: decode encode()'s output")
         if self.expert.encoder is not None:
-            f, head = self.expert.encoder(lite_input(f[0]))  # its own taps, (B, 1280, h, w)
-            return base, run_decoder(self.expert, f, self.expert.scene(head.mean((2, 3))), hints)
+            f, pooled = lite_features(self.expert.encoder, f[0])  # its own taps and head
+            return base, run_decoder(self.expert, f, self.expert.scene(pooled), hints)
         return base, run_decoder(self.expert, f, self.expert.scene(f[1]), hints)
 
     def mixed(
