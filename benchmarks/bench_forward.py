@@ -5,8 +5,9 @@
 Round-robin over the models (each round times every model once), so load from other processes
 hits them alike; the median of the rounds is reported with its ratio to eccv16. Models are built
 from the registry at random init: the time does not depend on the weights. "effunet + expert"
-is EffUNet with its second decoder's gate open (its dearest case: a shut gate skips the expert);
-"... on its own encoder" the same with the expert's own encoder (``add-expert --own-encoder``).
+is EffUNet with an expert decoder's gate open (its dearest case: a shut gate skips the expert);
+"... on its own encoder" the same with the expert's own encoder (``add-expert --own-encoder``),
+and "... + both experts" one of each, both gates open (the shipped default's dearest case).
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from colorizer.provenance import invocation, machine_info
 CASES = ("eccv16", "effunet", "colornet", "cunet", "streetside")
 
 
-def open_expert(own_encoder: bool = False) -> torch.nn.Module:
-    """EffUNet with an expert decoder (on its own encoder too, with ``own_encoder``) whose gate
-    is fully open for every photo."""
-    model = create_model("effunet", expert=True, expert_encoder=own_encoder).eval()
+def open_experts(*kinds: str) -> torch.nn.Module:
+    """EffUNet with expert decoders of ``kinds`` ("shared", "own") whose gates are all open
+    for every photo (sharing it equally)."""
+    model = create_model("effunet", experts=kinds).eval()
     with torch.no_grad():
-        model.expert.gate.bias.fill_(1.0)
+        for expert in model.experts:
+            expert.gate.bias.fill_(1.0 / len(kinds))
     return model
 
 
@@ -45,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     models = {name: create_model(name).eval() for name in CASES}
-    models["effunet + expert"] = open_expert()
-    models["effunet + expert on its own encoder"] = open_expert(own_encoder=True)
+    models["effunet + expert"] = open_experts("shared")
+    models["effunet + expert on its own encoder"] = open_experts("own")
+    models["effunet + both experts"] = open_experts("shared", "own")
     L = torch.rand(1, 1, args.size, args.size) * 100
     times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():

@@ -3,7 +3,7 @@
 A checkpoint is a dict of tensors and primitives, so it loads with
 ``torch.load(weights_only=True)`` (no arbitrary code runs when opening a file)::
 
-    format="colorizer-checkpoint", version=2,
+    format="colorizer-checkpoint", version=3,
     arch, arch_args            # create_model(arch, **arch_args) rebuilds the network
     bins                       # ColorBins.to_dict() or None (regression)
     decoding                   # bins.Decoding.to_dict(): THE decode setting (temperature and
@@ -16,6 +16,9 @@ Version 1 files (every checkpoint written before 2026-12-03, the shipped ones am
 ``default_temperature`` and ``calibration`` at the top and often a second temperature inside
 ``arch_args``; ``read_checkpoint`` upgrades them to version 2 as it reads them, the top-level
 temperature winning as it did when those files were loaded, so they decode exactly as before.
+Version 2 files held at most one expert decoder (``expert``, ``expert_encoder`` in arch_args,
+its weights under ``expert.``); version 3 holds a list (``experts``, under ``experts.<i>.``),
+and the upgrade renames the one to the first of the list, its weights unchanged.
 
 ``save_checkpoint`` writes atomically: a temp file in the same folder, fsync, os.replace, so a
 crash mid-write never leaves a half file under the real name. ``read_checkpoint`` is the one
@@ -45,7 +48,7 @@ from colorizer.card import ModelCard
 log = logging.getLogger(__name__)
 
 FORMAT = "colorizer-checkpoint"
-VERSION = 2
+VERSION = 3
 _RESERVED = {
     "format",
     "version",
@@ -219,6 +222,22 @@ def _upgrade_v1(obj: dict) -> None:
     obj["version"] = 2
 
 
+def _upgrade_v2(obj: dict) -> None:
+    """A version-2 dict -> version 3, in place: an effunet's one expert decoder becomes the
+    first of its list (``experts``), its keys (``expert.`` -> ``experts.0.``) and its weights
+    as they were."""
+    args, state = obj.get("arch_args"), obj.get("state_dict")
+    if isinstance(args, dict) and "expert" in args:
+        had, own = args.pop("expert"), args.pop("expert_encoder", False)
+        args["experts"] = ("own" if own else "shared",) if had else ()
+        if had and isinstance(state, dict):
+            obj["state_dict"] = {
+                "experts.0." + k[7:] if isinstance(k, str) and k.startswith("expert.") else k: v
+                for k, v in state.items()
+            }
+    obj["version"] = 3
+
+
 def _check_format(obj: Any, path: Path) -> None:
     if not isinstance(obj, dict):
         raise CheckpointError(
@@ -233,6 +252,8 @@ def _check_format(obj: Any, path: Path) -> None:
             )
         if version < 2:
             _upgrade_v1(obj)
+        if version < 3:
+            _upgrade_v2(obj)
         for key in ("arch", "arch_args", "state_dict"):
             if key not in obj:
                 raise CheckpointError(f"{path} is a colorizer checkpoint without {key!r}")

@@ -1,4 +1,4 @@
-"""Which photos a two-decoder model's gate ranks first, and what the expert does for them.
+"""Which photos one expert's gate ranks first, and what the expert does for them.
 
     python -m reports.gate_ranking --ckpt runs/weather_expert/gated.pt --data data/all160 \
         --top 0.15 --out results/training/weather_expert/gate_ranking.md
@@ -8,7 +8,8 @@ highest under its linear map; the offset and gain ``fit-gate`` chooses only deci
 So the ranking bounds what any setting can do: this takes the ``--top`` share of the val
 photos by the gate's own score (before its clamp) and reports, per source, how many of them
 rank there, and the PSNR and colour of the source with the expert fully on for them (the
-rest left to the base) against the base alone; the gray tilt, if any, off.
+rest left to the base) against the base alone; the gray tilt, if any, off. In a model with
+several experts, "base" is the model without this one (the other gates as fitted).
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from colorizer.models import load_checkpoint
 from colorizer.provenance import invocation, machine_info
 from training.calibrate import source_groups
 from training.data import load_images, on_grid, to_lab
-from training.gate import decode_gated, pair_outputs
+from training.gate import decode_gated, decoder_outputs
 from training.tilt import write_head
 
 
 @torch.no_grad()
-def photo_table(model: torch.nn.Module, data: str, limit: int) -> pd.DataFrame:
+def photo_table(model: torch.nn.Module, data: str, limit: int, expert: int = -1) -> pd.DataFrame:
     """Per val photo: its source, the gate's score, the base's and the expert's a*b* MSE and
     chroma, and the truth's chroma (on the output grid)."""
     images = load_images(data, "val", limit, spread=True)
@@ -39,11 +40,12 @@ def photo_table(model: torch.nn.Module, data: str, limit: int) -> pd.DataFrame:
     for name, idx in source_groups(data, "val", limit).items():
         source[idx.numpy()] = Path(name).name
     out = []
-    for rgb8, g, pair in pair_outputs(model, images):
-        truth = on_grid(to_lab(rgb8.float() / 255)[1], pair.shape[-2:])
-        row = {"score": model.expert.score(g), "truth_chroma": truth.norm(dim=1).mean((1, 2))}
+    gate = model.experts[expert]
+    for rgb8, g, stack in decoder_outputs(model, images):
+        truth = on_grid(to_lab(rgb8.float() / 255)[1], stack.shape[-2:])
+        row = {"score": gate.score(g), "truth_chroma": truth.norm(dim=1).mean((1, 2))}
         for name, gamma in (("base", 0.0), ("expert", 1.0)):
-            ab = decode_gated(model, pair, torch.full((len(g),), gamma), g)
+            ab = decode_gated(model, expert, stack, torch.full((len(g),), gamma), g)
             row[f"{name}_mse"] = ((ab - truth) ** 2).mean((1, 2, 3))
             row[f"{name}_chroma"] = ab.norm(dim=1).mean((1, 2))
         out.append(pd.DataFrame({k: v.numpy() for k, v in row.items()}))
@@ -78,15 +80,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="a folder written by training prepare")
     ap.add_argument("--limit", type=int, default=700, help="val photos, spread (0: all)")
     ap.add_argument("--top", type=float, default=0.15, help="share of the val photos gated")
+    ap.add_argument("--expert", type=int, default=-1, help="whose gate (default: the last)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     model, _ = load_checkpoint(args.ckpt)
-    if getattr(model, "expert", None) is None:
-        print(f"{args.ckpt}: no expert decoder (python -m training add-expert)", file=sys.stderr)
+    n = len(getattr(model, "experts", ()))
+    if not -n <= args.expert < n or not n:
+        print(
+            f"{args.ckpt}: has {n} expert decoder(s), not an expert {args.expert} (python -m "
+            "training add-expert)",
+            file=sys.stderr,
+        )
         return 2
     if model.gray_tilt is not None:
         write_head(model, None, 0.0, 1.0)  # the gate's own effect, without the tilt
-    table = ranking(photo_table(model.eval(), args.data, args.limit), args.top)
+    table = ranking(photo_table(model.eval(), args.data, args.limit, args.expert), args.top)
     text = "\n".join(
         [
             f"# The gate's ranking: the top {args.top:.0%} of val photos take the expert",

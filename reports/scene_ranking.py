@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if model.gray_tilt is not None:
         # before its relu: a rank for the untilted photos too
         scores["the gray tilt's strength"] = model.gray_tilt.score(g_val)
-    if getattr(model, "expert", None) is not None:
-        scores["the gate's score"] = model.expert.score(g_val)
+    for i, expert in enumerate(getattr(model, "experts", ())):
+        scores[f"expert {i}'s gate score"] = expert.score(g_val)
     scores["the truth's greyness (-chroma)"] = -chroma
     pos = pos.numpy()
     lines = [

@@ -337,7 +337,7 @@ def test_version_1_files_load_as_they_did_the_top_temperature_winning(tmp_path):
     args = dict(trained("colornet_tiny").arch_args, default_temperature=0.4)
     both = v1_file(tmp_path, arch_args=args, default_temperature=0.6, calibration=cal)
     model, meta = load_checkpoint(both)
-    assert meta["version"] == 2 and "default_temperature" not in meta["arch_args"]
+    assert meta["version"] == 3 and "default_temperature" not in meta["arch_args"]
     # one temperature: the top one, as loading a v1 file set it last; the curves' own copy of
     # the T they were fitted at is not kept
     assert model.decoding == Decoding(0.6, {k: v for k, v in cal.items() if k != "temperature"})
@@ -345,9 +345,9 @@ def test_version_1_files_load_as_they_did_the_top_temperature_winning(tmp_path):
     assert load_checkpoint(only_args)[0].decoding == Decoding(0.4)
     neither = v1_file(tmp_path, "n.pt", default_temperature=None)
     assert load_checkpoint(neither)[0].decoding == create_model("colornet_tiny").decoding
-    # saved again, it is a version 2 file with one decoding field and nothing else of the kind
-    again = read_checkpoint(save_checkpoint(tmp_path / "v2.pt", model))
-    assert again["version"] == 2 and again["decoding"]["temperature"] == 0.6
+    # saved again, it is a current file with one decoding field and nothing else of the kind
+    again = read_checkpoint(save_checkpoint(tmp_path / "v3.pt", model))
+    assert again["version"] == 3 and again["decoding"]["temperature"] == 0.6
     assert not {"default_temperature", "calibration"} & set(again)
 
 

@@ -1,7 +1,8 @@
-"""The expert decoder (colorizer.models.effunet.Expert, training.gate): a shut gate is the base
-model bit for bit and never runs the expert, an open one mixes the expert's distribution in,
-``add-expert`` refuses a decoder grown on another encoder, and ``fit-gate`` learns from
-photos made here which scenes want the expert."""
+"""The expert decoders (colorizer.models.effunet.Expert, training.gate): a shut gate is the base
+model bit for bit and never runs its expert, open ones mix their experts' distributions in,
+``add-expert`` appends a decoder and refuses one grown on another encoder, a version-2 file's
+one expert loads as the first of the list, and ``fit-gate`` learns from photos made here which
+scenes want an expert, the other gates kept."""
 
 from __future__ import annotations
 
@@ -30,29 +31,29 @@ def counted(module: torch.nn.Module) -> list[int]:
 
 
 def test_a_shut_gate_is_the_base_model_and_never_runs_the_expert():
-    base, paired = tiny(), tiny(expert=True)
+    base, paired = tiny(), tiny(experts=("shared",))
     paired.load_state_dict(base.state_dict(), strict=False)  # the expert keeps its own init
-    calls = counted(paired.expert.head)
+    calls = counted(paired.experts[0].head)
     L = torch.rand(2, 1, 64, 64) * 100
     with torch.no_grad():
         assert torch.equal(base(L), paired(L))
         assert calls[0] == 0
-        paired.expert.gate.bias.fill_(-0.5)  # clamped to 0: still shut
+        paired.experts[0].gate.bias.fill_(-0.5)  # clamped to 0: still shut
         assert torch.equal(base(L), paired(L)) and calls[0] == 0
 
 
 def test_an_open_gate_mixes_the_experts_distribution_in():
-    paired = tiny(expert=True)
+    paired = tiny(experts=("shared",))
     alone = tiny()  # the expert's decoder as a model of its own
     own = {k: v for k, v in paired.state_dict().items() if k.startswith("encoder.")}
-    expert = {k: v for k, v in paired.expert.state_dict().items() if not k.startswith("gate.")}
+    expert = {k: v for k, v in paired.experts[0].state_dict().items() if not k.startswith("gate.")}
     alone.load_state_dict({**own, **expert})
     L = torch.rand(2, 1, 64, 64) * 100
     with torch.no_grad():
         base = paired(L)
-        paired.expert.gate.bias.fill_(2.0)  # clamped to 1: the expert alone
+        paired.experts[0].gate.bias.fill_(2.0)  # clamped to 1: the expert alone
         assert torch.allclose(paired(L).log_softmax(1), alone(L).log_softmax(1), atol=1e-4)
-        paired.expert.gate.bias.fill_(0.25)
+        paired.experts[0].gate.bias.fill_(0.25)
         mixed = paired(L).log_softmax(1)
         want = (0.75 * base.log_softmax(1) + 0.25 * alone(L).log_softmax(1)).log_softmax(1)
         assert torch.allclose(mixed, want, atol=1e-4)
@@ -62,55 +63,55 @@ def test_a_photo_whose_gate_is_shut_is_the_base_in_any_batch():
     """A batch where one photo opens the gate runs the expert for all: the shut photo must
     still come out as the base's, as it would alone (and the open one as alone too)."""
     torch.manual_seed(0)
-    paired = create_model("effunet_tiny", expert=True).eval()
+    paired = create_model("effunet_tiny", experts=("shared",)).eval()
     paired.load_pretrained_encoder()  # distinct photos get distinct scene vectors
     L = torch.stack([torch.linspace(0, 100, 64).expand(64, 64), torch.rand(64, 64) * 100])[:, None]
     with torch.no_grad():
         g = paired.encode(L)[1]
         d = g[0] - g[1]
         w = 0.5 * d / d.dot(d)  # w . g0 - w . g1 = 0.5
-        paired.expert.gate.weight[0] = w
-        paired.expert.gate.bias.fill_(float(0.49 - w.dot(g[0])))
-        gamma = paired.expert.weight(g)
+        paired.experts[0].gate.weight[0] = w
+        paired.experts[0].gate.bias.fill_(float(0.49 - w.dot(g[0])))
+        gamma = paired.experts[0].weight(g)
         assert gamma[0] == pytest.approx(0.49, abs=1e-3) and gamma[1] == 0
         both = paired(L)
         assert torch.allclose(both[1], paired(L[1:])[0], atol=1e-4)  # the shut one: the base
         assert torch.allclose(both[0], paired(L[:1])[0], atol=1e-4)
-        calls = counted(paired.expert.head)
+        calls = counted(paired.experts[0].head)
         paired(L[1:])
         assert calls[0] == 0  # alone, the shut photo never runs the expert
 
 
 def test_an_expert_with_its_own_encoder_is_that_model_where_open_and_never_runs_where_shut():
-    """expert_encoder: a decoder grown on another encoder brings it along; fully open, the pair
+    """An "own" expert: a decoder grown on another encoder brings it along; fully open, the pair
     is that other model exactly; shut, the base, without a pass through the second encoder."""
-    paired, other = tiny(expert=True, expert_encoder=True), tiny()
+    paired, other = tiny(experts=("own",)), tiny()
     torch.manual_seed(1)
     for p in other.encoder.parameters():  # another encoder than the base's
         p.data.add_(0.1 * torch.randn_like(p))
-    expert = {k: v for k, v in paired.expert.state_dict().items() if not k.startswith("gate.")}
+    expert = {k: v for k, v in paired.experts[0].state_dict().items() if not k.startswith("gate.")}
     other.load_state_dict(expert)  # its encoder and decoder are the expert's
     base = tiny()
-    base.load_state_dict({k: v for k, v in paired.state_dict().items() if "expert." not in k})
-    calls = counted(paired.expert.encoder)
+    base.load_state_dict({k: v for k, v in paired.state_dict().items() if "experts." not in k})
+    calls = counted(paired.experts[0].encoder)
     L = torch.rand(2, 1, 64, 64) * 100
     with torch.no_grad():
         assert torch.equal(paired(L), base(L)) and calls[0] == 0
-        paired.expert.gate.bias.fill_(2.0)  # clamped to 1: the expert alone
+        paired.experts[0].gate.bias.fill_(2.0)  # clamped to 1: the expert alone
         got, want = paired(L).log_softmax(1), other(L).log_softmax(1)
         assert torch.allclose(got, want, atol=1e-4) and calls[0] == 1
-    with pytest.raises(ValueError, match="needs expert=True"):
-        tiny(expert_encoder=True)
+    with pytest.raises(ValueError, match="experts must each be one of"):
+        tiny(experts=("mine",))
 
 
 def test_the_expert_is_not_trained_and_a_config_cannot_ask_for_one():
     from training.config import ConfigError, load_config
 
-    model = tiny(expert=True).train()
-    assert not any(p.requires_grad for p in model.expert.parameters())
-    assert not model.expert.training  # its BN statistics stay the trained decoder's
+    model = tiny(experts=("shared", "own")).train()
+    assert not any(p.requires_grad for p in model.experts.parameters())
+    assert not any(m.training for m in model.experts.modules())  # BN: the trained decoders'
     with pytest.raises(ConfigError, match="add-expert"):
-        load_config(None, ['model="effunet_tiny"', "model_args.expert=true"])
+        load_config(None, ['model="effunet_tiny"', 'model_args.experts=["shared"]'])
 
 
 def grey_painter(path: Path) -> Path:
@@ -131,8 +132,8 @@ def test_add_expert_keeps_the_base_and_refuses_another_encoder(tmp_path, caplog)
     pair, meta = load_checkpoint(out)
     b, _ = load_checkpoint(base)
     e, _ = load_checkpoint(expert)
-    assert pair.arch_args["expert"] and "expert" in meta["train"]
-    assert torch.equal(pair.expert.head.bias, e.head.bias)
+    assert pair.arch_args["experts"] == ("shared",) and "expert" in meta["train"]
+    assert torch.equal(pair.experts[0].head.bias, e.head.bias)
     L = torch.rand(1, 1, 48, 48) * 100
     with torch.no_grad():
         assert torch.equal(pair(L), b(L))  # the gate shut: the base, bit for bit
@@ -154,10 +155,10 @@ def test_add_expert_keeps_the_base_and_refuses_another_encoder(tmp_path, caplog)
     own = tmp_path / "own.pt"
     assert cli([*args[:-1], str(own), "--own-encoder"]) == 0
     pair, _ = load_checkpoint(own)
-    assert pair.arch_args["expert_encoder"]
+    assert pair.arch_args["experts"] == ("own",)
     with torch.no_grad():
         assert torch.equal(pair(L), b(L))  # shut: the base
-        pair.expert.gate.bias.fill_(2.0)
+        pair.experts[0].gate.bias.fill_(2.0)
         assert torch.allclose(pair(L).log_softmax(1), other.eval()(L).log_softmax(1), atol=1e-4)
     narrow = save_checkpoint(tmp_path / "narrow.pt", create_model("effunet_tiny"))
     args[4] = str(narrow)
@@ -168,9 +169,20 @@ def test_add_expert_keeps_the_base_and_refuses_another_encoder(tmp_path, caplog)
     assert cli(args) == 2 and "holds a 'colornet_tiny'" in caplog.text
 
 
-def test_add_expert_replaces_an_expert_only_when_told(tmp_path, caplog):
-    """The shipped default has an expert: a new one for it is refused, unless --replace,
-    which drops the old expert and its gate and keeps the base decoder bit for bit."""
+def perturbed(base: Path, path: Path, seed: int) -> Path:
+    """``base``'s model, its head's bias moved at random: another trained decoder on its
+    encoder."""
+    model, _ = load_checkpoint(base)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        model.head.bias.add_(torch.randn_like(model.head.bias))
+    return save_checkpoint(path, model)
+
+
+def test_add_expert_appends_and_replace_drops_the_experts_first(tmp_path):
+    """The shipped default has an expert: a new one is appended, its gate shut, the first
+    expert, its gate and its records kept (the file colorizes as before); --replace drops
+    them all and keeps the base decoder bit for bit."""
     base, expert = painter(tmp_path / "base.pt"), grey_painter(tmp_path / "grey.pt")
     pair = tmp_path / "pair.pt"
     assert (
@@ -178,47 +190,112 @@ def test_add_expert_replaces_an_expert_only_when_told(tmp_path, caplog):
     )
     model, meta = load_checkpoint(pair)
     with torch.no_grad():
-        model.expert.gate.bias.fill_(1.0)  # open, as a fitted gate would be
+        model.experts[0].gate.bias.fill_(0.5)  # open, as a fitted gate would be
     save_checkpoint(pair, model, train=meta["train"], metrics={**meta["metrics"], "gate": {"q": 0}})
-    torch.manual_seed(5)
-    other = create_model("effunet_tiny", **model.arch_args | {"expert": False})
-    other.load_state_dict(load_checkpoint(base)[0].state_dict())
-    with torch.no_grad():
-        other.head.bias.add_(torch.randn_like(other.head.bias))
-    second = save_checkpoint(tmp_path / "second.pt", other)
+    second = perturbed(base, tmp_path / "second.pt", 5)
+    other, _ = load_checkpoint(second)
     args = ["add-expert", "--base", str(pair), "--expert", str(second), "--out"]
-    assert cli([*args, str(tmp_path / "x.pt")]) == 2
-    assert "has an expert already" in caplog.text and not (tmp_path / "x.pt").exists()
-    out = tmp_path / "again.pt"
-    assert cli([*args, str(out), "--replace"]) == 0
-    again, again_meta = load_checkpoint(out)
-    assert torch.equal(again.expert.head.bias, other.head.bias)  # the new expert
-    assert float(again.expert.gate.bias) == 0.0 and "gate" not in again_meta["metrics"]
+    two = tmp_path / "two.pt"
+    assert cli([*args, str(two)]) == 0
+    both, both_meta = load_checkpoint(two)
+    assert both.arch_args["experts"] == ("shared", "shared")
+    assert torch.equal(both.experts[1].head.bias, other.head.bias)  # the new expert, shut
+    assert float(both.experts[1].gate.bias) == 0.0 and float(both.experts[0].gate.bias) == 0.5
+    assert both_meta["metrics"]["gate"] == {"q": 0} and {"expert", "expert1"} <= set(
+        both_meta["metrics"]
+    )
     L = torch.rand(1, 1, 48, 48) * 100
+    with torch.no_grad():
+        assert torch.equal(both(L), model(L))  # the first expert's gate as it was
+    out = tmp_path / "again.pt"
+    replace = ["add-expert", "--base", str(two), "--expert", str(second), "--out", str(out)]
+    assert cli([*replace, "--replace"]) == 0
+    again, again_meta = load_checkpoint(out)
+    assert again.arch_args["experts"] == ("shared",)
+    assert torch.equal(again.experts[0].head.bias, other.head.bias)  # the new expert
+    assert float(again.experts[0].gate.bias) == 0.0
+    assert not {"gate", "expert1"} & set(again_meta["metrics"])
     with torch.no_grad():
         assert torch.equal(again(L), load_checkpoint(base)[0](L))  # shut: the base decoder
 
 
-def test_fit_gate_sends_the_fog_to_the_grey_expert_and_keeps_the_clear_sky(weather, tmp_path):  # noqa: F811
+def test_two_experts_mix_by_their_gates_and_a_shut_one_is_never_run():
+    """log p = base + sum_i gamma_i (log p_i - log p_base), the shares scaled down to sum to 1
+    where they pass it; an expert whose gate is shut for the whole batch is not run."""
+    model = tiny(experts=("shared", "own"))
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in model.experts.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    calls = [counted(e.head) for e in model.experts]
+    L = torch.rand(2, 1, 64, 64) * 100
+
+    def at(g0: float, g1: float) -> torch.Tensor:
+        model.experts[0].gate.bias.fill_(g0)
+        model.experts[1].gate.bias.fill_(g1)
+        return model(L).log_softmax(1)
+
+    with torch.no_grad():
+        for e in model.experts:
+            e.gate.weight.zero_()
+        base, one, two = at(0, 0), at(1, 0), at(0, 1)  # each alone
+        assert [c[0] for c in calls] == [1, 1]  # shut, neither ran; alone, only its own
+        want = (0.5 * base + 0.2 * one + 0.3 * two).log_softmax(1)
+        assert torch.allclose(at(0.2, 0.3), want, atol=1e-4)
+        want = (0.4 * one + 0.6 * two).log_softmax(1)  # 0.6 + 0.9 > 1: scaled to 0.4, 0.6
+        assert torch.allclose(at(0.6, 0.9), want, atol=1e-4)
+
+
+def test_a_version_2_file_with_one_expert_loads_as_the_first_of_the_list(tmp_path):
+    """Files written before the list held ``expert`` / ``expert_encoder`` and keys under
+    ``expert.``: they load as the list's first expert and colorize exactly as they did."""
+    for kind in ("shared", "own"):
+        model = tiny(experts=(kind,))
+        with torch.no_grad():
+            model.experts[0].gate.bias.fill_(0.4)
+        path = save_checkpoint(tmp_path / f"{kind}.pt", model)
+        raw = torch.load(path, weights_only=True)
+        args = {k: v for k, v in raw["arch_args"].items() if k != "experts"}
+        raw.update(
+            version=2,
+            arch_args={**args, "expert": True, "expert_encoder": kind == "own"},
+            state_dict={
+                k.replace("experts.0.", "expert."): v for k, v in raw["state_dict"].items()
+            },
+        )
+        torch.save(raw, path)
+        loaded, meta = load_checkpoint(path)
+        assert loaded.arch_args["experts"] == (kind,) and meta["version"] == 3
+        L = torch.rand(2, 1, 64, 64) * 100
+        with torch.no_grad():
+            assert torch.equal(loaded(L), model(L))
+
+
+def test_fit_gate_fits_the_last_expert_and_keeps_the_others(weather, tmp_path):  # noqa: F811
+    """Two experts: a perturbed copy of the base (its gate shut) and a grey one; fit-gate
+    fits the last added, sends the fog to it and keeps the clear sky, and leaves the first
+    expert's gate as it was."""
     base, expert = painter(tmp_path / "base.pt"), grey_painter(tmp_path / "grey.pt")
-    pair, gated = tmp_path / "pair.pt", tmp_path / "gated.pt"
-    assert (
-        cli(["add-expert", "--base", str(base), "--expert", str(expert), "--out", str(pair)]) == 0
-    )
+    first, pair, gated = tmp_path / "first.pt", tmp_path / "pair.pt", tmp_path / "gated.pt"
+    noise = perturbed(base, tmp_path / "noise.pt", 7)
+    for b, e, out in ((base, noise, first), (first, expert, pair)):
+        assert cli(["add-expert", "--base", str(b), "--expert", str(e), "--out", str(out)]) == 0
     args = ["fit-gate", "--ckpt", str(pair), "--data", str(weather), "--out", str(gated)]
     assert cli([*args, "--limit", "0"]) == 0
     model, meta = load_checkpoint(gated)
-    record = meta["metrics"]["gate"]
+    record = meta["metrics"]["gate1"]
+    assert "gate" not in meta["metrics"] and record["expert"] == 1
     assert record["quantile"] is not None and 0 < record["open_share"] < 1
     assert record["psnr_db"]["gated"] > record["psnr_db"]["shut"] + 3  # measured +5.8
-    assert (tmp_path / "gated_gate.csv").exists()
+    assert (tmp_path / "gated_gate1.csv").exists()
+    assert not model.experts[0].gate.weight.any() and float(model.experts[0].gate.bias) == 0
     # the gate written is the setting chosen: its shares on val are the fit's
     from training.data import load_images
-    from training.gate import pair_outputs
+    from training.gate import decoder_outputs
 
-    g = torch.cat([b[1] for b in pair_outputs(model, load_images(str(weather), "val"))])
+    g = torch.cat([b[1] for b in decoder_outputs(model, load_images(str(weather), "val"))])
     with torch.no_grad():
-        gamma = model.expert.weight(g)
+        gamma = model.experts[1].weight(g)
     assert float(gamma.mean()) == pytest.approx(record["gamma_mean_val"], abs=1e-4)
     assert float((gamma > 0).float().mean()) == pytest.approx(record["open_share"], abs=1e-4)
 
@@ -228,6 +305,8 @@ def test_fit_gate_sends_the_fog_to_the_grey_expert_and_keeps_the_clear_sky(weath
     # measured 0.58 and 0.99: the guard (no source loses 0.1 dB) keeps the gate half open on
     # fog, where fully open would cost the clear sky 0.3 dB
     assert fog_kept < 0.7 and clear_kept > 0.95
+    # no expert 5 to fit
+    assert cli([*args, "--expert", "5"]) == 2
 
 
 def test_fit_gate_refuses_a_model_without_an_expert(weather, tmp_path, caplog):  # noqa: F811
@@ -250,13 +329,14 @@ def test_decoding_a_gated_logit_pair_is_the_models_own_decode():
     the network's forward with the same gate (and tilt)."""
     from training.gate import decode_gated
 
-    model = tiny(expert=True, gray_tilt=True)
+    model = tiny(experts=("shared",), gray_tilt=True)
     with torch.no_grad():
-        model.expert.gate.bias.fill_(0.3)
+        model.experts[0].gate.bias.fill_(0.3)
         model.gray_tilt.strength.bias.fill_(0.2)
         L = torch.rand(2, 1, 64, 64) * 100
         f, g = model.encode(L)
-        pair = torch.cat(model.decoders(f, g), 1)
-        got = decode_gated(model, pair, model.expert.weight(g), g)
+        base, experts = model.decoders(f, g)
+        stack = torch.cat([base, *experts], 1)
+        got = decode_gated(model, 0, stack, model.experts[0].weight(g), g)
         want = output_to_ab(model, model(L), model.decoding.temperature)
     assert torch.allclose(got, want, atol=1e-3)

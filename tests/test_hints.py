@@ -236,11 +236,11 @@ def test_a_model_without_hints_fine_tunes_from_a_file_with_hint_branches(tmp_pat
         load_weights(create_model("effunet_tiny"), tmp_path / "hinted.pt", "--resume")
     # a hinted model keeps what the file has, but for a fitted gray tilt and an expert decoder
     # (fitted and assembled after training) it was built without
-    assert left_behind(tiny_hint_model()) == ("gray_tilt.", "expert.")
-    tilted = create_model("effunet_tiny", gray_tilt=True, expert=True)
+    assert left_behind(tiny_hint_model()) == ("gray_tilt.", "experts.")
+    tilted = create_model("effunet_tiny", gray_tilt=True, experts=("shared",))
     with torch.no_grad():
         tilted.gray_tilt.strength.bias.fill_(0.3)
-        tilted.expert.gate.bias.fill_(0.3)
+        tilted.experts[0].gate.bias.fill_(0.3)
     save_checkpoint(tmp_path / "tilted.pt", tilted, decoding=Decoding(0.5))
     load_weights(plain, tmp_path / "tilted.pt", "init_from", drop=left_behind(plain))
     assert torch.equal(plain.head.weight, tilted.head.weight)  # all but those came over

@@ -123,28 +123,27 @@ def test_shipped_checkpoints_rebuild_from_the_arch_args_they_store(path):
 
     raw = torch.load(path, map_location="cpu", weights_only=True)
     model, _ = load_checkpoint(path)
-    # version 1 kept a temperature in arch_args too; the upgrade moves it to the decoding
-    stored = {k: v for k, v in raw["arch_args"].items() if k != "default_temperature"}
+    # version 1 kept a temperature in arch_args too, version 2 one expert decoder: the
+    # upgrades move them to the decoding and to the list of experts
+    moved = {"default_temperature", "expert", "expert_encoder"}
+    stored = {k: v for k, v in raw["arch_args"].items() if k not in moved}
     assert {k: model.arch_args[k] for k in stored} == stored
     # an argument added since the file was written takes the default that builds what it held
     from colorizer.models import build_model
 
     defaults = build_model(raw["arch"]).arch_args
-    added = {k: v for k, v in model.arch_args.items() if k not in stored}
+    upgraded = {"experts"} if "expert" in raw["arch_args"] else set()  # checked below
+    added = {k: v for k, v in model.arch_args.items() if k not in stored.keys() | upgraded}
     assert added == {k: defaults[k] for k in added}
     # named, so that a new one is a decision, not an accident: encoder (Lite2, issue 24),
-    # gray_tilt and expert (off: a file written before them has no tilt head and one decoder,
-    # issue 24), freeze_blocks and freeze_encoder_bn (0 / off: training flags that change
-    # nothing at inference, issue 24), expert_encoder (off: an expert read the base's encoder)
-    allowed = {
-        "encoder",
-        "gray_tilt",
-        "expert",
-        "expert_encoder",
-        "freeze_blocks",
-        "freeze_encoder_bn",
-    }
+    # gray_tilt and experts (off / none: a file written before them has no tilt head and one
+    # decoder, issue 24), freeze_blocks and freeze_encoder_bn (0 / off: training flags that
+    # change nothing at inference, issue 24)
+    allowed = {"encoder", "gray_tilt", "experts", "freeze_blocks", "freeze_encoder_bn"}
     assert set(added) <= allowed
+    if raw["arch_args"].get("expert"):  # a version-2 file's one expert: the first of the list
+        own = raw["arch_args"].get("expert_encoder")
+        assert model.arch_args["experts"] == ("own" if own else "shared",)
     if raw["version"] == 1 and model.kind == "classification":  # the top one wins, as it did
         top = raw["default_temperature"]
         t = top if top is not None else raw["arch_args"].get("default_temperature", 1.0)

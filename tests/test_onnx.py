@@ -62,15 +62,16 @@ def effunet_file(tmp_path_factory):
     """EffUNet (its encoder is the whole Lite0 at any decoder width) is the slow export: once;
     with an active gray tilt (a scrambled one is all zero after its relu) and an expert decoder
     half mixed in, which the graph must carry like the rest."""
-    model = scrambled("effunet_tiny", gray_tilt=True, expert=True)
+    model = scrambled("effunet_tiny", gray_tilt=True, experts=("shared",))
+    expert = model.experts[0]
     with torch.no_grad():
         model.gray_tilt.strength.weight.mul_(0.01)
         model.gray_tilt.strength.bias.fill_(1.0)
-        model.expert.gate.weight.mul_(0.001)
-        model.expert.gate.bias.fill_(0.5)
+        expert.gate.weight.mul_(0.001)
+        expert.gate.bias.fill_(0.5)
         g = model.encode(torch.rand(2, 1, 64, 64) * 100)[1]
         assert model.gray_tilt.beta(g).min() > 0
-        assert 0 < model.expert.weight(g).min() and model.expert.weight(g).max() < 1
+        assert 0 < expert.weight(g).min() and expert.weight(g).max() < 1
     path = tmp_path_factory.mktemp("onnx") / "effunet_tiny.onnx"
     return model, path, export_onnx(model, path)
 
@@ -78,20 +79,22 @@ def effunet_file(tmp_path_factory):
 def test_a_shut_expert_exports_as_the_base(tmp_path):
     """The exported graph runs both decoders whatever the gate; a shut gate must still give
     the base's logits there, as the torch model (which skips the expert) does."""
-    model = scrambled("effunet_tiny", expert=True)
+    model = scrambled("effunet_tiny", experts=("shared",))
     with torch.no_grad():
-        model.expert.gate.weight.zero_()
-        model.expert.gate.bias.fill_(-1.0)
+        model.experts[0].gate.weight.zero_()
+        model.experts[0].gate.bias.fill_(-1.0)
     report = export_onnx(model, tmp_path / "shut.onnx")
     assert report.max_raw_diff < 1e-3 and report.max_ab_diff < 0.05
 
 
-def test_an_expert_with_its_own_encoder_exports_half_open(tmp_path):
-    """expert_encoder: the graph carries the second encoder too, and mixes as the model does."""
-    model = scrambled("effunet_tiny", expert=True, expert_encoder=True)
+def test_two_experts_one_on_its_own_encoder_export_half_open(tmp_path):
+    """The graph carries every expert and an "own" one's second encoder, and mixes them as the
+    model does."""
+    model = scrambled("effunet_tiny", experts=("shared", "own"))
     with torch.no_grad():
-        model.expert.gate.weight.zero_()
-        model.expert.gate.bias.fill_(0.5)
+        for expert, share in zip(model.experts, (0.3, 0.4), strict=True):
+            expert.gate.weight.zero_()
+            expert.gate.bias.fill_(share)
     report = export_onnx(model, tmp_path / "own.onnx")
     assert report.max_raw_diff < 1e-3 and report.max_ab_diff < 0.05
 

@@ -142,7 +142,8 @@ def cmd_fit_head(args: argparse.Namespace) -> int:
         colour_slack=args.colour_slack,
         along=tuple(args.along),
     )
-    fit(args.ckpt, args.data, args.out, opts, command=_command())
+    which = {"expert": args.expert} if args.cmd == "fit-gate" else {}
+    fit(args.ckpt, args.data, args.out, opts, command=_command(), **which)
     print(f"wrote {args.out}")
     return 0
 
@@ -252,12 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ckpt", required=True, help="a (calibrated) class model's checkpoint")
     _head_fit_args(q, "the tilted checkpoint (+ a _tilt.csv table)")
     q.set_defaults(func=cmd_fit_head)
-    q = sub.add_parser("add-expert", help="add a second decoder, trained on a model's encoder")
+    q = sub.add_parser("add-expert", help="add a decoder, trained on a model's encoder, to it")
     q.add_argument("--base", required=True, help="the model whose encoder the expert grew on")
     q.add_argument("--expert", required=True, help="final.pt of that run (freeze_encoder)")
-    q.add_argument("--out", required=True, help="the two-decoder checkpoint, its gate shut")
+    q.add_argument("--out", required=True, help="the base + its experts, the new one's gate shut")
     q.add_argument(
-        "--replace", action="store_true", help="drop the base's own expert and gate (if any)"
+        "--replace", action="store_true", help="drop the base's own experts and gates (if any)"
     )
     q.add_argument(
         "--own-encoder",
@@ -265,8 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the expert grew on another encoder: keep it beside its decoder (run where the gate opens)",
     )
     q.set_defaults(func=cmd_add_expert)
-    q = sub.add_parser("fit-gate", help="fit which photos take a two-decoder model's expert")
+    q = sub.add_parser("fit-gate", help="fit which photos take one of a model's experts")
     q.add_argument("--ckpt", required=True, help="a checkpoint written by add-expert")
+    q.add_argument(
+        "--expert",
+        type=int,
+        default=-1,
+        help="which expert's gate to fit, the others' kept (default -1: the last added)",
+    )
     _head_fit_args(q, "the gated checkpoint (+ a _gate.csv table); fit-tilt it afterwards")
     q.set_defaults(func=cmd_fit_head)
     q = sub.add_parser("export", help="ship a final.pt: fp16 weights + test metrics")

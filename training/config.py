@@ -153,9 +153,9 @@ class TrainConfig:
             raise ConfigError(f"lam must be in [0, 1], got {self.lam}")
         if self.model_args.get("gray_tilt"):  # a frozen head fitted to a decoder that moves
             raise ConfigError("gray_tilt is fitted after training: python -m training fit-tilt")
-        if self.model_args.get("expert"):  # two trained decoders, put together after training
+        if self.model_args.get("experts"):  # trained decoders, put together after training
             raise ConfigError(
-                "an expert decoder is added after training: python -m training add-expert"
+                "expert decoders are added after training: python -m training add-expert"
             )
         if self.hint_points < 0 or not 0.0 <= self.hint_none <= 1.0 or self.hint_patch < 1:
             raise ConfigError("hint_points must be >= 0, hint_none in [0, 1], hint_patch >= 1")

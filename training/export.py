@@ -16,7 +16,7 @@ import torch
 
 from colorizer.checkpoint import load_state, save_checkpoint
 from colorizer.models import create_model, load_checkpoint
-from colorizer.models.effunet import EXPERT_PREFIX, GATE_PREFIX, TILT_PREFIX
+from colorizer.models.effunet import EXPERTS_PREFIX, TILT_PREFIX, expert_prefix, gate_prefix
 
 log = logging.getLogger(__name__)
 
@@ -70,28 +70,29 @@ def export_checkpoint(
 HINT_PREFIX = "hint_branches."
 
 
+def record_key(what: str, i: int) -> str:
+    """Where a checkpoint's train and metrics keep expert ``i``'s records: "expert" and "gate"
+    for the first (as files with one expert always had), "expert1", "gate1", ... after it."""
+    return what if i == 0 else f"{what}{i}"
+
+
 def add_expert(
     base: str, expert: str, out: str, replace: bool = False, own_encoder: bool = False
 ) -> Path:
-    """A two-decoder model (``effunet.Expert``): ``base`` as it is (weights, decoding,
-    calibration, tilt, metrics) plus the decoder of ``expert``, a run that trained that
-    decoder on ``base``'s encoder, frozen; the gate shut, so the new file colorizes exactly
-    as ``base``'s own decoder until ``python -m training fit-gate`` opens it (stored as
-    ``base`` is: fp16 for a shipped file). A base that has an expert already (the shipped
-    default) is refused unless ``replace``: then its expert and gate are dropped first.
-    Refused when the two encoders differ (the expert learnt to read that encoder's features,
-    not another's) unless ``own_encoder``: then the expert keeps its run's encoder beside its
-    decoder (``expert_encoder``, a second encoder pass where the gate opens); refused too when
-    the decoders are not built alike. (Encoders are compared at fp16, the precision a
-    shipped file keeps.)"""
+    """A model with one more decoder (``effunet.Expert``): ``base`` as it is (weights,
+    decoding, calibration, tilt, metrics, its experts and their gates) plus the decoder of
+    ``expert``, a run that trained that decoder on ``base``'s encoder, frozen, appended to its
+    experts with its gate shut, so the new file colorizes exactly as ``base`` until ``python -m
+    training fit-gate`` opens it (stored as ``base`` is: fp16 for a shipped file). With
+    ``replace`` the base's experts and gates are dropped first. Refused when the two encoders
+    differ (the expert learnt to read that encoder's features, not another's) unless
+    ``own_encoder``: then the expert keeps its run's encoder beside its decoder (a second
+    encoder pass where its gate opens); refused too when the decoders are not built alike.
+    (Encoders are compared at fp16, the precision a shipped file keeps.)"""
     base_model, base_meta = load_checkpoint(base)
     expert_model, expert_meta = load_checkpoint(expert)
-    if "expert" not in base_model.arch_args:
+    if "experts" not in base_model.arch_args:
         raise ValueError(f"{base}: an expert joins an effunet-family model")
-    if getattr(base_model, "expert", None) is not None and not replace:
-        raise ValueError(
-            f"{base} has an expert already (add-expert --replace drops it and its gate first)"
-        )
     if expert_model.arch_name != base_model.arch_name:
         raise ValueError(
             f"{expert} holds a {expert_model.arch_name!r}, not {base}'s {base_model.arch_name!r}"
@@ -102,29 +103,42 @@ def add_expert(
             raise ValueError(
                 f"{expert}: its {k} is not {base}'s ({expert_model.arch_args.get(k)!r})"
             )
-    own = {k: v for k, v in base_model.state_dict().items() if not k.startswith(EXPERT_PREFIX)}
+    kept = () if replace else tuple(base_model.arch_args["experts"])
+    own = {
+        k: v
+        for k, v in base_model.state_dict().items()
+        if not (replace and k.startswith(EXPERTS_PREFIX))
+    }
     theirs = expert_model.state_dict()
-    shared = {} if own_encoder else own  # an expert on its own encoder reads no other's
-    for k, v in shared.items():
-        if k.startswith("encoder.") and not torch.equal(v.half(), theirs[k].half()):
-            raise ValueError(
-                f"{expert} was not trained on {base}'s encoder: {k!r} differs (train the "
-                "expert with init_from = the base and freeze_encoder = true, or give it its "
-                "own encoder: add-expert --own-encoder)"
-            )
-    skip = (TILT_PREFIX, EXPERT_PREFIX) if own_encoder else ("encoder.", TILT_PREFIX, EXPERT_PREFIX)
-    decoder = {EXPERT_PREFIX + k: v for k, v in theirs.items() if not k.startswith(skip)}
-    args = {**base_model.arch_args, "expert": True, "expert_encoder": own_encoder}
+    if not own_encoder:  # an expert on its own encoder reads no other's
+        for k, v in own.items():
+            if k.startswith("encoder.") and not torch.equal(v.half(), theirs[k].half()):
+                raise ValueError(
+                    f"{expert} was not trained on {base}'s encoder: {k!r} differs (train the "
+                    "expert with init_from = the base and freeze_encoder = true, or give it "
+                    "its own encoder: add-expert --own-encoder)"
+                )
+    i = len(kept)  # the new expert's index
+    skip = (TILT_PREFIX, EXPERTS_PREFIX) + (() if own_encoder else ("encoder.",))
+    decoder = {expert_prefix(i) + k: v for k, v in theirs.items() if not k.startswith(skip)}
+    args = {**base_model.arch_args, "experts": (*kept, "own" if own_encoder else "shared")}
     model = create_model(base_model.arch_name, **args)
-    load_state(model, {**own, **decoder}, f"{base} + {expert}", new=(GATE_PREFIX,))
+    load_state(model, {**own, **decoder}, f"{base} + {expert}", new=(gate_prefix(i),))
     model.bins, model.decoding = base_model.bins, base_model.decoding
-    train = dict(base_meta.get("train", {}))
-    train["expert"] = expert_meta.get("train", {})
-    metrics = {k: v for k, v in base_meta.get("metrics", {}).items() if k != "gate"}
-    metrics["expert"] = expert_meta.get("metrics", {})
+    records = ("expert", "gate")
+
+    def dropped(key: str) -> bool:  # the replaced experts' records
+        return replace and key.rstrip("0123456789") in records
+
+    train = {k: v for k, v in base_meta.get("train", {}).items() if not dropped(k)}
+    train[record_key("expert", i)] = expert_meta.get("train", {})
+    metrics = {k: v for k, v in base_meta.get("metrics", {}).items() if not dropped(k)}
+    metrics[record_key("expert", i)] = expert_meta.get("metrics", {})
     half = bool(base_meta.get("half"))  # stored as the base is: its output stays bit for bit
     path = save_checkpoint(out, model, train=train, metrics=metrics, half=half)
-    log.info("added the decoder of %s to %s as its expert (gate shut) -> %s", expert, base, path)
+    log.info(
+        "added the decoder of %s to %s as its expert %d (gate shut) -> %s", expert, base, i, path
+    )
     return path
 
 

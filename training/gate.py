@@ -27,6 +27,7 @@ import torch
 
 from colorizer.models import load_checkpoint
 from colorizer.models.effunet import Expert
+from training.export import record_key
 from training.tilt import (
     Head,
     HeadFitOptions,
@@ -41,14 +42,18 @@ from training.tilt import (
 log = logging.getLogger(__name__)
 
 
-def gateable(ckpt: str) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The checkpoint's two-decoder model, its gate shut and its gray tilt (if any) off."""
+def gateable(ckpt: str, i: int) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The checkpoint's model, expert ``i``'s gate shut (the others as they were fitted) and
+    its gray tilt (if any) off."""
     model, meta = load_checkpoint(ckpt)
-    if getattr(model, "expert", None) is None:
+    n = len(getattr(model, "experts", ()))
+    if not n:
         raise ValueError(
             f"{ckpt}: no expert decoder to gate (python -m training add-expert makes one)"
         )
-    write_linear(model.expert.gate, None, 0.0, 1.0)
+    if not -n <= i < n:
+        raise ValueError(f"{ckpt} has {n} expert(s); there is no expert {i}")
+    write_linear(model.experts[i].gate, None, 0.0, 1.0)
     if model.gray_tilt is not None:
         log.info("%s: its gray tilt is off for the fit; fit it again afterwards", ckpt)
         write_head(model, None, 0.0, 1.0)
@@ -56,66 +61,83 @@ def gateable(ckpt: str) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 
 @torch.no_grad()
-def pair_outputs(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> Iterator:
-    """(rgb8 (B, 3, H, W), scene vectors (B, C), both decoders' logits fp16 (B, 2Q, h, w):
-    the base's bins, then the expert's) per batch, the model at its working size."""
+def decoder_outputs(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> Iterator:
+    """(rgb8 (B, 3, H, W), scene vectors (B, C), every decoder's logits fp16 (B, (1 + n)Q, h,
+    w): the base's bins, then each expert's) per batch, the model at its working size."""
     for rgb8, (f, g) in working_batches(model, images, batch):
-        base, expert = model.decoders(f, g)
-        yield rgb8, g.float(), torch.cat([base, expert], 1).half()
+        base, experts = model.decoders(f, g)
+        yield rgb8, g.float(), torch.cat([base, *experts], 1).half()
 
 
 def decode_gated(
-    model: torch.nn.Module, pair: torch.Tensor, gamma: torch.Tensor, g: torch.Tensor
+    model: torch.nn.Module, i: int, stack: torch.Tensor, gamma: torch.Tensor, g: torch.Tensor
 ) -> torch.Tensor:
-    """(B, 2Q, h, w) ``pair_outputs`` logits, (B,) shares, (B, C) scene vectors -> a*b* as
-    the model with that gate decodes (its tilt included, if it has one)."""
-    q = pair.shape[1] // 2
-    logits = Expert.mix(pair[:, :q].float(), pair[:, q:].float(), gamma.float())
+    """(B, (1 + n)Q, h, w) ``decoder_outputs`` logits, expert ``i``'s (B,) shares, (B, C) scene
+    vectors -> a*b* as the model with that gate (and the others' as they are) decodes, its
+    tilt included if it has one."""
+    logits = stack.float().chunk(1 + len(model.experts), 1)  # the base's, then each expert's
+    gammas = [
+        gamma.float() if j == i % len(model.experts) else e.weight(g)
+        for j, e in enumerate(model.experts)
+    ]
+    mixed = Expert.mix(logits[0], list(logits[1:]), torch.stack(gammas, 1))
     tilted = model.gray_tilt is not None
-    beta = model.gray_tilt.beta(g) if tilted else logits.new_zeros(len(logits))
-    return decode_tilted(model, logits, beta)  # (B, 2, h, w)
+    beta = model.gray_tilt.beta(g) if tilted else mixed.new_zeros(len(mixed))
+    return decode_tilted(model, mixed, beta)  # (B, 2, h, w)
 
 
-def gate_errors(
-    model: torch.nn.Module, sample: tuple[torch.Tensor, ...], rows: Any, gamma: torch.Tensor
-) -> torch.Tensor:
-    """Photos ``rows`` of a ``sample_pixels`` sample, gated by ``gamma``: their pixel errors."""
-    ab = decode_gated(model, sample[1][rows], gamma, sample[0][rows])
-    return ((ab - sample[2][rows]) ** 2).mean((1, 2, 3))
+def gate_knob(i: int) -> Knob:
+    """What fitting expert ``i``'s gate needs (training.tilt.Knob)."""
 
+    def decode(model: torch.nn.Module, stack: torch.Tensor, gamma: torch.Tensor, g: torch.Tensor):
+        return decode_gated(model, i, stack, gamma, g)
 
-def write_gate(model: torch.nn.Module, head: Head | None, offset: float, gain: float) -> None:
-    """gamma = clamp(gain * (head(g) - offset), 0, 1) into the model's gate (None: shut)."""
-    write_linear(model.expert.gate, head, offset, gain)
+    def errors(model: torch.nn.Module, sample: tuple, rows: Any, gamma: torch.Tensor):
+        ab = decode(model, sample[1][rows], gamma, sample[0][rows])
+        return ((ab - sample[2][rows]) ** 2).mean((1, 2, 3))  # each photo's pixel error
 
+    def write(model: torch.nn.Module, head: Head | None, offset: float, gain: float) -> None:
+        """gamma = clamp(gain * (head(g) - offset), 0, 1) into the gate (None: shut)."""
+        write_linear(model.experts[i].gate, head, offset, gain)
 
-GATE = Knob(
-    prepare=gateable,
-    outputs=pair_outputs,
-    errors=gate_errors,
-    decode=decode_gated,
-    link=lambda x: x.clamp(0, 1),
-    write=write_gate,
-)
+    return Knob(
+        prepare=lambda ckpt: gateable(ckpt, i),
+        outputs=decoder_outputs,
+        errors=errors,
+        decode=decode,
+        link=lambda x: x.clamp(0, 1),
+        write=write,
+    )
 
 
 def fit_gate(
-    ckpt: str, data: str, out: str, opts: HeadFitOptions | None = None, command: str = ""
+    ckpt: str,
+    data: str,
+    out: str,
+    opts: HeadFitOptions | None = None,
+    command: str = "",
+    expert: int = -1,
 ) -> dict[str, Any]:
-    """Fit the gate of ``ckpt`` on ``data``; write the gated checkpoint and its per-source
-    table (``<out stem>_gate.csv``)."""
-    fit = fit_knob(GATE, ckpt, data, out, "gate", opts or HeadFitOptions())
+    """Fit the gate of ``ckpt``'s expert ``expert`` (the last added by default) on ``data``,
+    the other gates as they are; write the gated checkpoint and its per-source table
+    (``<out stem>_gate.csv``, ``_gate1.csv`` for the second expert, ...)."""
+    n = len(load_checkpoint(ckpt)[0].arch_args.get("experts", ())) or 1  # gateable says why not
+    key = record_key("gate", expert % n)
+    fit = fit_knob(gate_knob(expert), ckpt, data, out, key, opts or HeadFitOptions())
     gamma = fit.values()
     record = fit.record(data, command)
     record.update(
+        expert=expert % n,
         gamma_mean_val=round(float(gamma.mean()), 6),
         open_share=round(float((gamma > 0).mean()), 4),  # photos with any share of it
         psnr_db=dict(shut=fit.psnr_db("off"), gated=fit.psnr_db(fit.chosen)),
         tilt="off: fit it again on this file (python -m training fit-tilt)",
     )
-    fit.save(out, "gate", record, drop="gray_tilt")  # the tilt it recorded is off now
+    fit.save(out, key, record, drop="gray_tilt")  # the tilt it recorded is off now
     log.info(
-        "gate: (quantile, gain) %s, %.0f %% of val photos open, PSNR %.2f -> %.2f dB -> %s",
+        "gate of expert %d: (quantile, gain) %s, %.0f %% of val photos open, PSNR %.2f -> "
+        "%.2f dB -> %s",
+        expert % n,
         fit.chosen,
         100 * record["open_share"],
         record["psnr_db"]["shut"],

@@ -35,7 +35,7 @@ from colorizer.hints import simulate_hints
 from colorizer.inference import decoding_at
 from colorizer.lab import ab_to_unit
 from colorizer.metrics import RENAMED
-from colorizer.models.effunet import EXPERT_PREFIX, TILT_PREFIX
+from colorizer.models.effunet import EXPERTS_PREFIX, TILT_PREFIX
 from colorizer.provenance import hardware_string
 from training.adversarial import Adversary
 from training.config import TrainConfig, TrainingError, config_to_dict
@@ -269,7 +269,7 @@ def left_behind(model: nn.Module) -> tuple[str, ...]:
     base decoder trains: training.gate)."""
     hints = () if getattr(model, "accepts_hints", False) else ("hint_branches.",)
     tilt = () if getattr(model, "gray_tilt", None) is not None else (TILT_PREFIX,)
-    expert = () if getattr(model, "expert", None) is not None else (EXPERT_PREFIX,)
+    expert = () if len(getattr(model, "experts", ())) else (EXPERTS_PREFIX,)
     return (*hints, *tilt, *expert)
 
 

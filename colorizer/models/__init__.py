@@ -72,8 +72,9 @@ class ModelArgs:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value, default = getattr(self, f.name), f.default
-            if isinstance(default, tuple):
-                setattr(self, f.name, tuple(type(default[0])(v) for v in value))
+            if isinstance(default, tuple):  # an empty default's elements keep their type
+                kind = type(default[0]) if default else (lambda v: v)
+                setattr(self, f.name, tuple(kind(v) for v in value))
             elif isinstance(default, float) and not isinstance(value, bool):
                 setattr(self, f.name, float(value))
 

@@ -39,8 +39,8 @@ where hints enter (all four levels against the finest or the coarsest alone).
 
 Two heads are fitted after training, never trained with the network, both reading the scene
 vector of one photo: ``GrayTilt`` (``gray_tilt=True``) pulls a grey scene's distribution
-towards gray, and ``Expert`` (``expert=True``) mixes in a second decoder, grown on the same
-frozen encoder, by a gate (docs/training.md, 3b' and 3b'').
+towards gray, and each ``Expert`` (``experts=("shared",)``, ...) mixes in a further decoder,
+grown on the same frozen encoder or on its own, by its gate (docs/training.md, 3b' and 3b'').
 """
 
 from __future__ import annotations
@@ -334,35 +334,46 @@ class GrayTilt(nn.Module):
         return self.tilt(logits, self.beta(g) * keep.to(g.dtype), centers)  # (B, Q, h, w)
 
 
-EXPERT_PREFIX = "expert."  # the second decoder's keys in a state dict
-GATE_PREFIX = EXPERT_PREFIX + "gate."  # the fitted gate's
+EXPERTS_PREFIX = "experts."  # the extra decoders' keys in a state dict: experts.<i>.<...>
+EXPERT_KINDS = ("shared", "own")  # an Expert reads the base's encoder, or its own
+
+
+def expert_prefix(i: int) -> str:
+    """Expert ``i``'s keys in a state dict."""
+    return f"{EXPERTS_PREFIX}{i}."
+
+
+def gate_prefix(i: int) -> str:
+    """Expert ``i``'s fitted gate's keys in a state dict."""
+    return f"{expert_prefix(i)}gate."
 
 
 class Expert(nn.Module):
-    """A second decoder under the same encoder, mixed in photo by photo (issue 24).
+    """A further decoder, mixed in photo by photo by its own gate (issue 24).
 
     One decoder cannot both paint the warm scenes vividly and leave grey weather grey: every
     decoder trained to fix the weather lost the sunsets, mountains and autumn the shipped one
-    paints (results/training/). So the base decoder stays as it is and a second one (trained
-    on the same frozen encoder, the weather drawn more often) joins it through a gate on the
-    base's scene vector g (B, C), as the GrayTilt reads it:
+    paints (results/training/). So the base decoder stays as it is and each expert (a decoder
+    trained on the same frozen encoder with the weather drawn more often, or one grown on its
+    own encoder) joins it through a gate on the base's scene vector g (B, C), as the GrayTilt
+    reads it:
 
-        gamma = clamp(w . g + b, 0, 1)   (B,)
-        log p = (1 - gamma) log p_base + gamma log p_expert + const   (B, Q, h, w)
+        gamma_i = clamp(w_i . g + b_i, 0, 1)   (B,), scaled down by their sum where it passes 1
+        log p = (1 - sum_i gamma_i) log p_base + sum_i gamma_i log p_i + const   (B, Q, h, w)
 
-    a geometric mixture of the two distributions, decoded as the model decodes. Both decoders
-    take the user's hints (both were trained with them), so the gate follows the scene alone. w and b are
-    not trained with the network: they are fitted afterwards (``python -m training
-    fit-gate``), and zero until then, where the output is the base decoder's exactly (the
-    expert is then not even run).
+    a geometric mixture of the distributions, decoded as the model decodes. Every decoder
+    takes the user's hints (all were trained with them), so the gates follow the scene alone.
+    w and b are not trained with the network: they are fitted afterwards, one gate at a time
+    given the others (``python -m training fit-gate``), and zero until then, where the output
+    is the base decoder's exactly (a shut expert is not even run).
     """
 
-    def __init__(self, a: EffUNetArgs, channels: dict[int, int]) -> None:
+    def __init__(self, a: EffUNetArgs, channels: dict[int, int], own_encoder: bool) -> None:
         super().__init__()
-        # its own encoder (``expert_encoder``): a decoder grown on another encoder than the
-        # base's (stage 7's, on ImageNet's Lite0: the base's was fine-tuned on clear days and
-        # reads grey weather worse), run only when the gate opens
-        self.encoder = EfficientNetLite(a.encoder) if a.expert_encoder else None
+        # its own encoder: a decoder grown on another encoder than the base's (stage 7's, on
+        # ImageNet's Lite0: the base's was fine-tuned on clear days and reads warm scenes
+        # differently), run only when the gate opens
+        self.encoder = EfficientNetLite(a.encoder) if own_encoder else None
         build_decoder(self, a, channels)
         self.gate = nn.Linear(a.decoder[0], 1)
         nn.init.zeros_(self.gate.weight)
@@ -377,13 +388,27 @@ class Expert(nn.Module):
         """the base's scene vector (B, C) -> the expert's share gamma (B,), in [0, 1]."""
         return self.score(g).clamp(0, 1)
 
+    def logits(self, f: dict[int, torch.Tensor], hints: torch.Tensor | None = None) -> torch.Tensor:
+        """``EffUNet.encode``'s features (the input L at key 0, the pooled head at key 1) ->
+        this decoder's (B, Q, H/4, W/4) logits, on its own encoder's taps if it has one."""
+        if self.encoder is not None:
+            taps, pooled = lite_features(self.encoder, f[0])  # its own taps and head
+            return run_decoder(self, taps, self.scene(pooled), hints)
+        return run_decoder(self, f, self.scene(f[1]), hints)
+
     @staticmethod
-    def mix(base: torch.Tensor, expert: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        """THE mixture: two (B, Q, h, w) logit maps and (B,) shares -> the mixed logits,
-        base + gamma (log p_expert - log p_base): the geometric mixture up to a per-pixel
-        constant, and the base's logits exactly where gamma = 0 (batched, traced or alone)."""
-        gamma = gamma.float()[:, None, None, None]
-        return base + gamma * (expert.float().log_softmax(1) - base.float().log_softmax(1))
+    def mix(base: torch.Tensor, experts: list[torch.Tensor], gammas: torch.Tensor) -> torch.Tensor:
+        """THE mixture: the base's (B, Q, h, w) logits, each expert's, and their (B, n) shares
+        -> the mixed logits, base + sum_i gamma_i (log p_i - log p_base): the geometric mixture
+        up to a per-pixel constant (the shares scaled to sum to 1 where they sum past it), and
+        the base's logits exactly where every gamma is 0 (batched, traced or alone)."""
+        gammas = gammas.float()
+        gammas = gammas / gammas.sum(1, keepdim=True).clamp_min(1.0)  # (B, n)
+        log_base = base.float().log_softmax(1)
+        for i, expert in enumerate(experts):
+            gamma = gammas[:, i, None, None, None]
+            base = base + gamma * (expert.float().log_softmax(1) - log_base)
+        return base
 
 
 def lite_features(
@@ -491,8 +516,9 @@ class EffUNetArgs(ModelArgs):
     freeze_base: bool = False  # train the hint branches alone: the rest frozen, BN stats too
     hint_sees_image: bool = False  # each branch also reads the decoder's features (HintBranch)
     gray_tilt: bool = False  # a per-photo pull of the colour distribution towards gray (GrayTilt)
-    expert: bool = False  # a second decoder mixed in per photo by a gate (Expert)
-    expert_encoder: bool = False  # the Expert reads its own encoder's features, not the base's
+    # further decoders mixed in per photo, each by its gate (Expert): one of EXPERT_KINDS each,
+    # "shared" (reads the base's encoder) or "own" (has its own encoder)
+    experts: tuple[str, ...] = ()
 
 
 class EffUNet(nn.Module):
@@ -522,13 +548,14 @@ class EffUNet(nn.Module):
         if self.freeze_base and not self.accepts_hints:
             raise ValueError("freeze_base trains the hint branches alone: it needs hints=True")
         build_decoder(self, a, self.encoder.channels)
-        # assembled from two trained decoders and fitted afterwards (training.gate), never
+        # assembled from trained decoders and fitted afterwards (training.gate), never
         # trained with the network
-        if a.expert_encoder and not a.expert:
-            raise ValueError("expert_encoder is the Expert's own encoder: it needs expert=True")
-        self.expert = Expert(a, self.encoder.channels) if a.expert else None
-        if self.expert is not None:
-            self.expert.requires_grad_(False)
+        bad = [k for k in a.experts if k not in EXPERT_KINDS]
+        if bad:
+            raise ValueError(f"experts must each be one of {EXPERT_KINDS}; got {bad}")
+        channels = self.encoder.channels
+        self.experts = nn.ModuleList(Expert(a, channels, k == "own") for k in a.experts)
+        self.experts.requires_grad_(False)
         # not trained with the network: fitted afterwards (training.tilt), zero until then
         self.gray_tilt = GrayTilt(c32) if a.gray_tilt else None
         if self.gray_tilt is not None:
@@ -559,8 +586,7 @@ class EffUNet(nn.Module):
             for m in self.encoder.modules():
                 if isinstance(m, nn.BatchNorm2d):
                     m.eval()
-        if self.expert is not None:  # assembled from trained decoders: its BN statistics too
-            self.expert.eval()
+        self.experts.eval()  # assembled from trained decoders: their BN statistics too
         return self
 
     def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
@@ -610,31 +636,29 @@ class EffUNet(nn.Module):
 
     def decoders(
         self, f: dict[int, torch.Tensor], g: torch.Tensor, hints: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The base decoder's and the Expert's (None without one) logits, neither mixed nor
-        tilted: what fitting the gate needs."""
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The base decoder's logits and every Expert's, neither mixed nor tilted: what
+        fitting a gate needs."""
         base = run_decoder(self, f, g, hints)  # (B, Q, H/4, W/4)
-        if self.expert is None:
-            return base, None
-        if 1 not in f:
+        if len(self.experts) and 1 not in f:
             raise ValueError("an Expert reads the pooled encoder head: decode encode()'s output")
-        if self.expert.encoder is not None:
-            f, pooled = lite_features(self.expert.encoder, f[0])  # its own taps and head
-            return base, run_decoder(self.expert, f, self.expert.scene(pooled), hints)
-        return base, run_decoder(self.expert, f, self.expert.scene(f[1]), hints)
+        return base, [e.logits(f, hints) for e in self.experts]
 
     def mixed(
         self, f: dict[int, torch.Tensor], g: torch.Tensor, hints: torch.Tensor | None
     ) -> torch.Tensor:
-        """The base decoder's logits, the Expert's mixed in by its gate (when any photo of the
-        batch opens it: a shut gate leaves the base's output as it is, and costs nothing)."""
-        if self.expert is None:
-            return run_decoder(self, f, g, hints)
-        gamma = self.expert.weight(g)  # (B,)
+        """The base decoder's logits, the Experts' mixed in by their gates (those that any
+        photo of the batch opens: a shut gate leaves the output as it is, and costs nothing)."""
+        base = run_decoder(self, f, g, hints)  # (B, Q, H/4, W/4)
+        if not len(self.experts):
+            return base
+        gammas = torch.stack([e.weight(g) for e in self.experts], 1)  # (B, n)
         tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-        if not tracing and not bool((gamma > 0).any()):
-            return run_decoder(self, f, g, hints)
-        return Expert.mix(*self.decoders(f, g, hints), gamma)  # (B, Q, H/4, W/4)
+        open_ = [i for i in range(len(self.experts)) if tracing or bool((gammas[:, i] > 0).any())]
+        if not open_:
+            return base
+        experts = [self.experts[i].logits(f, hints) for i in open_]
+        return Expert.mix(base, experts, gammas[:, open_])  # (B, Q, H/4, W/4)
 
 
 @register_model(
