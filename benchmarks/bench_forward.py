@@ -6,8 +6,9 @@ Round-robin over the models (each round times every model once), so load from ot
 hits them alike; the median of the rounds is reported with its ratio to eccv16. Models are built
 from the registry at random init: the time does not depend on the weights. "effunet + expert"
 is EffUNet with an expert decoder's gate open (its dearest case: a shut gate skips the expert);
-"... on its own encoder" the same with the expert's own encoder (``add-expert --own-encoder``),
-and "... + both experts" one of each, both gates open (the shipped default's dearest case).
+"... + two experts" two on the base's encoder, both gates open (the shipped default's dearest
+case), "... on its own encoder" one with its own encoder (``add-expert --own-encoder``), and
+"... + a shared and an own expert" one of each, both open.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     models = {name: create_model(name).eval() for name in CASES}
     models["effunet + expert"] = open_experts("shared")
+    models["effunet + two experts"] = open_experts("shared", "shared")
     models["effunet + expert on its own encoder"] = open_experts("own")
-    models["effunet + both experts"] = open_experts("shared", "own")
+    models["effunet + a shared and an own expert"] = open_experts("shared", "own")
     L = torch.rand(1, 1, args.size, args.size) * 100
     times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():

@@ -442,7 +442,7 @@ register_checkpoint(
     DEFAULT_MODEL,
     weights="default.pt",
     description="The default outdoor model: ImageNet EfficientNet-Lite0 encoder + U-net decoder "
-    "and a grey-weather expert decoder mixed in per photo, trained on landscapes, scenes, "
+    "and two grey-weather expert decoders mixed in per photo, trained on landscapes, scenes, "
     "streets and weather (weights/default.pt)",
 )
 register_checkpoint(
