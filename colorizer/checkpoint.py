@@ -227,8 +227,8 @@ def _upgrade_v2(obj: dict) -> None:
     first of its list (``experts``), its keys (``expert.`` -> ``experts.0.``) and its weights
     as they were."""
     args, state = obj.get("arch_args"), obj.get("state_dict")
-    if isinstance(args, dict) and "expert" in args:
-        had, own = args.pop("expert"), args.pop("expert_encoder", False)
+    if isinstance(args, dict) and {"expert", "expert_encoder"} & set(args):
+        had, own = args.pop("expert", False), args.pop("expert_encoder", False)
         args["experts"] = ("own" if own else "shared",) if had else ()
         if had and isinstance(state, dict):
             obj["state_dict"] = {

@@ -9,7 +9,9 @@ So the ranking bounds what any setting can do: this takes the ``--top`` share of
 photos by the gate's own score (before its clamp) and reports, per source, how many of them
 rank there, and the PSNR and colour of the source with the expert fully on for them (the
 rest left to the base) against the base alone; the gray tilt, if any, off. In a model with
-several experts, "base" is the model without this one (the other gates as fitted).
+several experts, "base" is the model without this one (the other gates as fitted), and "expert"
+that expert at share 1 beside the other gates, whose shares then scale down to a sum of 1 (on
+the shipped default, expert 1 at 1 where expert 0 is at 1 gets half).
 """
 
 from __future__ import annotations

@@ -102,6 +102,7 @@ def test_an_expert_with_its_own_encoder_is_that_model_where_open_and_never_runs_
         assert torch.allclose(got, want, atol=1e-4) and calls[0] == 1
     with pytest.raises(ValueError, match="experts must each be one of"):
         tiny(experts=("mine",))
+    assert tiny(experts="own").arch_args["experts"] == ("own",)  # one name (--set), not letters
 
 
 def test_the_expert_is_not_trained_and_a_config_cannot_ask_for_one():

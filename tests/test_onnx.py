@@ -77,7 +77,7 @@ def effunet_file(tmp_path_factory):
 
 
 def test_a_shut_expert_exports_as_the_base(tmp_path):
-    """The exported graph runs both decoders whatever the gate; a shut gate must still give
+    """The exported graph runs every decoder whatever the gate; a shut gate must still give
     the base's logits there, as the torch model (which skips the expert) does."""
     model = scrambled("effunet_tiny", experts=("shared",))
     with torch.no_grad():
@@ -87,12 +87,12 @@ def test_a_shut_expert_exports_as_the_base(tmp_path):
     assert report.max_raw_diff < 1e-3 and report.max_ab_diff < 0.05
 
 
-def test_two_experts_one_on_its_own_encoder_export_half_open(tmp_path):
+def test_two_experts_one_on_its_own_encoder_export_open(tmp_path):
     """The graph carries every expert and an "own" one's second encoder, and mixes them as the
-    model does."""
+    model does, their shares (0.6 + 0.7) scaled down to a sum of 1."""
     model = scrambled("effunet_tiny", experts=("shared", "own"))
     with torch.no_grad():
-        for expert, share in zip(model.experts, (0.3, 0.4), strict=True):
+        for expert, share in zip(model.experts, (0.6, 0.7), strict=True):
             expert.gate.weight.zero_()
             expert.gate.bias.fill_(share)
     report = export_onnx(model, tmp_path / "own.onnx")

@@ -1,19 +1,20 @@
-"""Fit a two-decoder model's gate: how much of the expert decoder each photo takes.
+"""Fit one expert's gate: how much of that expert decoder each photo takes.
 
-    python -m training add-expert --base weights/default.pt \
+    python -m training add-expert --base runs/stage6/tilted.pt \
         --expert runs/weather_expert/final.pt --out runs/weather_expert/pair.pt
     python -m training fit-gate --ckpt runs/weather_expert/pair.pt --data data/all160 \
         --out runs/weather_expert/gated.pt
     python -m training fit-tilt --ckpt runs/weather_expert/gated.pt --data data/all160 \
         --out runs/weather_expert/tilted.pt
 
-``colorizer.models.effunet.Expert`` mixes a second decoder into the base one by a per-photo
-share gamma = clamp(w . g + b, 0, 1) of the base's scene vector g. This fits w and b as the
+``colorizer.models.effunet.Expert`` mixes each expert decoder into the base one by a per-photo
+share gamma = clamp(w . g + b, 0, 1) of the base's scene vector g (``add-expert`` appends one
+to a file's experts). This fits one expert's w and b, the other gates kept, as the
 gray tilt's head is fitted (training.tilt, whose steps it shares): by gradient through the
 model's own decode to the least log a*b* error at sampled pixels of the training photos, every
 source weighed alike; then an offset and a gain chosen on the validation photos, per source,
 under the same guards (no source loses more than ``max_loss`` dB or its colour). The file's
-gray tilt is switched off for the fit, since it was fitted to the base decoder alone: fit it
+gray tilt is switched off for the fit, since it was fitted to the mixture without this gate: fit it
 again on the gated model afterwards (``fit-tilt``, the last command above).
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 
 import torch
 
+from colorizer.checkpoint import read_checkpoint
 from colorizer.models import load_checkpoint
 from colorizer.models.effunet import Expert
 from training.export import record_key
@@ -121,7 +123,8 @@ def fit_gate(
     """Fit the gate of ``ckpt``'s expert ``expert`` (the last added by default) on ``data``,
     the other gates as they are; write the gated checkpoint and its per-source table
     (``<out stem>_gate.csv``, ``_gate1.csv`` for the second expert, ...)."""
-    n = len(load_checkpoint(ckpt)[0].arch_args.get("experts", ())) or 1  # gateable says why not
+    args = read_checkpoint(ckpt)["arch_args"]  # the file as load_checkpoint will read it
+    n = len(args.get("experts", ())) or 1  # gateable says why not
     key = record_key("gate", expert % n)
     fit = fit_knob(gate_knob(expert), ckpt, data, out, key, opts or HeadFitOptions())
     gamma = fit.values()

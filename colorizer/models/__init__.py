@@ -73,6 +73,7 @@ class ModelArgs:
         for f in dataclasses.fields(self):
             value, default = getattr(self, f.name), f.default
             if isinstance(default, tuple):  # an empty default's elements keep their type
+                value = (value,) if isinstance(value, str) else value  # one name, not letters
                 kind = type(default[0]) if default else (lambda v: v)
                 setattr(self, f.name, tuple(kind(v) for v in value))
             elif isinstance(default, float) and not isinstance(value, bool):

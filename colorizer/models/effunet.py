@@ -652,6 +652,8 @@ class EffUNet(nn.Module):
         base = run_decoder(self, f, g, hints)  # (B, Q, H/4, W/4)
         if not len(self.experts):
             return base
+        if 1 not in f:
+            raise ValueError("an Expert reads the pooled encoder head: decode encode()'s output")
         gammas = torch.stack([e.weight(g) for e in self.experts], 1)  # (B, n)
         tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
         open_ = [i for i in range(len(self.experts)) if tracing or bool((gammas[:, i] > 0).any())]
