@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     model, _ = load_checkpoint(args.ckpt)
     n = len(getattr(model, "experts", ()))
-    if not -n <= args.expert < n or not n:
+    if not -n <= args.expert < n:  # none at all: no index is
         print(
             f"{args.ckpt}: has {n} expert decoder(s), not an expert {args.expert} (python -m "
             "training add-expert)",

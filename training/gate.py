@@ -77,11 +77,9 @@ def decode_gated(
     """(B, (1 + n)Q, h, w) ``decoder_outputs`` logits, expert ``i``'s (B,) shares, (B, C) scene
     vectors -> a*b* as the model with that gate (and the others' as they are) decodes, its
     tilt included if it has one."""
-    logits = stack.float().chunk(1 + len(model.experts), 1)  # the base's, then each expert's
-    gammas = [
-        gamma.float() if j == i % len(model.experts) else e.weight(g)
-        for j, e in enumerate(model.experts)
-    ]
+    n = len(model.experts)
+    logits = stack.float().chunk(1 + n, 1)  # the base's, then each expert's
+    gammas = [gamma.float() if j == i % n else e.weight(g) for j, e in enumerate(model.experts)]
     mixed = Expert.mix(logits[0], list(logits[1:]), torch.stack(gammas, 1))
     tilted = model.gray_tilt is not None
     beta = model.gray_tilt.beta(g) if tilted else mixed.new_zeros(len(mixed))
@@ -124,13 +122,13 @@ def fit_gate(
     the other gates as they are; write the gated checkpoint and its per-source table
     (``<out stem>_gate.csv``, ``_gate1.csv`` for the second expert, ...)."""
     args = read_checkpoint(ckpt)["arch_args"]  # the file as load_checkpoint will read it
-    n = len(args.get("experts", ())) or 1  # gateable says why not
-    key = record_key("gate", expert % n)
+    i = expert % (len(args.get("experts", ())) or 1)  # none: gateable says why
+    key = record_key("gate", i)
     fit = fit_knob(gate_knob(expert), ckpt, data, out, key, opts or HeadFitOptions())
     gamma = fit.values()
     record = fit.record(data, command)
     record.update(
-        expert=expert % n,
+        expert=i,
         gamma_mean_val=round(float(gamma.mean()), 6),
         open_share=round(float((gamma > 0).mean()), 4),  # photos with any share of it
         psnr_db=dict(shut=fit.psnr_db("off"), gated=fit.psnr_db(fit.chosen)),
@@ -140,7 +138,7 @@ def fit_gate(
     log.info(
         "gate of expert %d: (quantile, gain) %s, %.0f %% of val photos open, PSNR %.2f -> "
         "%.2f dB -> %s",
-        expert % n,
+        i,
         fit.chosen,
         100 * record["open_share"],
         record["psnr_db"]["shut"],

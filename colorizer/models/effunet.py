@@ -411,6 +411,14 @@ class Expert(nn.Module):
         return base
 
 
+def pooled_head(f: dict[int, torch.Tensor]) -> torch.Tensor:
+    """``EffUNet.encode``'s pooled encoder head (B, 1280), which the Experts read; refused
+    with a clear message for features that did not come from ``encode``."""
+    if 1 not in f:
+        raise ValueError("an Expert reads the pooled encoder head: decode encode()'s output")
+    return f[1]
+
+
 def lite_features(
     encoder: EfficientNetLite, L: torch.Tensor, frozen_blocks: int = 0
 ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
@@ -640,8 +648,8 @@ class EffUNet(nn.Module):
         """The base decoder's logits and every Expert's, neither mixed nor tilted: what
         fitting a gate needs."""
         base = run_decoder(self, f, g, hints)  # (B, Q, H/4, W/4)
-        if len(self.experts) and 1 not in f:
-            raise ValueError("an Expert reads the pooled encoder head: decode encode()'s output")
+        if len(self.experts):
+            pooled_head(f)
         return base, [e.logits(f, hints) for e in self.experts]
 
     def mixed(
@@ -652,8 +660,7 @@ class EffUNet(nn.Module):
         base = run_decoder(self, f, g, hints)  # (B, Q, H/4, W/4)
         if not len(self.experts):
             return base
-        if 1 not in f:
-            raise ValueError("an Expert reads the pooled encoder head: decode encode()'s output")
+        pooled_head(f)
         gammas = torch.stack([e.weight(g) for e in self.experts], 1)  # (B, n)
         tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
         open_ = [i for i in range(len(self.experts)) if tracing or bool((gammas[:, i] > 0).any())]
