@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.images:
         res = scaled_psnrs(col, folder)
         gray = res[0.0]
-        cells = " | ".join(f"{np.mean(res[s] - gray):+.2f}" for s in SCALES)
+        # round, then + 0.0: a rounding-level mean must not print as "-0.00", a loss
+        cells = " | ".join(f"{round(float(np.mean(res[s] - gray)), 2) + 0.0:+.2f}" for s in SCALES)
         lines.append(f"| {folder.name} | {len(gray)} | {cells} |")
     text = "\n".join(lines) + "\n"
     print(text)
