@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from colorizer.atomic import write_text
-from colorizer.imageio import list_images, load_image
+from colorizer.imageio import list_images, load_image, to_tensor
 from colorizer.inference import Colorizer
 from colorizer.lab import lab_to_rgb, rgb_to_lab
 from colorizer.metrics import psnr_db
@@ -27,21 +26,18 @@ from colorizer.provenance import invocation, machine_info
 SCALES = (1.0, 0.8, 0.6, 0.4, 0.0)
 
 
-def to_tensor(img) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1)[None] / 255.0
-
-
 def scaled_psnrs(col: Colorizer, folder: Path) -> dict[float, np.ndarray]:
     """Each photo's PSNR (dB) with the model's a*b* scaled by each of SCALES."""
     out: dict[float, list[float]] = {s: [] for s in SCALES}
     for path in list_images(folder):
         truth = load_image(path).convert("RGB")
-        lab = rgb_to_lab(to_tensor(col.colorize(truth)))
+        lab = rgb_to_lab(to_tensor(col.colorize(truth).convert("RGB"))[None])
+        target = to_tensor(truth)[None]
         for s in SCALES:
             scaled = lab.clone()
             scaled[:, 1:] *= s
             rgb8 = (lab_to_rgb(scaled) * 255).round() / 255  # as the 8-bit file would be
-            out[s].append(float(psnr_db(rgb8, to_tensor(truth))))
+            out[s].append(float(psnr_db(rgb8, target)))
     return {s: np.array(v) for s, v in out.items()}
 
 
