@@ -195,6 +195,34 @@ def test_where_gray_beats_the_model_only_the_psnr_guard_holds():
     assert choose_offset(table, photos, 0.5, 0.1, held, gray=beaten) == "grey all"
 
 
+def test_colour_sources_keep_only_their_own_colour():
+    """The streets may lose colour for PSNR when only the landscapes' colour is kept; the
+    landscapes' guard still binds, each source on its own, and the pooled colour no longer."""
+    from training.tilt import choose_offset
+    from training.validate import Scores
+
+    def sc(street, land):  # (PSNR, colourfulness) per source
+        per = {"data/street": dict(psnr_db=street[0], colorfulness=street[1]), "data/land": dict(psnr_db=land[0], colorfulness=land[1])}  # fmt: skip
+        return Scores(dict(colorfulness=(street[1] + land[1]) / 2), per)
+
+    photos = Scores(dict(colorfulness=30.0), {k: dict(colorfulness=30.0) for k in ("data/street", "data/land")})  # fmt: skip
+    table = {
+        "off": sc((26.0, 24.0), (24.0, 27.0)),
+        "grey streets": sc((26.5, 12.0), (24.0, 27.0)),  # streets at 40 %, pooled 65 %
+        "grey all": sc((26.6, 12.0), (24.3, 18.0)),  # and the landscapes at 60 %
+    }
+    held = ["data/street", "data/land"]
+    gray = Scores({}, {"data/street": dict(psnr_db=25.0), "data/land": dict(psnr_db=22.0)})
+    assert choose_offset(table, photos, 0.8, 0.1, held, gray=gray) == "off"
+    pick = choose_offset(table, photos, 0.8, 0.1, held, gray=gray, colour_sources=("*/land",))
+    assert pick == "grey streets"
+    both = ("*/land", "*/street")  # every source guarded: no pooled guard, but each its own
+    assert choose_offset(table, photos, 0.8, 0.1, held, gray=gray, colour_sources=both) == "off"
+    assert choose_offset(table, photos, 0.4, 0.1, held, gray=gray, colour_sources=both) == (
+        "grey all"  # 40 % and 60 %, each over 40 % - 5
+    )
+
+
 def test_the_written_head_is_the_fitted_one_in_the_scene_vectors_units():
     """fit_head works in whitened principal components; write_head must put exactly
     gain * relu(head(g) - offset) into the network's linear map of the raw vector."""
@@ -249,6 +277,9 @@ def test_fit_tilt_along_the_fog_direction_greys_the_fog(weather, tmp_path, caplo
         caplog.clear()
         assert cli([*args, "--out", str(tmp_path / "x.pt"), "--along", pattern]) == 2
         assert "it must pick some, not all" in caplog.text and not (tmp_path / "x.pt").exists()
+    caplog.clear()  # a colour guard that holds no val source is a typo
+    assert cli([*args, "--out", str(tmp_path / "x.pt"), "--colour-sources", "*/fgo"]) == 2
+    assert "matches no val source" in caplog.text and not (tmp_path / "x.pt").exists()
 
 
 def test_scene_ranking_scores_the_heads_by_how_they_rank_the_fog(weather, tmp_path):

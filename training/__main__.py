@@ -141,6 +141,7 @@ def cmd_fit_head(args: argparse.Namespace) -> int:
         max_loss=args.max_loss,
         colour_slack=args.colour_slack,
         along=tuple(args.along),
+        colour_sources=tuple(args.colour_sources),
     )
     which = {"expert": args.expert} if args.cmd == "fit-gate" else {}
     fit(args.ckpt, args.data, args.out, opts, command=_command(), **which)
@@ -178,6 +179,14 @@ def _head_fit_args(q: argparse.ArgumentParser, out_help: str) -> None:
         metavar="PATTERN",
         help="fit along the scene-vector direction that tells these train sources (globs, e.g. "
         "'*weather/dawn-*') from the rest, instead of in its principal components",
+    )
+    q.add_argument(
+        "--colour-sources",
+        nargs="+",
+        default=[],
+        metavar="PATTERN",
+        help="keep the colour of only these val sources (globs, e.g. '*landscapes'), each on "
+        "its own, and not the pooled colour: the others may lose colour for PSNR",
     )
 
 

@@ -58,8 +58,8 @@ from training.validate import METRIC_KEYS, Scores, colour_ratio
 
 log = logging.getLogger(__name__)
 
-QUANTILES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)  # offsets tried (0: the fit as it is)
-GAINS = (0.5, 1.0, 2.0)  # slopes tried around the fit's own
+QUANTILES = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95)  # offsets tried (0: the fit as it is)
+GAINS = (0.5, 1.0, 1.5, 2.0)  # slopes tried around the fit's own
 PIXELS = 64  # pixels sampled per photo for the fit: its error is a mean over the photo
 DIMS = 64  # principal components of the scene vector the head is fitted in
 PHOTOS_PER_DIM = 40  # fewer components for fewer photos (3000 photos: all 64)
@@ -320,12 +320,19 @@ def choose_offset(
     held: list[str],
     colour_slack: float = 0.05,
     gray: Scores | None = None,
+    colour_sources: tuple[str, ...] = (),
 ) -> Any:
     """The setting with the best mean over the sources of PSNR, among those that, against no
     tilt ("off"), on every source in ``held`` (those with at least MIN_SOURCE_PHOTOS photos: a
     smaller one is too noisy to veto, as in calibrate) cost no more than ``max_loss`` dB and
     keep its colour: at least ``min_colour`` of the photos' where it had that much, no less
     than it had where it had less, both within ``colour_slack``; "off" when none does.
+
+    ``colour_sources`` (glob patterns), when given, are the only held sources whose colour is
+    kept, each on its own, and the pooled colour no longer binds: the sources with a colour
+    target (landscapes, sunsets) keep theirs while the streets may lose the colour that costs
+    them PSNR (issue 24: on the streets the target is PSNR, and the pooled colour let a setting
+    that greys them only as far as the photos' average allowed).
 
     The colour is kept only where the untilted model beats ``gray`` (the gray floor's scores,
     when given): where its colours are worse than none, as on fog, rain and snow (painted at
@@ -341,16 +348,18 @@ def choose_offset(
     def ratio(s: Scores, src: str) -> float:
         return s.sources[src]["colorfulness"] / max(photos.sources[src]["colorfulness"], 1e-9)
 
+    guarded = [s for s in held if not colour_sources or matches(s, colour_sources)]
+
     def allowed(key: Any) -> bool:
         s = table[key]
         for src in held:
             if s.sources[src]["psnr_db"] - off.sources[src]["psnr_db"] < -max_loss:
                 return False
-            if src in beaten:
+            if src in beaten or src not in guarded:
                 continue
             if ratio(s, src) < min(ratio(off, src), min_colour) - colour_slack:
                 return False
-        return colour_ratio(s, photos, "pooled") >= min_colour
+        return bool(colour_sources) or colour_ratio(s, photos, "pooled") >= min_colour
 
     def mean_psnr(key: Any) -> float:
         return float(np.mean([v["psnr_db"] for v in table[key].sources.values()]))
@@ -391,11 +400,15 @@ class HeadFitOptions:
     max_loss: float = 0.1
     colour_slack: float = 0.05
     along: tuple[str, ...] = ()  # glob patterns of train sources: fit along their direction
+    colour_sources: tuple[str, ...] = ()  # glob patterns of val sources whose colour is kept
 
     def guards(self) -> dict[str, float]:
         """The choice's guards, as a head's record keeps them."""
         return dict(
-            min_colour=self.min_colour, max_loss=self.max_loss, colour_slack=self.colour_slack
+            min_colour=self.min_colour,
+            max_loss=self.max_loss,
+            colour_slack=self.colour_slack,
+            colour_sources=list(self.colour_sources) or None,
         )
 
 
@@ -463,6 +476,12 @@ def fit_knob(knob: Knob, ckpt: str, data: str, out: str, suffix: str, opts: Head
     train_images = load_images(data, "train", limit, spread=True)
     train_groups = source_groups(data, "train", limit)
     positive = matching(train_groups, along, len(train_images)) if along else None  # fail early
+    groups = source_groups(data, "val", val_limit)
+    if opts.colour_sources and not any(matches(s, opts.colour_sources) for s in groups):
+        raise ValueError(  # a typo fails here, not as a guard that holds nothing
+            f"--colour-sources {' '.join(opts.colour_sources)}: matches no val source "
+            f"(sources: {', '.join(sorted(groups))})"
+        )
     log.info("%s: sampling %d train photos", suffix, len(train_images))
     train = sample_pixels(knob.outputs(model, train_images))
     weights = balance(train_groups, len(train[0]))
@@ -477,14 +496,20 @@ def fit_knob(knob: Knob, ckpt: str, data: str, out: str, suffix: str, opts: Head
     for q in QUANTILES:  # a shift down only: the fit's own zero is offset 0
         offset = max(float(np.quantile(train_hat, q)), 0.0) if q else 0.0
         offsets.update({(q, k): (offset, k) for k in GAINS})
-    groups = source_groups(data, "val", val_limit)
     table = offset_scores(model, cache, val_hat, offsets, groups, knob)
     truth = torch.cat([colorfulness(rgb.float() / 255).double() for rgb, _, _ in cache])
     photos = grouped({"colorfulness": truth}, groups)
     held = [k for k, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS]
     gray = gray_scores([(rgb8, to_lab(rgb8.float() / 255)[0]) for rgb8, _, _ in cache], groups)
     chosen = choose_offset(
-        table, photos, opts.min_colour, opts.max_loss, held, opts.colour_slack, gray
+        table,
+        photos,
+        opts.min_colour,
+        opts.max_loss,
+        held,
+        opts.colour_slack,
+        gray,
+        opts.colour_sources,
     )
     write_sources(
         Path(Path(out).with_suffix("").as_posix() + f"_{suffix}.csv"),
@@ -500,10 +525,15 @@ def fit_knob(knob: Knob, ckpt: str, data: str, out: str, suffix: str, opts: Head
     return Fit(model, meta, head, chosen, offset, gain, table, val_hat, len(train[0]), knob, opts)
 
 
+def matches(source: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a source folder's name matches one of the glob ``patterns``."""
+    return any(fnmatch.fnmatch(source, p) for p in patterns)
+
+
 def matching(groups: dict[str, torch.Tensor], patterns: tuple[str, ...], n: int) -> torch.Tensor:
     """(n,) bool: the photos whose source matches one of the glob ``patterns``; refused when
     none or all do (there would be nothing to tell apart)."""
-    names = [name for name in groups if any(fnmatch.fnmatch(name, p) for p in patterns)]
+    names = [name for name in groups if matches(name, patterns)]
     positive = torch.zeros(n, dtype=torch.bool)
     for name in names:
         positive[groups[name]] = True
