@@ -36,25 +36,32 @@ from colorizer.evaluate import EvalConfig, evaluate_models
 from colorizer.imageio import list_images, load_image, to_tensor
 from colorizer.metrics import colorfulness
 from colorizer.provenance import invocation, machine_info
+from training.data import spread_rows
 
 log = logging.getLogger("per_source")
 COLUMNS = ("psnr_db", "euclidean", "auc", "colorfulness")
 
 
-def split_groups(data: Path, split: str, root: Path) -> dict[str, Path]:
-    """Folders of links to the split's original photos, one per source folder."""
+def split_groups(data: Path, split: str, root: Path, limit: int = 0) -> dict[str, Path]:
+    """Folders of links to the split's original photos, one per source folder; at most
+    ``limit`` per source (0: all), spread evenly over it: a source's first photos in file
+    order are not a sample of it (scenes/street's first 30 test photos: -0.18 dB over gray,
+    all 123: +0.27)."""
     manifest = json.loads((data / "manifest.json").read_text())
-    groups: dict[str, Path] = {}
+    by_source: dict[str, list[dict]] = {}
     for item in manifest["items"]:
-        if item["split"] != split:
-            continue
-        src = Path(item["path"])
-        name = Path(item["source"]).name
+        if item["split"] == split:
+            by_source.setdefault(Path(item["source"]).name, []).append(item)
+    groups: dict[str, Path] = {}
+    for name, items in by_source.items():
         folder = groups.setdefault(f"test: {name}", root / name)
         folder.mkdir(parents=True, exist_ok=True)
-        link = folder / f"{item['index']:05d}{src.suffix.lower()}"
-        if not link.exists():
-            os.symlink(src.resolve(), link)
+        for row in spread_rows(len(items), limit):
+            item = items[int(row)]
+            src = Path(item["path"])
+            link = folder / f"{item['index']:05d}{src.suffix.lower()}"
+            if not link.exists():
+                os.symlink(src.resolve(), link)
     return groups
 
 
@@ -155,7 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkset", type=Path, help="folder of category folders of photos")
     p.add_argument("--models", nargs="+", default=["default", "gray"])
     p.add_argument("--grid", type=int, default=8, help="photos per check-set grid")
-    p.add_argument("--limit", type=int, default=0, help="at most N photos per source (0: all)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="at most N photos per source (0: all): spread over a test source, the first N "
+        "sorted of a check-set category",
+    )
     p.add_argument(
         "--append",
         action="store_true",
@@ -166,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        groups = split_groups(args.data, args.split, Path(tmp)) if args.data else {}
+        groups = split_groups(args.data, args.split, Path(tmp), args.limit) if args.data else {}
         if args.checkset:
             groups.update(checkset_groups(args.checkset))
         if not groups:

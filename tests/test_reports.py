@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -112,3 +113,23 @@ def test_gate_ranking_gates_the_top_photos_and_scores_each_source():
     assert t.loc["fog", "gated_colour"] == 1.0 and t.loc["fog", "base_colour"] == 5.0
     assert t.loc["clear", "gated_colour"] == pytest.approx(0.875)  # (20 + 3 x 40) / 4 / 40
     assert t.loc["clear", "gated_db"] < t.loc["clear", "base_db"]  # 52.5 > 50 mean MSE
+
+
+def test_a_limited_source_is_spread_over_it_not_its_first_photos(tmp_path):
+    from reports.per_source import split_groups
+
+    items = []
+    for i in range(40):  # two sources interleaved, one split
+        photo = tmp_path / "photos" / f"{i:03d}.jpg"
+        photo.parent.mkdir(exist_ok=True)
+        photo.write_bytes(b"x")
+        source = "data/street" if i % 2 else "data/land"
+        items.append(dict(path=str(photo), source=source, split="test", index=i))
+    items.append(dict(path=str(photo), source="data/land", split="val", index=40))
+    (tmp_path / "manifest.json").write_text(json.dumps(dict(items=items)))
+    groups = split_groups(tmp_path, "test", tmp_path / "links", limit=5)
+    assert sorted(groups) == ["test: land", "test: street"]
+    street = sorted(p.name for p in groups["test: street"].iterdir())
+    assert street == ["00001.jpg", "00011.jpg", "00021.jpg", "00029.jpg", "00039.jpg"]
+    whole = split_groups(tmp_path, "test", tmp_path / "all", limit=0)
+    assert len(list(whole["test: land"].iterdir())) == 20  # the val photo is not in it
