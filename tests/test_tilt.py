@@ -149,6 +149,45 @@ def test_fit_tilt_refuses_a_model_without_a_distribution(weather, tmp_path, capl
     assert "effunet-family class model" in caplog.text and not out.exists()
 
 
+def test_a_tilt_of_two_heads_pulls_by_the_sum_of_their_relus():
+    model = tiny(gray_tilt=2)
+    assert model.gray_tilt.strength.weight.shape[0] == 2 and tiny(gray_tilt=True).gray_tilt.strength.out_features == 1  # fmt: skip
+    with torch.no_grad():
+        model.gray_tilt.strength.bias.copy_(torch.tensor([0.5, -0.2]))
+        model.gray_tilt.strength.weight[1, 0] = 1.0  # the second head reads g[0]
+    g = torch.zeros(3, 8)
+    g[:, 0] = torch.tensor([0.0, 0.2, 1.0])
+    assert model.gray_tilt.beta(g).tolist() == pytest.approx([0.5, 0.5, 1.3])
+
+
+def test_fit_tilt_add_head_keeps_the_first_and_pulls_further(weather, tmp_path, caplog):
+    ckpt, first = painter(tmp_path / "painter.pt"), tmp_path / "first.pt"
+    base = ["fit-tilt", "--data", str(weather), "--limit", "0"]
+    assert cli([*base, "--ckpt", str(ckpt), "--out", str(first)]) == 0
+    model, meta = load_checkpoint(first)
+    with torch.no_grad():  # a first head that pulls a fifth as hard as it should
+        model.gray_tilt.strength.weight.mul_(0.2)
+        model.gray_tilt.strength.bias.mul_(0.2)
+    weak = save_checkpoint(tmp_path / "weak.pt", model, metrics=meta["metrics"])
+    out = tmp_path / "two.pt"
+    assert cli([*base, "--ckpt", str(weak), "--out", str(out), "--add-head"]) == 0
+    two, meta2 = load_checkpoint(out)
+    assert two.arch_args["gray_tilt"] == 2
+    assert torch.equal(two.gray_tilt.strength.weight[0], model.gray_tilt.strength.weight[0])
+    assert meta2["metrics"]["gray_tilt"] == meta["metrics"]["gray_tilt"]  # the first's record
+    record = meta2["metrics"]["gray_tilt_head2"]
+    assert record["quantile"] is not None  # the weak pull leaves fog to grey
+    assert record["psnr_db"]["tilted"] > record["psnr_db"]["untilted"]
+    assert (tmp_path / "two_tilt_added.csv").is_file()
+    before, after = Colorizer(weak, device="cpu"), Colorizer(out, device="cpu")
+    fog_kept = chroma(after, weather, "fog") / chroma(before, weather, "fog")
+    clear_kept = chroma(after, weather, "clear") / chroma(before, weather, "clear")
+    assert fog_kept < 0.95 and clear_kept > 0.95, (fog_kept, clear_kept)  # measured: 0.89
+    caplog.clear()  # a file without a fitted tilt has nothing to add a head to
+    assert cli([*base, "--ckpt", str(ckpt), "--out", str(tmp_path / "x.pt"), "--add-head"]) == 2
+    assert "needs a fitted gray tilt" in caplog.text and not (tmp_path / "x.pt").exists()
+
+
 def test_the_choice_greys_fog_but_not_the_vivid_sources():
     from training.tilt import choose_offset
     from training.validate import Scores

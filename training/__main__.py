@@ -143,7 +143,7 @@ def cmd_fit_head(args: argparse.Namespace) -> int:
         along=tuple(args.along),
         colour_sources=tuple(args.colour_sources),
     )
-    which = {"expert": args.expert} if args.cmd == "fit-gate" else {}
+    which = {"expert": args.expert} if args.cmd == "fit-gate" else {"add_head": args.add_head}
     fit(args.ckpt, args.data, args.out, opts, command=_command(), **which)
     print(f"wrote {args.out}")
     return 0
@@ -261,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("fit-tilt", help="fit how grey each scene is (the model's gray tilt)")
     q.add_argument("--ckpt", required=True, help="a (calibrated) class model's checkpoint")
     _head_fit_args(q, "the tilted checkpoint (+ a _tilt.csv table)")
+    q.add_argument(
+        "--add-head",
+        action="store_true",
+        help="keep the file's fitted tilt and fit one more head on top of it (e.g. --along the "
+        "streets on a tilt that pulls the grey weather), chosen against the file as it is",
+    )
     q.set_defaults(func=cmd_fit_head)
     q = sub.add_parser("add-expert", help="add a decoder, trained on a model's encoder, to it")
     q.add_argument("--base", required=True, help="the model whose encoder the expert grew on")

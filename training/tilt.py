@@ -94,6 +94,32 @@ def tiltable(ckpt: str) -> tuple[torch.nn.Module, dict[str, Any]]:
     return tilted.eval(), meta
 
 
+def stacked(ckpt: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The checkpoint's model with its fitted gray tilt's heads kept and one more (zero) after
+    them: its output is the checkpoint's own until the new head is fitted (fit-tilt
+    --add-head)."""
+    model, meta = load_checkpoint(ckpt)
+    tilt = getattr(model, "gray_tilt", None)
+    if tilt is None or not bool(tilt.strength.weight.any()):
+        raise ValueError(
+            f"{ckpt}: --add-head needs a fitted gray tilt (python -m training fit-tilt)"
+        )
+    heads = tilt.strength.out_features
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(TILT_PREFIX)}
+    grown = build_model(model.arch_name, **{**model.arch_args, "gray_tilt": heads + 1})
+    load_state(grown, state, ckpt, new=(TILT_PREFIX,))
+    with torch.no_grad():
+        grown.gray_tilt.strength.weight[:heads] = tilt.strength.weight
+        grown.gray_tilt.strength.bias[:heads] = tilt.strength.bias
+    grown.bins, grown.decoding = model.bins, model.decoding
+    return grown.eval(), meta
+
+
+def kept_beta(model: torch.nn.Module, g: torch.Tensor) -> torch.Tensor:
+    """(B,) the strength of every head but the last (the one being fitted), as they are."""
+    return F.relu(model.gray_tilt.scores(g)[:, :-1]).sum(1)
+
+
 def decode_tilted(model: torch.nn.Module, logits: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """(B, Q, h, w) untilted logits, (B,) strengths -> a*b* as the model with that tilt decodes."""
     tilted = GrayTilt.tilt(logits.float(), beta.float(), model.bins.centers)
@@ -264,21 +290,24 @@ def fit_head(
 
 @torch.no_grad()
 def write_head(model: torch.nn.Module, head: Head | None, offset: float, gain: float) -> None:
-    """Put beta = gain * relu(head(g) - offset) into the model's GrayTilt as a linear map of
-    the raw scene vector g; ``head`` None zeroes it (no tilt)."""
-    write_linear(model.gray_tilt.strength, head, offset, gain)
+    """Put beta = gain * relu(head(g) - offset) into the model's GrayTilt's last head as a
+    linear map of the raw scene vector g; ``head`` None zeroes it (no tilt from it)."""
+    linear = model.gray_tilt.strength
+    write_linear(linear, head, offset, gain, row=linear.out_features - 1)
 
 
 @torch.no_grad()
-def write_linear(linear: torch.nn.Linear, head: Head | None, offset: float, gain: float) -> None:
-    """Put gain * (head(g) - offset) into ``linear`` (C -> 1), a map of the raw scene vector g;
-    ``head`` None zeroes it."""
-    weight, bias = linear.weight, linear.bias
+def write_linear(
+    linear: torch.nn.Linear, head: Head | None, offset: float, gain: float, row: int = 0
+) -> None:
+    """Put gain * (head(g) - offset) into output ``row`` of ``linear`` (C -> n), a map of the
+    raw scene vector g; ``head`` None zeroes it."""
+    weight, bias = linear.weight[row], linear.bias[row : row + 1]
     if head is None:
         weight.zero_()
         bias.zero_()
         return
-    weight.copy_(torch.from_numpy(gain * head.w / head.sd).float()[None])
+    weight.copy_(torch.from_numpy(gain * head.w / head.sd).float())
     bias.fill_(gain * (head.b - float((head.w / head.sd) @ head.mu) - offset))
 
 
@@ -385,6 +414,21 @@ TILT = Knob(
     outputs=scene_outputs,
     errors=tilt_errors,
     decode=lambda model, logits, beta, g: decode_tilted(model, logits, beta),
+    link=F.relu,
+    write=write_head,
+)
+
+
+def added_errors(model: torch.nn.Module, sample: tuple, rows: Any, beta: torch.Tensor):
+    """tilt_errors with the kept heads' strength under the new head's."""
+    return tilt_errors(model, sample, rows, kept_beta(model, sample[0][rows]) + beta)
+
+
+ADDED_TILT = Knob(  # one more head on a fitted tilt, the ones before it kept (--add-head)
+    prepare=stacked,
+    outputs=scene_outputs,
+    errors=added_errors,
+    decode=lambda model, logits, beta, g: decode_tilted(model, logits, kept_beta(model, g) + beta),
     link=F.relu,
     write=write_head,
 )
@@ -547,11 +591,19 @@ def matching(groups: dict[str, torch.Tensor], patterns: tuple[str, ...], n: int)
 
 
 def fit_tilt(
-    ckpt: str, data: str, out: str, opts: HeadFitOptions | None = None, command: str = ""
+    ckpt: str,
+    data: str,
+    out: str,
+    opts: HeadFitOptions | None = None,
+    command: str = "",
+    add_head: bool = False,
 ) -> dict[str, Any]:
     """Fit the gray tilt of ``ckpt`` on ``data`` (its train photos for the head, its
-    val photos for the choices); write the tilted checkpoint and its per-source table."""
-    fit = fit_knob(TILT, ckpt, data, out, "tilt", opts or HeadFitOptions())
+    val photos for the choices); write the tilted checkpoint and its per-source table.
+    ``add_head``: keep the file's fitted tilt and fit one more head on top of it ("untilted"
+    in the record is then the file as it was)."""
+    knob, suffix = (ADDED_TILT, "tilt_added") if add_head else (TILT, "tilt")
+    fit = fit_knob(knob, ckpt, data, out, suffix, opts or HeadFitOptions())
     beta = fit.values()
     record = fit.record(data, command)
     record.update(
@@ -559,7 +611,8 @@ def fit_tilt(
         tilted_share=round(float((beta > 0).mean()), 4),
         psnr_db=dict(untilted=fit.psnr_db("off"), tilted=fit.psnr_db(fit.chosen)),
     )
-    fit.save(out, "gray_tilt", record)
+    heads = fit.model.gray_tilt.strength.out_features
+    fit.save(out, "gray_tilt" if heads == 1 else f"gray_tilt_head{heads}", record)
     log.info(
         "gray tilt: (quantile, gain) %s, %.0f %% of val photos tilted, PSNR %.2f -> %.2f dB -> %s",
         fit.chosen,

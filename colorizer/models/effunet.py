@@ -306,19 +306,30 @@ class GrayTilt(nn.Module):
     backend (ONNX too) and the calibrated decode see the same distribution.
     """
 
-    def __init__(self, c_in: int) -> None:
+    def __init__(self, c_in: int, heads: int = 1) -> None:
         super().__init__()
-        self.strength = nn.Linear(c_in, 1)
+        # heads > 1: beta = the sum of each head's relu, each fitted along its own kind of
+        # scene on top of the ones before it (fit-tilt --add-head): one linear map cannot
+        # pull the grey weather and the streets each as far as it wants (issue 24)
+        self.strength = nn.Linear(c_in, heads)
         nn.init.zeros_(self.strength.weight)
         nn.init.zeros_(self.strength.bias)
 
+    def scores(self, g: torch.Tensor) -> torch.Tensor:
+        """scene vector (B, C) -> each head's w . g + b (B, heads), before the relu."""
+        with torch.autocast(g.device.type, enabled=False):  # fp32, as scene_score
+            return F.linear(g.float(), self.strength.weight.float(), self.strength.bias.float())
+
     def score(self, g: torch.Tensor) -> torch.Tensor:
-        """scene vector (B, C) -> w . g + b (B,), before the relu (a rank of how grey)."""
-        return scene_score(self.strength, g)
+        """scene vector (B, C) -> w . g + b (B,), before the relu (a rank of how grey); with
+        several heads, the strength itself (the sum of their relus ranks as one)."""
+        if self.strength.out_features == 1:
+            return scene_score(self.strength, g)
+        return self.beta(g)
 
     def beta(self, g: torch.Tensor) -> torch.Tensor:
         """scene vector (B, C) -> tilt strength (B,), >= 0."""
-        return F.relu(self.score(g))
+        return F.relu(self.scores(g)).sum(1)
 
     @staticmethod
     def tilt(logits: torch.Tensor, beta: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
@@ -526,7 +537,9 @@ class EffUNetArgs(ModelArgs):
     hint_levels: tuple[int, ...] = HINT_LEVELS  # which strides of (32, 16, 8, 4) take them
     freeze_base: bool = False  # train the hint branches alone: the rest frozen, BN stats too
     hint_sees_image: bool = False  # each branch also reads the decoder's features (HintBranch)
-    gray_tilt: bool = False  # a per-photo pull of the colour distribution towards gray (GrayTilt)
+    # a per-photo pull of the colour distribution towards gray (GrayTilt): False, or its number
+    # of heads (True: one)
+    gray_tilt: bool | int = False
     # further decoders mixed in per photo, each by its gate (Expert): one of EXPERT_KINDS each,
     # "shared" (reads the base's encoder) or "own" (has its own encoder)
     experts: tuple[str, ...] = ()
@@ -568,7 +581,7 @@ class EffUNet(nn.Module):
         self.experts = nn.ModuleList(Expert(a, channels, k == "own") for k in a.experts)
         self.experts.requires_grad_(False)
         # not trained with the network: fitted afterwards (training.tilt), zero until then
-        self.gray_tilt = GrayTilt(c32) if a.gray_tilt else None
+        self.gray_tilt = GrayTilt(c32, int(a.gray_tilt)) if a.gray_tilt else None
         if self.gray_tilt is not None:
             self.gray_tilt.requires_grad_(False)
         if self.freeze_encoder or self.freeze_base:
