@@ -30,7 +30,6 @@ from colorizer.provenance import invocation, machine_info
 from training.calibrate import source_groups
 from training.data import load_images, on_grid, to_lab
 from training.gate import decode_gated, decoder_outputs
-from training.tilt import write_head
 
 
 @torch.no_grad()
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     if model.gray_tilt is not None:
-        write_head(model, None, 0.0, 1.0)  # the gate's own effect, without the tilt
+        model.gray_tilt.zero_()  # the gate's own effect, without the tilt (every head)
     table = ranking(photo_table(model.eval(), args.data, args.limit, args.expert), args.top)
     text = "\n".join(
         [

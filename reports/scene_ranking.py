@@ -65,9 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     mu, sd = g_train.mean(0), g_train.std(0, unbiased=False) + 1e-6
     u = separating_direction((g_train - mu) / sd, pos_train, weights)
     scores = {"logistic direction (train photos)": ((g_val - mu) / sd) @ u}
-    if model.gray_tilt is not None:
-        # before its relu: a rank for the untilted photos too
-        scores["the gray tilt's strength"] = model.gray_tilt.score(g_val)
+    if model.gray_tilt is not None:  # each head before its relu: a rank for every photo
+        heads = model.gray_tilt.scores(g_val).T  # (heads, N)
+        for j, head in enumerate(heads):
+            scores["the gray tilt's strength" + (f" (head {j + 1})" if len(heads) > 1 else "")] = (
+                head
+            )
     for i, expert in enumerate(getattr(model, "experts", ())):
         scores[f"expert {i}'s gate score"] = expert.score(g_val)
     scores["the truth's greyness (-chroma)"] = -chroma

@@ -330,10 +330,10 @@ def test_decoding_a_gated_logit_pair_is_the_models_own_decode():
     the network's forward with the same gate (and tilt)."""
     from training.gate import decode_gated
 
-    model = tiny(experts=("shared",), gray_tilt=True)
+    model = tiny(experts=("shared",), gray_tilt=2)
     with torch.no_grad():
         model.experts[0].gate.bias.fill_(0.3)
-        model.gray_tilt.strength.bias.fill_(0.2)
+        model.gray_tilt.strength.bias.fill_(0.2)  # both heads: beta 0.4
         L = torch.rand(2, 1, 64, 64) * 100
         f, g = model.encode(L)
         base, experts = model.decoders(f, g)
@@ -341,3 +341,18 @@ def test_decoding_a_gated_logit_pair_is_the_models_own_decode():
         got = decode_gated(model, 0, stack, model.experts[0].weight(g), g)
         want = output_to_ab(model, model(L), model.decoding.temperature)
     assert torch.allclose(got, want, atol=1e-3)
+
+
+def test_a_gate_is_fitted_with_every_tilt_head_off(tmp_path):
+    """fit-gate switches the tilt off for its fit: every head of it, not only the last."""
+    from training.gate import gateable
+
+    model = tiny(experts=("shared",), gray_tilt=2)
+    with torch.no_grad():
+        model.gray_tilt.strength.bias.copy_(torch.tensor([0.5, 0.3]))
+    path = save_checkpoint(tmp_path / "two_heads.pt", model)
+    got, _ = gateable(str(path), 0)
+    assert (
+        float(got.gray_tilt.beta(torch.randn(4, got.gray_tilt.strength.in_features)).abs().max())
+        == 0.0
+    )

@@ -160,6 +160,21 @@ def test_a_tilt_of_two_heads_pulls_by_the_sum_of_their_relus():
     assert model.gray_tilt.beta(g).tolist() == pytest.approx([0.5, 0.5, 1.3])
 
 
+def test_the_fits_see_the_logits_before_any_tilt_the_file_has():
+    """scene_outputs caches the untilted logits: --add-head adds the kept heads' strength
+    itself, so logits that carried it already would count it twice."""
+    from training.tilt import scene_outputs
+
+    tilted, plain = tiny(gray_tilt=True), tiny()
+    plain.load_state_dict(tilted.state_dict(), strict=False)
+    with torch.no_grad():
+        tilted.gray_tilt.strength.bias.fill_(2.0)
+    images = (torch.rand(3, 40, 40, 3) * 255).to(torch.uint8)
+    got = next(scene_outputs(tilted, images))[2]
+    want = next(scene_outputs(plain, images))[2]
+    assert torch.equal(got, want)
+
+
 def test_fit_tilt_add_head_keeps_the_first_and_pulls_further(weather, tmp_path, caplog):
     ckpt, first = painter(tmp_path / "painter.pt"), tmp_path / "first.pt"
     base = ["fit-tilt", "--data", str(weather), "--limit", "0"]
@@ -174,6 +189,7 @@ def test_fit_tilt_add_head_keeps_the_first_and_pulls_further(weather, tmp_path, 
     two, meta2 = load_checkpoint(out)
     assert two.arch_args["gray_tilt"] == 2
     assert torch.equal(two.gray_tilt.strength.weight[0], model.gray_tilt.strength.weight[0])
+    assert torch.equal(two.gray_tilt.strength.bias[0], model.gray_tilt.strength.bias[0])
     assert meta2["metrics"]["gray_tilt"] == meta["metrics"]["gray_tilt"]  # the first's record
     record = meta2["metrics"]["gray_tilt_head2"]
     assert record["quantile"] is not None  # the weak pull leaves fog to grey

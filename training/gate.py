@@ -37,7 +37,6 @@ from training.tilt import (
     decode_tilted,
     fit_knob,
     working_batches,
-    write_head,
     write_linear,
 )
 
@@ -58,7 +57,7 @@ def gateable(ckpt: str, i: int) -> tuple[torch.nn.Module, dict[str, Any]]:
     write_linear(model.experts[i].gate, None, 0.0, 1.0)
     if model.gray_tilt is not None:
         log.info("%s: its gray tilt is off for the fit; fit it again afterwards", ckpt)
-        write_head(model, None, 0.0, 1.0)
+        model.gray_tilt.zero_()  # every head
     return model.eval(), meta
 
 
@@ -134,7 +133,7 @@ def fit_gate(
         psnr_db=dict(shut=fit.psnr_db("off"), gated=fit.psnr_db(fit.chosen)),
         tilt="off: fit it again on this file (python -m training fit-tilt)",
     )
-    fit.save(out, key, record, drop="gray_tilt")  # the tilt it recorded is off now
+    fit.save(out, key, record, drop="gray_tilt")  # the tilt (every head) it recorded is off now
     log.info(
         "gate of expert %d: (quantile, gain) %s, %.0f %% of val photos open, PSNR %.2f -> "
         "%.2f dB -> %s",

@@ -6,8 +6,8 @@
 The model's decoder paints fog, rain and overcast scenes (whose truth is grey) in the vivid
 colours of clear days: its rebalanced loss weighs the common near-gray colours least (issue
 24). ``colorizer.models.effunet.GrayTilt`` pulls a photo's colour distribution towards gray by
-a per-photo strength beta = relu(w . g + b) of its scene vector g. This fits w and b, the
-rest of the model untouched, in four steps:
+a per-photo strength beta = relu(w . g + b) of its scene vector g (with several heads, the
+sum of their relus). This fits w and b, the rest of the model untouched, in four steps:
 
 1. ``sample_pixels``: training photos (spread over every source) run through the model once;
    of each, its scene vector and its distribution and truth at PIXELS random pixels;
@@ -25,6 +25,11 @@ rest of the model untouched, in four steps:
    by more than ``colour_slack`` (no tilt when none does);
 4. the head is written into a copy of the checkpoint (``gray_tilt = true``), with a record
    of the fit and the per-source table beside it (``<out stem>_tilt.csv``).
+
+``--add-head`` keeps a file's fitted heads and fits one more the same way, the kept heads'
+strength under it in every error and score ("off" is the file as it was): the file gets
+``gray_tilt = <heads>``, the record ``metrics["gray_tilt_head<heads>"]`` (its beta_mean_val
+and tilted_share are the new head's alone), the table ``<out stem>_tilt_added.csv``.
 """
 
 from __future__ import annotations
@@ -140,9 +145,11 @@ def working_batches(model: torch.nn.Module, images: torch.Tensor, batch: int = 3
 
 @torch.no_grad()
 def scene_outputs(model: torch.nn.Module, images: torch.Tensor, batch: int = 32) -> Iterator:
-    """(rgb8 (B, 3, H, W), scene vectors (B, C), untilted logits fp16) per batch."""
-    for rgb8, encoded in working_batches(model, images, batch):
-        yield rgb8, encoded[1].float(), model.decode(encoded).half()
+    """(rgb8 (B, 3, H, W), scene vectors (B, C), untilted logits fp16) per batch: the mixed
+    decoders' logits before any tilt (``decode`` would apply the heads a file already has,
+    which --add-head adds itself)."""
+    for rgb8, (f, g) in working_batches(model, images, batch):
+        yield rgb8, g.float(), model.mixed(f, g, None).half()
 
 
 @torch.no_grad()
@@ -501,10 +508,13 @@ class Fit:
         )
 
     def save(self, out: str, key: str, record: dict[str, Any], drop: str = "") -> None:
-        """The model with its head written, ``record`` under ``metrics[key]`` (``drop``'s
-        record removed), stored as the file it came from was."""
-        metrics = dict(self.meta.get("metrics", {}))
-        metrics.pop(drop, None)
+        """The model with its head written, ``record`` under ``metrics[key]`` (the records
+        whose keys start with ``drop`` removed), stored as the file it came from was."""
+        metrics = {
+            k: v
+            for k, v in self.meta.get("metrics", {}).items()
+            if not (drop and k.startswith(drop))
+        }
         metrics[key] = record
         train, half = self.meta.get("train", {}), bool(self.meta.get("half"))
         save_checkpoint(out, self.model, train=train, metrics=metrics, half=half)
@@ -521,10 +531,11 @@ def fit_knob(knob: Knob, ckpt: str, data: str, out: str, suffix: str, opts: Head
     train_groups = source_groups(data, "train", limit)
     positive = matching(train_groups, along, len(train_images)) if along else None  # fail early
     groups = source_groups(data, "val", val_limit)
-    if opts.colour_sources and not any(matches(s, opts.colour_sources) for s in groups):
+    held = [k for k, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS]
+    if opts.colour_sources and not any(matches(s, opts.colour_sources) for s in held):
         raise ValueError(  # a typo fails here, not as a guard that holds nothing
-            f"--colour-sources {' '.join(opts.colour_sources)}: matches no val source "
-            f"(sources: {', '.join(sorted(groups))})"
+            f"--colour-sources {' '.join(opts.colour_sources)}: matches no val source with "
+            f"{MIN_SOURCE_PHOTOS}+ photos (sources: {', '.join(sorted(held))})"
         )
     log.info("%s: sampling %d train photos", suffix, len(train_images))
     train = sample_pixels(knob.outputs(model, train_images))
@@ -543,7 +554,6 @@ def fit_knob(knob: Knob, ckpt: str, data: str, out: str, suffix: str, opts: Head
     table = offset_scores(model, cache, val_hat, offsets, groups, knob)
     truth = torch.cat([colorfulness(rgb.float() / 255).double() for rgb, _, _ in cache])
     photos = grouped({"colorfulness": truth}, groups)
-    held = [k for k, rows in groups.items() if len(rows) >= MIN_SOURCE_PHOTOS]
     gray = gray_scores([(rgb8, to_lab(rgb8.float() / 255)[0]) for rgb8, _, _ in cache], groups)
     chosen = choose_offset(
         table,
@@ -612,7 +622,10 @@ def fit_tilt(
         psnr_db=dict(untilted=fit.psnr_db("off"), tilted=fit.psnr_db(fit.chosen)),
     )
     heads = fit.model.gray_tilt.strength.out_features
-    fit.save(out, "gray_tilt" if heads == 1 else f"gray_tilt_head{heads}", record)
+    if heads == 1:  # a refit from zero: the records of any heads the file had go with them
+        fit.save(out, "gray_tilt", record, drop="gray_tilt_head")
+    else:
+        fit.save(out, f"gray_tilt_head{heads}", record)
     log.info(
         "gray tilt: (quantile, gain) %s, %.0f %% of val photos tilted, PSNR %.2f -> %.2f dB -> %s",
         fit.chosen,

@@ -331,6 +331,13 @@ class GrayTilt(nn.Module):
         """scene vector (B, C) -> tilt strength (B,), >= 0."""
         return F.relu(self.scores(g)).sum(1)
 
+    @torch.no_grad()
+    def zero_(self) -> GrayTilt:
+        """Every head off: the model colours as without a tilt (to fit something else)."""
+        self.strength.weight.zero_()
+        self.strength.bias.zero_()
+        return self
+
     @staticmethod
     def tilt(logits: torch.Tensor, beta: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         """THE tilt: (B, Q, h, w) logits, (B,) strengths, the bins' (Q, 2) a*b* centres ->
