@@ -280,12 +280,12 @@ TILT_SCALE = 100.0  # |ab|^2 in units of (10 Lab)^2: a strength of 1 halves a bi
 TILT_PREFIX = "gray_tilt."  # its keys in a state dict
 
 
-def scene_score(linear: nn.Linear, g: torch.Tensor) -> torch.Tensor:
-    """A fitted per-photo head (C -> 1) on the scene vector g (B, C) -> (B,), in fp32 whatever
-    the autocast, as it was fitted (a photo near a threshold must not flip)."""
+def scene_scores(linear: nn.Linear, g: torch.Tensor) -> torch.Tensor:
+    """Fitted per-photo heads (C -> n) on the scene vector g (B, C) -> (B, n), in fp32 whatever
+    the autocast, as they were fitted (a photo near a threshold must not flip)."""
     with torch.autocast(g.device.type, enabled=False):
         w, b = linear.weight.float(), linear.bias.float()
-        return F.linear(g.float(), w, b)[:, 0]
+        return F.linear(g.float(), w, b)
 
 
 class GrayTilt(nn.Module):
@@ -316,16 +316,9 @@ class GrayTilt(nn.Module):
         nn.init.zeros_(self.strength.bias)
 
     def scores(self, g: torch.Tensor) -> torch.Tensor:
-        """scene vector (B, C) -> each head's w . g + b (B, heads), before the relu."""
-        with torch.autocast(g.device.type, enabled=False):  # fp32, as scene_score
-            return F.linear(g.float(), self.strength.weight.float(), self.strength.bias.float())
-
-    def score(self, g: torch.Tensor) -> torch.Tensor:
-        """scene vector (B, C) -> w . g + b (B,), before the relu (a rank of how grey); with
-        several heads, the strength itself (the sum of their relus ranks as one)."""
-        if self.strength.out_features == 1:
-            return scene_score(self.strength, g)
-        return self.beta(g)
+        """scene vector (B, C) -> each head's w . g + b (B, heads), before the relu (a rank of
+        how grey)."""
+        return scene_scores(self.strength, g)
 
     def beta(self, g: torch.Tensor) -> torch.Tensor:
         """scene vector (B, C) -> tilt strength (B,), >= 0."""
@@ -400,7 +393,7 @@ class Expert(nn.Module):
 
     def score(self, g: torch.Tensor) -> torch.Tensor:
         """the base's scene vector (B, C) -> the gate's score w . g + b (B,), before its clamp."""
-        return scene_score(self.gate, g)
+        return scene_scores(self.gate, g)[:, 0]
 
     def weight(self, g: torch.Tensor) -> torch.Tensor:
         """the base's scene vector (B, C) -> the expert's share gamma (B,), in [0, 1]."""
