@@ -173,6 +173,16 @@ def rgb_to_l(rgb: torch.Tensor) -> torch.Tensor:
     return _blockwise(_rgb_to_l, rgb, 1)
 
 
+def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] (float) or uint8 -> linear light in [0, 1], any shape (IEC 61966-2-1)."""
+    return _srgb_to_linear(rgb)
+
+
+def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
+    """Linear light -> sRGB in [0, 1] (clamped), any shape: ``srgb_to_linear``'s inverse."""
+    return _lin_to_srgb(linear)
+
+
 def lab_to_rgb(lab: torch.Tensor, gamut: str = "chroma") -> torch.Tensor:
     """CIELAB (..., 3, H, W) -> sRGB in [0, 1].
 

@@ -356,3 +356,48 @@ def test_a_gate_is_fitted_with_every_tilt_head_off(tmp_path):
         float(got.gray_tilt.beta(torch.randn(4, got.gray_tilt.strength.in_features)).abs().max())
         == 0.0
     )
+
+
+def test_extract_expert_and_put_it_back_at_its_place(tmp_path, caplog):
+    """extract-expert gives an expert as a model of its own (that decoder, on the base's
+    encoder); add-expert --at puts a decoder trained on from it in that expert's place, its
+    gate, its kind and the other experts kept: put back unchanged, the file is the same bit
+    for bit."""
+    base, grey = painter(tmp_path / "base.pt"), grey_painter(tmp_path / "grey.pt")
+    pair = tmp_path / "pair.pt"
+    assert cli(["add-expert", "--base", str(base), "--expert", str(grey), "--out", str(pair)]) == 0
+    second = perturbed(base, tmp_path / "second.pt", 5)
+    two = tmp_path / "two.pt"
+    assert cli(["add-expert", "--base", str(pair), "--expert", str(second), "--out", str(two)]) == 0
+    model, meta = load_checkpoint(two)
+    with torch.no_grad():  # both gates open, as fitted ones would be
+        model.experts[0].gate.bias.fill_(0.4)
+        model.experts[1].gate.bias.fill_(0.3)
+    save_checkpoint(two, model, train=meta["train"], metrics={**meta["metrics"], "gate": {"q": 1}})
+    alone = tmp_path / "alone.pt"
+    assert cli(["extract-expert", "--ckpt", str(two), "--expert", "0", "--out", str(alone)]) == 0
+    e, e_meta = load_checkpoint(alone)
+    g, _ = load_checkpoint(grey)
+    L = torch.rand(1, 1, 48, 48) * 100
+    with torch.no_grad():
+        assert e.arch_args["experts"] == () and torch.allclose(e(L), g(L), atol=1e-5)
+    back = tmp_path / "back.pt"
+    put = ["add-expert", "--base", str(two), "--expert", str(alone), "--out", str(back), "--at"]
+    assert cli([*put, "0"]) == 0
+    same, same_meta = load_checkpoint(back)
+    mine, theirs = load_checkpoint(two)[0].state_dict(), same.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert same_meta["metrics"]["gate"] == {"q": 1}
+    # a decoder trained on goes in that place only: expert 1 and both gates as they were
+    moved = perturbed(alone, tmp_path / "moved.pt", 7)
+    assert cli([*put[:4], str(moved), *put[5:], "0"]) == 0
+    new, _ = load_checkpoint(back)
+    assert torch.equal(new.experts[0].head.bias, load_checkpoint(moved)[0].head.bias)
+    assert not torch.equal(new.experts[0].head.bias, model.experts[0].head.bias)
+    assert torch.equal(new.experts[1].head.bias, model.experts[1].head.bias)
+    assert float(new.experts[0].gate.bias) == pytest.approx(0.4)
+    caplog.clear()
+    assert cli([*put, "2"]) == 2 and "no expert 2" in caplog.text
+    caplog.clear()
+    assert cli(["extract-expert", "--ckpt", str(base), "--expert", "0", "--out", str(alone)]) == 2
+    assert "no expert 0" in caplog.text

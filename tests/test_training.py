@@ -14,10 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
+from colorizer.lab import rgb_to_lab
 from colorizer.metrics import METRICS
 from training.__main__ import main as cli
 from training.config import ConfigError, TrainingError, load_config
-from training.data import balanced_order, make_batch, train_sources
+from training.data import add_haze, balanced_order, make_batch, train_sources
 from training.prepare import PrepareConfig, load_split, photo_names, prepare, split_of
 from training.train import build, lr_factor, train
 from training.validate import Scores, tune_decoding
@@ -287,27 +288,60 @@ def test_batch_crops_and_flips_per_photo():
         assert found
 
 
+def test_haze_greys_the_far_rows_of_the_photos_it_picks():
+    """add_haze: a neutral fog, thicker at the top (far) than at the bottom (near): the picked
+    photos lose chroma and their L goes towards the fog's grey; the others are untouched; the
+    same generator gives the same fog."""
+    torch.manual_seed(0)
+    rgb = torch.rand(16, 3, 32, 32) * 0.5 + torch.tensor([0.5, 0.2, 0.0])[:, None, None] * 0.9
+    hazy = add_haze(rgb, 1.0, torch.Generator().manual_seed(3))
+    assert torch.equal(hazy, add_haze(rgb, 1.0, torch.Generator().manual_seed(3)))
+    assert 0 <= float(hazy.min()) and float(hazy.max()) <= 1
+    chroma = lambda x: rgb_to_lab(x)[:, 1:].norm(dim=1)  # noqa: E731  (B, H, W)
+    c0, c1 = chroma(rgb), chroma(hazy)
+    assert bool((c1.mean((1, 2)) < c0.mean((1, 2))).all())  # every photo greyer
+    kept_top = (c1[:, :4] / c0[:, :4]).mean()  # far rows keep less of their colour ...
+    kept_bottom = (c1[:, -4:] / c0[:, -4:]).mean()  # ... than the near bottom rows
+    assert float(kept_top) < float(kept_bottom) < 1.0
+    assert torch.equal(add_haze(rgb, 0.0, torch.Generator().manual_seed(3)), rgb)
+    some = add_haze(rgb, 0.5, torch.Generator().manual_seed(3))
+    changed = (some != rgb).flatten(1).any(1)
+    assert 0 < int(changed.sum()) < 16  # about half picked, the rest as they were
+    assert torch.equal(some[~changed], rgb[~changed])
+
+
+def test_haze_config_is_a_share_and_not_beside_a_feature_cache(tiny_data, tmp_path):
+    for bad in ("1.5", "-0.1", "true"):
+        with pytest.raises(ConfigError, match="haze"):
+            load_config(None, tiny_config(tiny_data, tmp_path / "a", haze=bad))
+    with pytest.raises(ConfigError, match="feature_cache"):
+        load_config(None, tiny_config(tiny_data, tmp_path / "a", haze=0.3, feature_cache='"c"'))
+
+
 # ---------------------------------------------------------------------------- train
-@pytest.mark.parametrize("balance", ["{}", '{"*img"=2.0}'])
-def test_train_resume_matches_unbroken_run(tiny_data, tmp_path, balance):
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"source_weights": '{"*img"=2.0}'}, {"haze": 0.5}],
+    ids=["plain", "balance", "haze"],
+)
+def test_train_resume_matches_unbroken_run(tiny_data, tmp_path, extra):
     from colorizer.models import load_checkpoint
 
-    # a plain shuffle, or source_weights (epochs drawn with replacement)
-    key = "source_weights"
+    # a plain shuffle, source_weights (epochs drawn with replacement), or synthetic fog
     whole = tmp_path / "whole"
-    cfg = load_config(None, tiny_config(tiny_data, whole, **{key: balance}))
+    cfg = load_config(None, tiny_config(tiny_data, whole, **extra))
     metrics = train(cfg, command="test")
     # killed right after the checkpoint of step 5 (mid-epoch 2), then resumed
     broken = tmp_path / "broken"
     cfg = load_config(
         None,
-        tiny_config(tiny_data, broken, save_every_steps=5, max_steps=5, **{key: balance}),
+        tiny_config(tiny_data, broken, save_every_steps=5, max_steps=5, **extra),
     )
     assert train(cfg) == {"stopped_at_step": 5}
     assert not (broken / "final.pt").exists()
     with pytest.raises(TrainingError, match="exists: pass --resume"):
         train(load_config(None, tiny_config(tiny_data, broken)))
-    sets = sum((["--set", s] for s in tiny_config(tiny_data, broken, **{key: balance})), [])
+    sets = sum((["--set", s] for s in tiny_config(tiny_data, broken, **extra)), [])
     assert cli(["train", "--resume", *sets]) == 0
 
     a = torch.load(whole / "final.pt", weights_only=True)

@@ -1,4 +1,4 @@
-"""python -m training {prepare,prior,train,evaluate,calibrate,fit-tilt,add-expert,fit-gate,export,graft} ..."""
+"""python -m training {prepare,prior,train,evaluate,calibrate,fit-tilt,add-expert,extract-expert,fit-gate,export,graft} ..."""
 
 from __future__ import annotations
 
@@ -122,9 +122,21 @@ def cmd_add_expert(args: argparse.Namespace) -> int:
     from training.export import add_expert
 
     path = add_expert(
-        args.base, args.expert, args.out, replace=args.replace, own_encoder=args.own_encoder
+        args.base,
+        args.expert,
+        args.out,
+        replace=args.replace,
+        own_encoder=args.own_encoder,
+        at=args.at,
     )
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_extract_expert(args: argparse.Namespace) -> int:
+    from training.export import expert_alone
+
+    print(f"wrote {expert_alone(args.ckpt, args.expert, args.out)}")
     return 0
 
 
@@ -280,7 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the expert grew on another encoder: keep it beside its decoder (run where the gate opens)",
     )
+    q.add_argument(
+        "--at",
+        type=int,
+        help="put the decoder in place of this expert's (its kind and gate kept): an expert "
+        "trained on from extract-expert's copy",
+    )
     q.set_defaults(func=cmd_add_expert)
+    q = sub.add_parser(
+        "extract-expert", help="one expert of a model as a model of its own, to train on"
+    )
+    q.add_argument("--ckpt", required=True, help="a model with experts")
+    q.add_argument("--expert", type=int, required=True, help="which (0: the first)")
+    q.add_argument("--out", required=True, help="the expert's decoder on its encoder")
+    q.set_defaults(func=cmd_extract_expert)
     q = sub.add_parser("fit-gate", help="fit which photos take one of a model's experts")
     q.add_argument("--ckpt", required=True, help="a checkpoint written by add-expert")
     q.add_argument(

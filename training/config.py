@@ -87,6 +87,9 @@ class TrainConfig:
     # side at a random place and resizes it to `crop` (or the stored size); 1: plain crops
     scale_min: float = 1.0
     flip: bool = True  # random horizontal flips
+    # share of the drawn photos given a synthetic fog (training.data.add_haze), a neutral grey
+    # that thickens with the row's distance: every clear day is also a foggy one (issue 24)
+    haze: float = 0.0
     # frozen-encoder runs: a folder for the encoder's features of cache_variants fixed crops
     # per training photo, computed once (training/features.py); "": the live encoder each step
     feature_cache: str = ""
@@ -191,6 +194,10 @@ class TrainConfig:
             raise ConfigError(f"crop must be >= 0, got {self.crop}")
         if not 0.0 < self.scale_min <= 1.0:
             raise ConfigError(f"scale_min must be in (0, 1], got {self.scale_min}")
+        if isinstance(self.haze, bool) or not 0.0 <= self.haze <= 1.0:
+            raise ConfigError(f"haze must be a share in [0, 1], got {self.haze!r}")
+        if self.haze and self.feature_cache:
+            raise ConfigError("haze changes the encoder's input: it cannot use a feature_cache")
         if not math.isfinite(self.reg_weight) or self.reg_weight < 0:
             raise ConfigError(f"reg_weight must be >= 0, got {self.reg_weight}")
         if not math.isfinite(self.adv_weight) or self.adv_weight < 0:

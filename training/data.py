@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from colorizer.bins import ColorBins, class_prior
-from colorizer.lab import rgb_to_lab
+from colorizer.lab import linear_to_srgb, rgb_to_lab, srgb_to_linear
 from training.config import TrainingError
 from training.prepare import load_split
 
@@ -85,6 +85,44 @@ def make_batch(
         x = F.interpolate(x, size=(out_side, out_side), mode="bilinear", antialias=True)
         x = x.clamp_(0.0, 1.0)  # (B, 3, crop, crop)
     return x
+
+
+HAZE_DENSITY = (0.5, 2.5)  # optical depth of the far scene: e^-k of its light survives
+HAZE_AIRLIGHT = (0.6, 0.95)  # the fog's own grey (sRGB), per photo
+HAZE_HORIZON = (0.3, 0.7)  # where the far scene ends, as a share of the height from the top
+
+
+def add_haze(rgb: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
+    """Synthetic fog on about ``share`` of a batch's photos (B, 3, H, W) float RGB in [0, 1].
+
+    Why: the model paints fog, overcast and rain the blue and warm of clear days, on its own
+    training photos too (issue 24): the weather sets are 130-250 photos each, and every clear
+    day can be a foggy one. The atmospheric scattering model I = J t + A (1 - t) in linear
+    light, A a neutral grey and t = exp(-k d) with a depth proxy d of the row alone: 1 (far)
+    above a horizon, falling to 0.1 at the bottom (the near road or field). A neutral A pulls
+    a*b* towards 0 and L towards A's lightness where the fog is thick, as in a real fog, so
+    the truth says how grey a hazy scene is. The draws come from ``gen`` (on the CPU), all of
+    them whatever ``share`` picks, so a run is reproducible on any device.
+    """
+    B, _, H, _ = rgb.shape
+
+    def uniform(lo_hi: tuple[float, float]) -> torch.Tensor:
+        lo, hi = lo_hi
+        return (lo + (hi - lo) * torch.rand(B, generator=gen, dtype=torch.float64)).float()
+
+    pick = torch.rand(B, generator=gen) < share
+    k, grey, horizon = uniform(HAZE_DENSITY), uniform(HAZE_AIRLIGHT), uniform(HAZE_HORIZON)
+    if not bool(pick.any()):
+        return rgb
+    y = (torch.arange(H, dtype=torch.float32) + 0.5) / H  # (H,) 0 at the top
+    below = ((y[None] - horizon[:, None]) / (1.0 - horizon[:, None])).clamp_min(0.0)  # (B, H)
+    depth = 1.0 - 0.9 * below  # (B, H): 1 far, 0.1 at the bottom row
+    t = torch.exp(-k[:, None] * depth)  # (B, H) transmission
+    t = torch.where(pick[:, None], t, torch.ones_like(t)).to(rgb.device)
+    air = srgb_to_linear(grey).to(rgb.device)  # (B,) linear grey
+    t4 = t[:, None, :, None]  # (B, 1, H, 1)
+    lin = srgb_to_linear(rgb) * t4 + air[:, None, None, None] * (1.0 - t4)
+    return torch.where(pick.to(rgb.device)[:, None, None, None], linear_to_srgb(lin), rgb)
 
 
 def to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -77,7 +77,12 @@ def record_key(what: str, i: int) -> str:
 
 
 def add_expert(
-    base: str, expert: str, out: str, replace: bool = False, own_encoder: bool = False
+    base: str,
+    expert: str,
+    out: str,
+    replace: bool = False,
+    own_encoder: bool = False,
+    at: int | None = None,
 ) -> Path:
     """A model with one more decoder (``effunet.Expert``): ``base`` as it is (weights,
     decoding, calibration, tilt, metrics, its experts and their gates) plus the decoder of
@@ -88,7 +93,10 @@ def add_expert(
     differ (the expert learnt to read that encoder's features, not another's) unless
     ``own_encoder``: then the expert keeps its run's encoder beside its decoder (a second
     encoder pass where its gate opens); refused too when the decoders are not built alike.
-    (Encoders are compared at fp16, the precision a shipped file keeps.)"""
+    (Encoders are compared at fp16, the precision a shipped file keeps.) With ``at`` the
+    decoder takes the place of expert ``at``'s, which keeps its kind and its fitted gate: an
+    expert trained on from ``expert_alone``'s copy goes back where it was, the file's other
+    fits untouched (refit them when it moved far)."""
     base_model, base_meta = load_checkpoint(base)
     expert_model, expert_meta = load_checkpoint(expert)
     if "experts" not in base_model.arch_args:
@@ -104,10 +112,16 @@ def add_expert(
                 f"{expert}: its {k} is not {base}'s ({expert_model.arch_args.get(k)!r})"
             )
     kept = () if replace else tuple(base_model.arch_args["experts"])
+    if at is not None:
+        if replace or not -len(kept) <= at < len(kept):
+            raise ValueError(f"{base} has no expert {at} to replace (it has {len(kept)})")
+        at %= len(kept)
+        own_encoder = kept[at] == "own"
     own = {
         k: v
         for k, v in base_model.state_dict().items()
         if not (replace and k.startswith(EXPERTS_PREFIX))
+        and not (at is not None and _in_decoder_of(k, at))
     }
     theirs = expert_model.state_dict()
     if not own_encoder:  # an expert on its own encoder reads no other's
@@ -118,16 +132,18 @@ def add_expert(
                     "expert with init_from = the base and freeze_encoder = true, or give it "
                     "its own encoder: add-expert --own-encoder)"
                 )
-    i = len(kept)  # the new expert's index
+    i = len(kept) if at is None else at  # the new expert's index
     skip = (TILT_PREFIX, EXPERTS_PREFIX) + (() if own_encoder else ("encoder.",))
     decoder = {expert_prefix(i) + k: v for k, v in theirs.items() if not k.startswith(skip)}
-    args = {**base_model.arch_args, "experts": (*kept, "own" if own_encoder else "shared")}
+    kinds = kept if at is not None else (*kept, "own" if own_encoder else "shared")
+    args = {**base_model.arch_args, "experts": kinds}
     model = create_model(base_model.arch_name, **args)
-    load_state(model, {**own, **decoder}, f"{base} + {expert}", new=(gate_prefix(i),))
+    new_gate = () if at is not None else (gate_prefix(i),)
+    load_state(model, {**own, **decoder}, f"{base} + {expert}", new=new_gate)
     model.bins, model.decoding = base_model.bins, base_model.decoding
     records = ("expert", "gate")
 
-    def dropped(key: str) -> bool:  # the replaced experts' records
+    def dropped(key: str) -> bool:  # the replaced experts' records (a kept gate keeps its)
         return replace and key.rstrip("0123456789") in records
 
     train = {k: v for k, v in base_meta.get("train", {}).items() if not dropped(k)}
@@ -136,9 +152,43 @@ def add_expert(
     metrics[record_key("expert", i)] = expert_meta.get("metrics", {})
     half = bool(base_meta.get("half"))  # stored as the base is: its output stays bit for bit
     path = save_checkpoint(out, model, train=train, metrics=metrics, half=half)
-    log.info(
-        "added the decoder of %s to %s as its expert %d (gate shut) -> %s", expert, base, i, path
+    gate = "its gate kept" if at is not None else "gate shut"
+    log.info("put the decoder of %s in %s as its expert %d (%s) -> %s", expert, base, i, gate, path)
+    return path
+
+
+def _in_decoder_of(key: str, i: int) -> bool:
+    """Whether a state-dict key is expert ``i``'s decoder (or own encoder), not its gate."""
+    return key.startswith(expert_prefix(i)) and not key.startswith(gate_prefix(i))
+
+
+def expert_alone(ckpt: str, i: int, out: str) -> Path:
+    """Expert ``i`` of a model as a model of its own: the base's encoder (or the expert's
+    own) under the expert's decoder and hint branches, no gates, no tilt, the base's
+    decoding. Something to train on (``init_from``, the encoder frozen) and put back where
+    it was with ``add_expert(..., at=i)``; its records are the expert's."""
+    model, meta = load_checkpoint(ckpt)
+    kinds = tuple(model.arch_args.get("experts", ()))
+    if not -len(kinds) <= i < len(kinds):
+        raise ValueError(f"{ckpt} has no expert {i} (it has {len(kinds)})")
+    i %= len(kinds)
+    prefix = expert_prefix(i)
+    state = model.state_dict()
+    base = {k: v for k, v in state.items() if not k.startswith((EXPERTS_PREFIX, TILT_PREFIX))}
+    decoder = {k[len(prefix) :]: v for k, v in state.items() if _in_decoder_of(k, i)}
+    args = {**model.arch_args, "experts": (), "gray_tilt": False}
+    alone = create_model(model.arch_name, **args)
+    load_state(alone, {**base, **decoder}, f"{ckpt}'s expert {i}")
+    alone.bins, alone.decoding = model.bins, model.decoding
+    key = record_key("expert", i)
+    path = save_checkpoint(
+        out,
+        alone,
+        train=meta.get("train", {}).get(key, {}),
+        metrics=meta.get("metrics", {}).get(key, {}),
+        half=False,
     )
+    log.info("expert %d of %s alone -> %s", i, ckpt, path)
     return path
 
 

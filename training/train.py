@@ -40,6 +40,7 @@ from colorizer.provenance import hardware_string
 from training.adversarial import Adversary
 from training.config import TrainConfig, TrainingError, config_to_dict
 from training.data import (
+    add_haze,
     balanced_order,
     compute_prior,
     load_images,
@@ -652,6 +653,8 @@ def run_epoch(run: Run, epoch: int) -> EpochEnd:
         idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
         if run.cache is None:
             rgb = make_batch(run.train_images, idx, cfg.crop, cfg.flip, gen, device, cfg.scale_min)
+            if cfg.haze:
+                rgb = add_haze(rgb, cfg.haze, gen)
         else:  # one of the photo's stored crops, and the encoder's features of it
             variant = torch.randint(0, run.cache.spec.variants, (len(idx),), generator=gen)
             rgb, taps, pooled = run.cache.batch(idx, variant, device)
