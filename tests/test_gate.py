@@ -401,3 +401,30 @@ def test_extract_expert_and_put_it_back_at_its_place(tmp_path, caplog):
     caplog.clear()
     assert cli(["extract-expert", "--ckpt", str(base), "--expert", "0", "--out", str(alone)]) == 2
     assert "no expert 0" in caplog.text
+
+
+def test_seen_photos_scores_each_decoder_on_train_and_test_photos(weather, tmp_path):  # noqa: F811
+    """reports.seen_photos: the sky-blue base loses to the grey expert on the fog, on the
+    photos it trained on as on the held-back ones; with the gate fully open the mixture is
+    the expert."""
+    from reports.seen_photos import main
+
+    base, grey = painter(tmp_path / "base.pt"), grey_painter(tmp_path / "grey.pt")
+    pair = tmp_path / "pair.pt"
+    assert cli(["add-expert", "--base", str(base), "--expert", str(grey), "--out", str(pair)]) == 0
+    model, meta = load_checkpoint(pair)
+    with torch.no_grad():
+        model.experts[0].gate.bias.fill_(5.0)  # open on every photo
+    save_checkpoint(pair, model, train=meta["train"], metrics=meta["metrics"])
+    md = tmp_path / "seen.md"
+    args = ["--ckpt", str(pair), "--data", str(weather), "--sources", "*/fog", "--limit", "6"]
+    assert main([*args, "--out", str(md)]) == 0
+    rows = [line.split(" | ") for line in md.read_text().splitlines() if "| img/fog |" in line]
+    header = next(line for line in md.read_text().splitlines() if line.startswith("| source"))
+    cols = [c.strip("| ") for c in header.split(" | ")]
+    assert {r[1] for r in rows} == {"train", "test"}
+    for r in rows:
+        cell = dict(zip(cols, r, strict=True))
+        assert float(cell["expert 1"]) > float(cell["base"]) + 1.0  # grey fog wants grey
+        assert float(cell["mixture"]) == pytest.approx(float(cell["expert 1"]), abs=0.02)
+    assert main([*args[:-3], "*/mist"]) == 2

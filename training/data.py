@@ -95,9 +95,10 @@ HAZE_HORIZON = (0.3, 0.7)  # where the far scene ends, as a share of the height 
 def add_haze(rgb: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
     """Synthetic fog on about ``share`` of a batch's photos (B, 3, H, W) float RGB in [0, 1].
 
-    Why: the model paints fog, overcast and rain the blue and warm of clear days, on its own
-    training photos too (issue 24): the weather sets are 130-250 photos each, and every clear
-    day can be a foggy one. The atmospheric scattering model I = J t + A (1 - t) in linear
+    Why: the model paints fog, overcast and rain the blue and warm of clear days, under the
+    gray floor on its own training photos too and further under on held-back ones (issue 24,
+    results/training/haze_expert/seen_photos.md): the weather sets are 130-250 photos each,
+    and every clear day can be a foggy one. The atmospheric scattering model I = J t + A (1 - t) in linear
     light, A a neutral grey and t = exp(-k d) with a depth proxy d of the row alone: 1 (far)
     above a horizon, falling to 0.1 at the bottom (the near road or field). A neutral A pulls
     a*b* towards 0 and L towards A's lightness where the fog is thick, as in a real fog, so
