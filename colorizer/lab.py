@@ -58,7 +58,7 @@ def _srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
         # 8-bit photos (the common case): a 256-entry table instead of a pow per value.
         return _linear_lut(str(rgb.device))[rgb.long()]
     if not rgb.is_floating_point():
-        raise TypeError(f"rgb_to_lab expects a float tensor in [0, 1] or uint8; got {rgb.dtype}")
+        raise TypeError(f"sRGB must be a float tensor in [0, 1] or uint8; got {rgb.dtype}")
     rgb = rgb.clamp(0.0, 1.0)
     high = rgb.add(0.055).div_(1.055).pow_(2.4)  # in place: a 12 MP photo is 144 MB a copy
     return torch.where(rgb > 0.04045, high, rgb.div(12.92))

@@ -32,7 +32,7 @@ from colorizer.metrics import psnr_db
 from colorizer.models.effunet import Expert
 from colorizer.provenance import invocation, machine_info
 from training.calibrate import source_groups
-from training.data import load_images
+from training.data import load_images, spread_rows
 
 
 @torch.no_grad()
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ckpt", default="default")
     ap.add_argument("--data", required=True, help="a folder written by training prepare")
     ap.add_argument("--sources", nargs="+", required=True, help="fnmatch patterns of sources")
-    ap.add_argument("--limit", type=int, default=20, help="photos per source and split")
+    ap.add_argument("--limit", type=int, default=20, help="photos per source and split (0: all)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     col = Colorizer(args.ckpt, device="cpu")
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         for src, idx in source_groups(args.data, split).items():
             if not any(fnmatch.fnmatch(src, p) for p in args.sources):
                 continue
-            pick = idx[np.linspace(0, len(idx) - 1, min(args.limit, len(idx))).round().astype(int)]
+            pick = idx[spread_rows(len(idx), args.limit)]  # 0: all of them
             s = scores(col, images[pick])
             header = header or list(s)
             cells = " | ".join(f"{s[k].mean():+.2f}" for k in header)

@@ -396,8 +396,15 @@ def test_extract_expert_and_put_it_back_at_its_place(tmp_path, caplog):
     assert not torch.equal(new.experts[0].head.bias, model.experts[0].head.bias)
     assert torch.equal(new.experts[1].head.bias, model.experts[1].head.bias)
     assert float(new.experts[0].gate.bias) == pytest.approx(0.4)
+    new_meta = load_checkpoint(back)[1]  # the replaced expert's record kept as its lineage
+    assert new_meta["train"]["expert"]["previous"] == meta["train"]["expert"]
+    assert new_meta["train"]["expert1"] == meta["train"]["expert1"]
     caplog.clear()
     assert cli([*put, "2"]) == 2 and "no expert 2" in caplog.text
+    caplog.clear()
+    assert cli([*put, "0", "--replace"]) == 2 and "--at puts one back" in caplog.text
+    caplog.clear()
+    assert cli([*put, "-2", "--own-encoder"]) == 2 and "drop --own-encoder" in caplog.text
     caplog.clear()
     assert cli(["extract-expert", "--ckpt", str(base), "--expert", "0", "--out", str(alone)]) == 2
     assert "no expert 0" in caplog.text
@@ -428,3 +435,4 @@ def test_seen_photos_scores_each_decoder_on_train_and_test_photos(weather, tmp_p
         assert float(cell["expert 1"]) > float(cell["base"]) + 1.0  # grey fog wants grey
         assert float(cell["mixture"]) == pytest.approx(float(cell["expert 1"]), abs=0.02)
     assert main([*args[:-3], "*/mist"]) == 2
+    assert main([*args[:-1], "0"]) == 0  # 0: every photo of each split

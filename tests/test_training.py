@@ -303,6 +303,10 @@ def test_haze_greys_the_far_rows_of_the_photos_it_picks():
     kept_top = (c1[:, :4] / c0[:, :4]).mean()  # far rows keep less of their colour ...
     kept_bottom = (c1[:, -4:] / c0[:, -4:]).mean()  # ... than the near bottom rows
     assert float(kept_top) < float(kept_bottom) < 1.0
+    # L moves towards the fog's grey (0.6-0.95 sRGB: L 63-98) most where the fog is thick
+    dark = torch.full((4, 3, 32, 32), 0.1)  # L 9
+    L = rgb_to_lab(add_haze(dark, 1.0, torch.Generator().manual_seed(3)))[:, 0]  # (B, H, W)
+    assert bool((L[:, 0] > L[:, -1]).all()) and float(L[:, 0].min()) > 30
     assert torch.equal(add_haze(rgb, 0.0, torch.Generator().manual_seed(3)), rgb)
     some = add_haze(rgb, 0.5, torch.Generator().manual_seed(3))
     changed = (some != rgb).flatten(1).any(1)

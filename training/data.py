@@ -96,7 +96,7 @@ def add_haze(rgb: torch.Tensor, share: float, gen: torch.Generator) -> torch.Ten
     """Synthetic fog on about ``share`` of a batch's photos (B, 3, H, W) float RGB in [0, 1].
 
     Why: the model paints fog, overcast and rain the blue and warm of clear days, under the
-    gray floor on its own training photos too and further under on held-back ones (issue 24,
+    gray floor on its own training photos too and, on DAWN's, further under on held-back ones (issue 24,
     results/training/haze_expert/seen_photos.md): the weather sets are 130-250 photos each,
     and every clear day can be a foggy one. The atmospheric scattering model I = J t + A (1 - t) in linear
     light, A a neutral grey and t = exp(-k d) with a depth proxy d of the row alone: 1 (far)

@@ -113,9 +113,13 @@ def add_expert(
             )
     kept = () if replace else tuple(base_model.arch_args["experts"])
     if at is not None:
-        if replace or not -len(kept) <= at < len(kept):
+        if replace:
+            raise ValueError("--replace drops every expert: --at puts one back in its place")
+        if not -len(kept) <= at < len(kept):
             raise ValueError(f"{base} has no expert {at} to replace (it has {len(kept)})")
         at %= len(kept)
+        if own_encoder and kept[at] != "own":
+            raise ValueError(f"{base}'s expert {at} reads the base's encoder: drop --own-encoder")
         own_encoder = kept[at] == "own"
     own = {
         k: v
@@ -146,10 +150,17 @@ def add_expert(
     def dropped(key: str) -> bool:  # the replaced experts' records (a kept gate keeps its)
         return replace and key.rstrip("0123456789") in records
 
-    train = {k: v for k, v in base_meta.get("train", {}).items() if not dropped(k)}
-    train[record_key("expert", i)] = expert_meta.get("train", {})
-    metrics = {k: v for k, v in base_meta.get("metrics", {}).items() if not dropped(k)}
-    metrics[record_key("expert", i)] = expert_meta.get("metrics", {})
+    def record(book: dict, theirs: dict) -> dict:
+        """The new decoder's record; one put in place keeps the one it replaces under
+        "previous" (its lineage: the run it was trained on from)."""
+        key = record_key("expert", i)
+        return {**theirs, "previous": book[key]} if at is not None and key in book else theirs
+
+    base_train, base_metrics = base_meta.get("train", {}), base_meta.get("metrics", {})
+    train = {k: v for k, v in base_train.items() if not dropped(k)}
+    train[record_key("expert", i)] = record(base_train, expert_meta.get("train", {}))
+    metrics = {k: v for k, v in base_metrics.items() if not dropped(k)}
+    metrics[record_key("expert", i)] = record(base_metrics, expert_meta.get("metrics", {}))
     half = bool(base_meta.get("half"))  # stored as the base is: its output stays bit for bit
     path = save_checkpoint(out, model, train=train, metrics=metrics, half=half)
     gate = "its gate kept" if at is not None else "gate shut"
