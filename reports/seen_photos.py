@@ -18,27 +18,29 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from colorizer.atomic import write_text
 from colorizer.bins import Decoding, output_to_ab
-from colorizer.inference import Colorizer, compose_batch
-from colorizer.lab import rgb_to_l
+from colorizer.inference import Colorizer, GrayModel, compose_batch
 from colorizer.metrics import psnr_db
 from colorizer.models.effunet import Expert
 from colorizer.provenance import invocation, machine_info
 from training.calibrate import source_groups
 from training.data import load_images, spread_rows
+from training.tilt import working_batches
+from training.validate import outputs_to_rgb
 
 
 @torch.no_grad()
-def decoder_logits(model: torch.nn.Module, L: torch.Tensor) -> dict[str, torch.Tensor]:
-    """(B, 1, h, w) L -> each decoder's logits alone, the gated mixture's and the file's."""
-    f, g = model.encode(L)
+def decoder_logits(
+    model: torch.nn.Module, f: dict[int, torch.Tensor], g: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """``encode``'s output -> each decoder's logits alone, the gated mixture's and the file's."""
     base, experts = model.decoders(f, g)
     out = {"base": base, **{f"expert {i + 1}": e for i, e in enumerate(experts)}}
     if experts:
@@ -48,26 +50,23 @@ def decoder_logits(model: torch.nn.Module, L: torch.Tensor) -> dict[str, torch.T
     return out
 
 
-def scores(col: Colorizer, rgb8: torch.Tensor) -> dict[str, np.ndarray]:
-    """uint8 (B, H, W, 3) photos -> {"<decoder>" and "<decoder>, mean": dB over gray (B,)}."""
-    x = rgb8.permute(0, 3, 1, 2).contiguous()  # (B, 3, H, W)
-    truth = x.float() / 255
-    size = tuple(col.model.input_size)
-    work = truth  # resized as Colorizer.working_l resizes a photo (bicubic), when it must be
-    if tuple(x.shape[-2:]) != size:
-        work = F.interpolate(truth, size=size, mode="bicubic", antialias=True).clamp(0, 1)
-    L = rgb_to_l(work)  # (B, 1, h, w)
-    gray = psnr_db(compose_batch(x, torch.zeros(len(x), 2, 4, 4)).float() / 255, truth)
-    out = {}
-    plain = Decoding(1.0)
-    for name, logits in decoder_logits(col.model, L).items():
-        for label, ab in (
-            (name, output_to_ab(col.model, logits.float())),
-            (f"{name}, mean", col.model.bins.decode(logits.float(), plain)),
-        ):
-            db = psnr_db(compose_batch(x, ab).float() / 255, truth) - gray
-            out[label] = db.numpy()
-    return out
+@torch.no_grad()
+def scores(model: torch.nn.Module, images: torch.Tensor) -> dict[str, np.ndarray]:
+    """uint8 (N, H, W, 3) photos -> {"<decoder>" and "<decoder>, mean": dB over gray (N,)},
+    the model run at its working size as the tilt's and gates' fits run it."""
+    out: dict[str, list[torch.Tensor]] = defaultdict(list)
+    gray, plain = GrayModel(), Decoding(1.0)
+    for rgb8, (f, g) in working_batches(model, images):
+        rgb8 = rgb8.contiguous()  # (B, 3, H, W)
+        truth = rgb8.float() / 255
+        floor = psnr_db(outputs_to_rgb(gray, rgb8, gray(f[0]), 1.0), truth)  # f[0]: the L
+        for name, logits in decoder_logits(model, f, g).items():
+            for label, ab in (
+                (name, output_to_ab(model, logits.float())),
+                (f"{name}, mean", model.bins.decode(logits.float(), plain)),
+            ):
+                out[label].append(psnr_db(compose_batch(rgb8, ab).float() / 255, truth) - floor)
+    return {k: torch.cat(v).numpy() for k, v in out.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             if not any(fnmatch.fnmatch(src, p) for p in args.sources):
                 continue
             pick = idx[spread_rows(len(idx), args.limit)]  # 0: all of them
-            s = scores(col, images[pick])
+            s = scores(col.model, images[pick])
             header = header or list(s)
             cells = " | ".join(f"{s[k].mean():+.2f}" for k in header)
             label = "/".join(Path(src).parts[-2:])  # e.g. weather/dawn-fog
